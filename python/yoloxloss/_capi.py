@@ -1,0 +1,245 @@
+"""ctypes declarations for libyoloxloss (include/yoloxloss.h).
+
+Everything here mirrors the C header exactly; keep the two in step. This
+module finds and loads the shared library on import and raises ImportError,
+naming every place it looked, when it cannot.
+"""
+
+import ctypes
+import os
+
+__all__ = []  # private module
+
+# --- constants (yoloxloss.h) -------------------------------------------------
+
+VERSION_MAJOR = 0
+VERSION_MINOR = 1
+VERSION_PATCH = 0
+
+MAX_LEVELS = 8
+
+OK = 0
+ERR_NULL_ARGUMENT = 1
+ERR_INVALID_CONFIG = 2
+ERR_INVALID_SHAPE = 3
+ERR_SIZE_OVERFLOW = 4
+ERR_INVALID_LABEL = 5
+ERR_INVALID_BOX = 6
+ERR_NONFINITE_INPUT = 7
+ERR_OUT_OF_MEMORY = 8
+ERR_NO_FORWARD = 9
+ERR_INVALID_ARGUMENT = 10
+
+STATUS_NAMES = {
+    OK: "YOLOXLOSS_OK",
+    ERR_NULL_ARGUMENT: "YOLOXLOSS_ERR_NULL_ARGUMENT",
+    ERR_INVALID_CONFIG: "YOLOXLOSS_ERR_INVALID_CONFIG",
+    ERR_INVALID_SHAPE: "YOLOXLOSS_ERR_INVALID_SHAPE",
+    ERR_SIZE_OVERFLOW: "YOLOXLOSS_ERR_SIZE_OVERFLOW",
+    ERR_INVALID_LABEL: "YOLOXLOSS_ERR_INVALID_LABEL",
+    ERR_INVALID_BOX: "YOLOXLOSS_ERR_INVALID_BOX",
+    ERR_NONFINITE_INPUT: "YOLOXLOSS_ERR_NONFINITE_INPUT",
+    ERR_OUT_OF_MEMORY: "YOLOXLOSS_ERR_OUT_OF_MEMORY",
+    ERR_NO_FORWARD: "YOLOXLOSS_ERR_NO_FORWARD",
+    ERR_INVALID_ARGUMENT: "YOLOXLOSS_ERR_INVALID_ARGUMENT",
+}
+
+ASSIGNER_YOLOX = 0
+ASSIGNER_YOLOX_LEGACY = 1
+
+IOU_LOSS_IOU = 0
+IOU_LOSS_GIOU = 1
+
+# C enums are passed and stored as int (their size on every ABI we target).
+c_enum = ctypes.c_int
+
+# --- structs -----------------------------------------------------------------
+
+c_float_p = ctypes.POINTER(ctypes.c_float)
+c_int32_p = ctypes.POINTER(ctypes.c_int32)
+
+
+class Config(ctypes.Structure):
+    """yoloxloss_config"""
+    _fields_ = [
+        ("num_classes", ctypes.c_int),
+        ("num_levels", ctypes.c_int),
+        ("strides", ctypes.c_float * MAX_LEVELS),
+        ("assigner", c_enum),
+        ("center_radius", ctypes.c_float),
+        ("candidate_topk", ctypes.c_int),
+        ("iou_cost_weight", ctypes.c_float),
+        ("cls_cost_weight", ctypes.c_float),
+        ("iou_loss", c_enum),
+        ("use_l1", ctypes.c_int),
+        ("reg_weight", ctypes.c_float),
+        ("obj_weight", ctypes.c_float),
+        ("cls_weight", ctypes.c_float),
+        ("l1_weight", ctypes.c_float),
+        ("num_threads", ctypes.c_int),
+        ("check_finite", ctypes.c_int),
+    ]
+
+
+class Level(ctypes.Structure):
+    """yoloxloss_level"""
+    _fields_ = [
+        ("height", ctypes.c_int),
+        ("width", ctypes.c_int),
+        ("fused", c_float_p),
+        ("reg", c_float_p),
+        ("obj", c_float_p),
+        ("cls", c_float_p),
+    ]
+
+
+class Batch(ctypes.Structure):
+    """yoloxloss_batch"""
+    _fields_ = [
+        ("num_images", ctypes.c_int),
+        ("levels", ctypes.POINTER(Level)),
+        ("num_gt", c_int32_p),
+        ("gt_classes", c_int32_p),
+        ("gt_boxes", c_float_p),
+    ]
+
+
+class Losses(ctypes.Structure):
+    """yoloxloss_losses"""
+    _fields_ = [
+        ("total", ctypes.c_float),
+        ("iou", ctypes.c_float),
+        ("obj", ctypes.c_float),
+        ("cls", ctypes.c_float),
+        ("l1", ctypes.c_float),
+        ("normalizer", ctypes.c_float),
+        ("fg_ratio", ctypes.c_float),
+        ("num_fg", ctypes.c_int64),
+        ("num_gt", ctypes.c_int64),
+    ]
+
+
+class LevelGrad(ctypes.Structure):
+    """yoloxloss_level_grad"""
+    _fields_ = [
+        ("fused", c_float_p),
+        ("reg", c_float_p),
+        ("obj", c_float_p),
+        ("cls", c_float_p),
+    ]
+
+
+class Upstream(ctypes.Structure):
+    """yoloxloss_upstream"""
+    _fields_ = [
+        ("total", ctypes.c_float),
+        ("iou", ctypes.c_float),
+        ("obj", ctypes.c_float),
+        ("cls", ctypes.c_float),
+        ("l1", ctypes.c_float),
+    ]
+
+
+class _OpaqueContext(ctypes.Structure):
+    """yoloxloss_context (opaque)"""
+
+
+ContextPtr = ctypes.POINTER(_OpaqueContext)
+
+# --- finding the library -----------------------------------------------------
+
+LIB_NAME = "libyoloxloss.so"
+ENV_VAR = "YOLOXLOSS_LIB"
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def candidate_paths():
+    """The places searched, in order: [(description, path)]."""
+    out = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        out.append(("$" + ENV_VAR, env))
+    out.append(("next to the package", os.path.join(_PKG_DIR, LIB_NAME)))
+    out.append(("the repository's build directory",
+                os.path.normpath(os.path.join(_PKG_DIR, "..", "..", "build", LIB_NAME))))
+    return out
+
+
+def _load():
+    tried = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        # An explicitly configured library must load; silently falling back to
+        # another copy would hide a misconfiguration.
+        try:
+            return ctypes.CDLL(os.path.abspath(env)), os.path.abspath(env)
+        except OSError as exc:
+            raise ImportError(
+                "yoloxloss: cannot load the library named by $%s=%r: %s"
+                % (ENV_VAR, env, exc)) from exc
+    for what, path in candidate_paths():
+        if not os.path.exists(path):
+            tried.append("  %s: %s (not found)" % (what, path))
+            continue
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as exc:
+            tried.append("  %s: %s (failed to load: %s)" % (what, path, exc))
+    raise ImportError(
+        "yoloxloss: cannot find %s. Tried:\n%s\n"
+        "Build it (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && "
+        "cmake --build build) or set $%s to its full path."
+        % (LIB_NAME, "\n".join(tried), ENV_VAR))
+
+
+lib, lib_path = _load()
+
+
+def _declare(name, restype, argtypes):
+    try:
+        fn = getattr(lib, name)
+    except AttributeError as exc:
+        raise ImportError("yoloxloss: %s (%s) lacks the symbol %s; is it an "
+                          "older or foreign build?" % (LIB_NAME, lib_path, name)) from exc
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
+version_number = _declare("yoloxloss_version_number", ctypes.c_int, [])
+version_string = _declare("yoloxloss_version_string", ctypes.c_char_p, [])
+_expected = VERSION_MAJOR * 10000 + VERSION_MINOR * 100 + VERSION_PATCH
+if version_number() != _expected:
+    raise ImportError("yoloxloss: %s is version %s but this binding was written for %d.%d.%d; "
+                      "rebuild the library from this checkout"
+                      % (lib_path, version_string().decode(), VERSION_MAJOR, VERSION_MINOR,
+                         VERSION_PATCH))
+
+status_string = _declare("yoloxloss_status_string", ctypes.c_char_p, [c_enum])
+config_defaults = _declare("yoloxloss_config_defaults", None, [ctypes.POINTER(Config)])
+config_validate = _declare("yoloxloss_config_validate", c_enum,
+                           [ctypes.POINTER(Config), ctypes.c_char_p, ctypes.c_size_t])
+create = _declare("yoloxloss_create", c_enum,
+                  [ctypes.POINTER(Config), ctypes.POINTER(ContextPtr)])
+destroy = _declare("yoloxloss_destroy", None, [ContextPtr])
+get_config = _declare("yoloxloss_get_config", ctypes.POINTER(Config), [ContextPtr])
+last_error = _declare("yoloxloss_last_error", ctypes.c_char_p, [ContextPtr])
+forward = _declare("yoloxloss_forward", c_enum,
+                   [ContextPtr, ctypes.POINTER(Batch), ctypes.POINTER(Losses)])
+renormalize = _declare("yoloxloss_renormalize", c_enum,
+                       [ContextPtr, ctypes.c_float, ctypes.POINTER(Losses)])
+backward = _declare("yoloxloss_backward", c_enum,
+                    [ContextPtr, ctypes.POINTER(LevelGrad), ctypes.POINTER(Upstream),
+                     ctypes.c_int])
+num_anchors = _declare("yoloxloss_num_anchors", ctypes.c_int64, [ContextPtr])
+get_assignment = _declare("yoloxloss_get_assignment", c_enum,
+                          [ContextPtr, c_int32_p, c_float_p, c_int32_p])
+
+
+def float_ptr(addr):
+    """A float* for a raw address (0 -> NULL)."""
+    return ctypes.cast(ctypes.c_void_p(addr), c_float_p) if addr else c_float_p()
+
+
+def int32_ptr(addr):
+    return ctypes.cast(ctypes.c_void_p(addr), c_int32_p) if addr else c_int32_p()

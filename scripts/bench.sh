@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: install what is missing, build, and time this library
+# against the PyTorch reference on the benchmark scenarios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+build=${YOLOXLOSS_BUILD_DIR:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build" -j"$(nproc)"
+python=$(grep -E '^YOLOXLOSS_TORCH_PYTHON:' "$build/CMakeCache.txt" | cut -d= -f2-)
+[ -n "$python" ] || python=/usr/bin/python3
+YOLOXLOSS_LIB="$PWD/$build/libyoloxloss.so" exec "$python" bench/run_bench.py \
+  --bench-exe "$build/bench/yoloxloss_bench" "$@"

@@ -1,0 +1,277 @@
+/* SimOTA label assignment of one image (docs/algorithm.md, section 3). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assign.h"
+#include "bce.h"
+#include "internal.h"
+
+float yl_cls_cost_pair(double sum_bce0, float p_c) {
+    return (float)(sum_bce0 - (double)yl_bce_prob0(p_c) + (double)yl_bce_prob1(p_c));
+}
+
+/* A total order on (value, index) that puts NaN after every number, so a
+ * NaN cost is never preferred and a NaN IoU always counts as the largest
+ * (torch.topk's order), and breaks exact ties by the lower index. */
+static int before(float a, int ia, float b, int ib) {
+    if (isnan(a)) return isnan(b) && ia < ib;
+    if (isnan(b)) return 1;
+    return a < b || (a == b && ia < ib);
+}
+
+/* Sum of the m largest values of row[0..n), taken in descending order as
+ * torch.topk returns them. top[m] is scratch. */
+static float sum_largest(const float *row, int n, int m, float *top) {
+    int len = 0;
+    for (int c = 0; c < n; c++) {
+        float v = row[c];
+        /* keep top[] sorted descending; NaN counts as the largest */
+        if (len == m && !before(top[len - 1], 0, v, 1)) continue;
+        int pos = len < m ? len++ : m - 1;
+        while (pos > 0 && before(top[pos - 1], 0, v, 1)) {
+            top[pos] = top[pos - 1];
+            pos--;
+        }
+        top[pos] = v;
+    }
+    float s = 0.0f;
+    for (int i = 0; i < len; i++) s += top[i];
+    return s;
+}
+
+size_t yl_simota_work_bytes(int n_cand, int topk) {
+    size_t m = (size_t)(topk < n_cand ? topk : n_cand);
+    return (size_t)n_cand * sizeof(int32_t) + m * (sizeof(float) + sizeof(int));
+}
+
+void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, int topk,
+                     int32_t *dynamic_k, int32_t *match, void *work) {
+    int m = topk < n_cand ? topk : n_cand;
+    /* k never exceeds m, so m slots serve both the IoU sum and the choice
+     * of the cheapest candidates. */
+    int32_t *taken = work; /* how many gts took each candidate */
+    float *top = (float *)(taken + n_cand);
+    int *pick = (int *)(top + m);
+    for (int c = 0; c < n_cand; c++) {
+        match[c] = -1;
+        taken[c] = 0;
+    }
+
+    for (int g = 0; g < n_gt; g++) {
+        const float *irow = iou + (size_t)g * n_cand;
+        const float *crow = cost + (size_t)g * n_cand;
+        float s = sum_largest(irow, n_cand, m, top);
+        int k = (isnan(s) || s < 1.0f) ? 1 : (int)s;
+        if (k > m) k = m;
+        dynamic_k[g] = k;
+
+        /* the k cheapest candidates, sorted ascending by (cost, index) */
+        int len = 0;
+        for (int c = 0; c < n_cand; c++) {
+            if (len == k && !before(crow[c], c, crow[pick[len - 1]], pick[len - 1])) continue;
+            int pos = len < k ? len++ : k - 1;
+            while (pos > 0 && before(crow[c], c, crow[pick[pos - 1]], pick[pos - 1])) {
+                pick[pos] = pick[pos - 1];
+                pos--;
+            }
+            pick[pos] = c;
+        }
+        for (int i = 0; i < len; i++) {
+            int c = pick[i];
+            taken[c]++;
+            match[c] = g;
+        }
+    }
+    for (int c = 0; c < n_cand; c++) {
+        if (taken[c] <= 1) continue;
+        int best = 0;
+        for (int g = 1; g < n_gt; g++)
+            if (before(cost[(size_t)g * n_cand + c], g, cost[(size_t)best * n_cand + c], best)) best = g;
+        match[c] = best;
+    }
+}
+
+void yl_assign_scratch_free(yl_assign_scratch *s) {
+    for (size_t i = 0; i < sizeof s->buf / sizeof s->buf[0]; i++) {
+        free(s->buf[i]);
+        s->buf[i] = NULL;
+        s->cap[i] = 0;
+    }
+}
+
+/* Slot i of the scratch with room for `bytes`, or NULL. */
+static void *scratch_get(yl_assign_scratch *s, int i, size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    if (s->cap[i] < bytes) {
+        size_t want = bytes + bytes / 4;
+        void *p = realloc(s->buf[i], want);
+        if (!p) return NULL;
+        s->buf[i] = p;
+        s->cap[i] = want;
+    }
+    return s->buf[i];
+}
+
+enum { S_CAND, S_POS, S_BOX, S_SUM, S_SIGOBJ, S_IOU, S_COST, S_MATCH, S_WORK, S_COUNT };
+
+/* Anchor centre as each reference computes it: (j + 0.5) s in current YOLOX,
+ * j s + 0.5 s in the legacy code. Equal for the usual integer strides. */
+static float anchor_centre(int j, float s, int legacy) {
+    return legacy ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
+}
+
+/* Grid index range [*lo, *hi] that may hold anchor centres within `half`
+ * of `c`, widened by one cell so rounding can only add cells, which the
+ * exact test then rejects. Returns 0 if the range is empty. */
+static int cell_range(float c, float half, float s, int n, int *lo, int *hi) {
+    double a = ((double)c - (double)half) / s - 0.5 - 1.0;
+    double b = ((double)c + (double)half) / s - 0.5 + 1.0;
+    if (!(b >= 0.0) || !(a <= (double)(n - 1))) return 0;
+    *lo = a <= 0.0 ? 0 : (int)floor(a);
+    *hi = b >= (double)(n - 1) ? n - 1 : (int)ceil(b);
+    return *lo <= *hi;
+}
+
+/* Is anchor centre (xc, yc) in gt g's geometry: its centre box, and for
+ * the legacy rule also its box. */
+static int in_geometry(const yl_assign_params *p, float xc, float yc, const float *gt, float rs) {
+    if (!yl_inside(xc, yc, gt[0], gt[1], rs, rs)) return 0;
+    if (p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY)
+        return yl_inside(xc, yc, gt[0], gt[1], 0.5f * gt[2], 0.5f * gt[3]);
+    return 1;
+}
+
+/* Marks (matched[a] = -2) every anchor that is a candidate of some gt: in a
+ * centre box, or for the legacy rule also in a box. */
+static void mark_candidates(const yl_assign_params *p, const yl_level_view *levels, int num_levels,
+                            int n_gt, const float *gt_boxes, int32_t *matched) {
+    const int legacy = p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    for (int l = 0; l < num_levels; l++) {
+        const yl_level_view *v = &levels[l];
+        const float s = v->stride;
+        const float rs = p->center_radius * s;
+        int32_t *mark = matched + v->anchor_offset;
+        for (int g = 0; g < n_gt; g++) {
+            const float *gt = gt_boxes + 4 * g;
+            float hw = legacy ? fmaxf(rs, 0.5f * gt[2]) : rs;
+            float hh = legacy ? fmaxf(rs, 0.5f * gt[3]) : rs;
+            int j0, j1, i0, i1;
+            if (!cell_range(gt[0], hw, s, v->width, &j0, &j1) ||
+                !cell_range(gt[1], hh, s, v->height, &i0, &i1))
+                continue;
+            for (int i = i0; i <= i1; i++) {
+                float yc = anchor_centre(i, s, legacy);
+                for (int j = j0; j <= j1; j++) {
+                    float xc = anchor_centre(j, s, legacy);
+                    int in = yl_inside(xc, yc, gt[0], gt[1], rs, rs) ||
+                             (legacy && yl_inside(xc, yc, gt[0], gt[1], 0.5f * gt[2], 0.5f * gt[3]));
+                    if (in) mark[(size_t)i * v->width + j] = -2;
+                }
+            }
+        }
+    }
+}
+
+int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, int num_levels,
+                        int64_t num_anchors, int n_gt, const float *gt_boxes,
+                        const int32_t *gt_classes, yl_assign_scratch *scratch, int32_t *matched,
+                        float *pred_iou, int32_t *dynamic_k) {
+    const int legacy = p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    for (int64_t a = 0; a < num_anchors; a++) {
+        matched[a] = -1;
+        pred_iou[a] = 0.0f;
+    }
+    if (n_gt == 0) return 0;
+    mark_candidates(p, levels, num_levels, n_gt, gt_boxes, matched);
+
+    /* Candidate list in anchor order; level l owns [first[l], first[l+1]). */
+    int32_t *cand = scratch_get(scratch, S_CAND, (size_t)num_anchors * sizeof *cand);
+    if (!cand) return -1;
+    int first[YOLOXLOSS_MAX_LEVELS + 1];
+    int n_cand = 0;
+    for (int l = 0; l < num_levels; l++) {
+        first[l] = n_cand;
+        int64_t end = levels[l].anchor_offset + (int64_t)levels[l].hw;
+        for (int64_t a = levels[l].anchor_offset; a < end; a++)
+            if (matched[a] == -2) {
+                matched[a] = -1;
+                cand[n_cand++] = (int32_t)a;
+            }
+    }
+    first[num_levels] = n_cand;
+    if (n_cand == 0) {
+        for (int g = 0; g < n_gt; g++) dynamic_k[g] = 0;
+        return 0;
+    }
+
+    size_t nc = (size_t)n_cand, pairs = (size_t)n_gt * nc;
+    int32_t *pos = scratch_get(scratch, S_POS, nc * sizeof *pos);
+    yl_box *box = scratch_get(scratch, S_BOX, nc * sizeof *box);
+    double *sum0 = scratch_get(scratch, S_SUM, nc * sizeof *sum0);
+    float *sig_obj = scratch_get(scratch, S_SIGOBJ, nc * sizeof *sig_obj);
+    float *iou = scratch_get(scratch, S_IOU, pairs * sizeof *iou);
+    float *cost = scratch_get(scratch, S_COST, pairs * sizeof *cost);
+    int32_t *match = scratch_get(scratch, S_MATCH, nc * sizeof *match);
+    void *work = scratch_get(scratch, S_WORK, yl_simota_work_bytes(n_cand, p->topk));
+    if (!pos || !box || !sum0 || !sig_obj || !iou || !cost || !match || !work) return -1;
+
+    /* Decoded box, objectness probability and the class-cost sum S of
+     * every candidate. */
+    for (int l = 0; l < num_levels; l++) {
+        const yl_level_view *v = &levels[l];
+        for (int c = first[l]; c < first[l + 1]; c++) {
+            int q = (int)(cand[c] - v->anchor_offset);
+            pos[c] = q;
+            int i = q / v->width, j = q % v->width;
+            box[c] = yl_decode(v->reg[q], v->reg[v->hw + (size_t)q], v->reg[2 * v->hw + (size_t)q],
+                               v->reg[3 * v->hw + (size_t)q], i, j, v->stride);
+            sig_obj[c] = yl_sigmoid(v->obj[q]);
+            sum0[c] = 0.0;
+        }
+    }
+    const yl_kernels *k = p->kernels;
+    for (int l = 0; l < num_levels; l++) {
+        const yl_level_view *v = &levels[l];
+        size_t n = (size_t)(first[l + 1] - first[l]);
+        if (n == 0) continue;
+        for (int cls = 0; cls < p->num_classes; cls++)
+            k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, pos + first[l], n, sig_obj + first[l],
+                                    sum0 + first[l]);
+    }
+
+    /* IoU and cost of every (gt, candidate) pair. */
+    for (int g = 0; g < n_gt; g++) {
+        const float *gt = gt_boxes + 4 * g;
+        yl_box gb = {gt[0], gt[1], gt[2], gt[3]};
+        for (int l = 0; l < num_levels; l++) {
+            const yl_level_view *v = &levels[l];
+            const float rs = p->center_radius * v->stride;
+            const float *cls_plane = v->cls + (size_t)gt_classes[g] * v->hw;
+            for (int c = first[l]; c < first[l + 1]; c++) {
+                size_t at = (size_t)g * nc + (size_t)c;
+                float u = yl_pair_iou(gb, box[c]);
+                iou[at] = u;
+                float iou_cost = -logf(u + 1e-8f);
+                float cls_cost = yl_cls_cost_pair(sum0[c], yl_cost_prob(cls_plane[pos[c]], sig_obj[c]));
+                int q = pos[c];
+                float xc = anchor_centre(q % v->width, v->stride, legacy);
+                float yc = anchor_centre(q / v->width, v->stride, legacy);
+                float cst = p->cls_cost_weight * cls_cost + p->iou_cost_weight * iou_cost;
+                if (!in_geometry(p, xc, yc, gt, rs)) cst += p->penalty;
+                cost[at] = cst;
+            }
+        }
+    }
+
+    yl_simota_match(n_gt, n_cand, iou, cost, p->topk, dynamic_k, match, work);
+
+    int64_t num_fg = 0;
+    for (int c = 0; c < n_cand; c++) {
+        if (match[c] < 0) continue;
+        matched[cand[c]] = match[c];
+        pred_iou[cand[c]] = iou[(size_t)match[c] * nc + (size_t)c];
+        num_fg++;
+    }
+    return num_fg;
+}

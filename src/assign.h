@@ -1,0 +1,86 @@
+/* SimOTA label assignment (docs/algorithm.md, section 3).
+ *
+ * The work for one image is split in two so each half can be tested alone:
+ *   yl_assign_image builds the candidate set, the IoU and cost matrices
+ *   from the head outputs; yl_simota_match runs dynamic-k matching on them.
+ */
+#ifndef YL_ASSIGN_H
+#define YL_ASSIGN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "box.h"
+#include "simd/kernels.h"
+#include "yoloxloss.h"
+
+/* Geometry tests in the reference's float32 form. (xc, yc) is an anchor
+ * centre; half is r*s for the centre box or w/2, h/2 for the gt box. */
+static inline int yl_inside(float xc, float yc, float cx, float cy, float half_w, float half_h) {
+    float l = xc - (cx - half_w), r = (cx + half_w) - xc;
+    float t = yc - (cy - half_h), b = (cy + half_h) - yc;
+    return l > 0.0f && r > 0.0f && t > 0.0f && b > 0.0f;
+}
+
+/* The class part of the matching cost for gt class c at one anchor,
+ * sum_k BCE(p_k, [k == c]), from S = sum_k BCE(p_k, 0) (double) and p_c:
+ * S - BCE(p_c, 0) + BCE(p_c, 1). O(1) per (gt, anchor) pair. */
+float yl_cls_cost_pair(double sum_bce0, float p_c);
+
+/* Dynamic-k matching of one image.
+ *   iou, cost: [n_gt, n_cand] row-major; n_gt >= 1, n_cand >= 1.
+ *   topk: how many of the largest IoUs of a row are summed for k.
+ *   dynamic_k [n_gt] out: max(1, (int)sum) of those IoUs, never above n_cand.
+ *   match [n_cand] out: index of the gt that keeps each candidate, -1 if none.
+ *   work: yl_simota_work_bytes(n_cand, topk) bytes of scratch.
+ * Each gt takes its k cheapest candidates (ties: lowest candidate index).
+ * A candidate taken by several gts goes to the gt of smallest cost in its
+ * whole cost column, as the reference does, even a gt that did not take it
+ * (ties: lowest gt index). */
+size_t yl_simota_work_bytes(int n_cand, int topk);
+
+void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, int topk,
+                     int32_t *dynamic_k, int32_t *match, void *work);
+
+/* One feature level of one image, as the assigner and the loss read it.
+ * Channel c of reg (resp. cls) is at reg + c*hw (resp. cls + c*hw). */
+typedef struct {
+    const float *reg;
+    const float *obj;
+    const float *cls;
+    size_t hw;
+    int height, width;
+    float stride;
+    int64_t anchor_offset; /* index of this level's first anchor in the image */
+} yl_level_view;
+
+/* Growable per-thread scratch of the assigner; zero-initialise, free with
+ * yl_assign_scratch_free. */
+typedef struct {
+    void *buf[10];
+    size_t cap[10];
+} yl_assign_scratch;
+
+void yl_assign_scratch_free(yl_assign_scratch *s);
+
+typedef struct {
+    yoloxloss_assigner assigner;
+    float center_radius;   /* already resolved (> 0) */
+    float penalty;         /* 1e6 or 1e5 */
+    int topk;
+    float iou_cost_weight, cls_cost_weight;
+    int num_classes;
+    const yl_kernels *kernels;
+} yl_assign_params;
+
+/* Assigns one image. levels: num_levels views; num_anchors = A.
+ * gt_boxes [n_gt, 4], gt_classes [n_gt], n_gt >= 0.
+ * Out: matched [A] (gt row or -1), pred_iou [A] (0 for background),
+ * dynamic_k [n_gt] (0 when the image has no candidate anchor).
+ * Returns the number of fg anchors, or -1 if scratch could not be allocated. */
+int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, int num_levels,
+                        int64_t num_anchors, int n_gt, const float *gt_boxes,
+                        const int32_t *gt_classes, yl_assign_scratch *scratch, int32_t *matched,
+                        float *pred_iou, int32_t *dynamic_k);
+
+#endif

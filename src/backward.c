@@ -1,0 +1,126 @@
+/* backward: d(reported terms) / d(head outputs) of the last forward. */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+yl_grad_view yl_grad_view_of(const yoloxloss_level_grad *g, const yoloxloss_level *shape,
+                             int num_classes, int image) {
+    yl_grad_view v;
+    size_t hw = (size_t)shape->height * (size_t)shape->width;
+    size_t b = (size_t)image, C = (size_t)num_classes;
+    if (g->fused) {
+        float *base = g->fused + b * (5 + C) * hw;
+        v.reg = base;
+        v.obj = base + 4 * hw;
+        v.cls = base + 5 * hw;
+    } else {
+        v.reg = g->reg + b * 4 * hw;
+        v.obj = g->obj + b * hw;
+        v.cls = g->cls + b * C * hw;
+    }
+    return v;
+}
+
+/* Scale of each term's per-element gradient: upstream * weight / N. */
+typedef struct {
+    float iou, obj, cls, l1;
+} term_scales;
+
+/* Writes the gradient of level l of image b. */
+static void image_level_backward(const yoloxloss_context *ctx, int b, int l, const yl_grad_view *gv,
+                                 term_scales s, int accumulate) {
+    const yoloxloss_config *cfg = &ctx->cfg;
+    const int C = cfg->num_classes;
+    yl_level_view v = yl_input_view(&ctx->levels[l], C, b);
+    const float stride = cfg->strides[l];
+    const size_t hw = v.hw;
+    const size_t at = (size_t)b * (size_t)ctx->num_anchors + (size_t)ctx->level_offset[l];
+    const int32_t *m = (const int32_t *)ctx->matched.ptr + at;
+    const float *pred_iou = (const float *)ctx->pred_iou.ptr + at;
+    const int64_t g0 = ((const int64_t *)ctx->gt_offset.ptr)[b];
+    const int32_t *gt_cls = (const int32_t *)ctx->gt_classes.ptr + g0;
+    const float *gt_box = (const float *)ctx->gt_boxes.ptr + 4 * g0;
+
+    if (!accumulate || s.obj != 0.0f) ctx->kernels->obj_grad(v.obj, m, hw, s.obj, gv->obj, accumulate);
+    if (!accumulate) {
+        /* Background anchors have no reg or cls gradient. */
+        memset(gv->reg, 0, 4 * hw * sizeof(float));
+        memset(gv->cls, 0, (size_t)C * hw * sizeof(float));
+    }
+    for (size_t q = 0; q < hw; q++) {
+        int32_t g = m[q];
+        if (g < 0) continue;
+        if (s.cls != 0.0f)
+            ctx->kernels->cls_grad(v.cls + q, hw, C, gt_cls[g], pred_iou[q], s.cls, gv->cls + q, 1);
+        int i = (int)(q / (size_t)v.width), j = (int)(q % (size_t)v.width);
+        const float *gt = gt_box + 4 * g;
+        yl_box gb = {gt[0], gt[1], gt[2], gt[3]};
+        float t[4] = {v.reg[q], v.reg[hw + q], v.reg[2 * hw + q], v.reg[3 * hw + q]};
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (s.iou != 0.0f) {
+            yl_box pb = yl_decode(t[0], t[1], t[2], t[3], i, j, stride);
+            float dbox[4];
+            yl_iou_loss_grad(pb, gb, cfg->iou_loss, dbox);
+            /* x = (tx + j) s, w = exp(tw) s: chained as autograd does. */
+            d[0] = s.iou * (dbox[0] * stride);
+            d[1] = s.iou * (dbox[1] * stride);
+            d[2] = s.iou * ((dbox[2] * stride) * expf(t[2]));
+            d[3] = s.iou * ((dbox[3] * stride) * expf(t[3]));
+        }
+        if (cfg->use_l1 && s.l1 != 0.0f) {
+            float target[4];
+            yl_l1_target(gb, i, j, stride, target);
+            for (int c = 0; c < 4; c++) {
+                float diff = t[c] - target[c];
+                d[c] += s.l1 * (float)((diff > 0.0f) - (diff < 0.0f));
+            }
+        }
+        for (int c = 0; c < 4; c++) gv->reg[(size_t)c * hw + q] += d[c];
+    }
+}
+
+yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
+                                    const yoloxloss_upstream *upstream, int accumulate) {
+    if (!ctx) return YOLOXLOSS_ERR_NULL_ARGUMENT;
+    ctx->error[0] = '\0';
+    if (!ctx->has_forward)
+        return yl_fail(ctx, YOLOXLOSS_ERR_NO_FORWARD, "backward needs a successful forward first");
+    if (!grads) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "grads is NULL");
+    const yoloxloss_config *cfg = &ctx->cfg;
+    for (int l = 0; l < cfg->num_levels; l++) {
+        const yoloxloss_level_grad *g = &grads[l];
+        int fused_in = ctx->levels[l].fused != NULL;
+        int ok = fused_in ? g->fused != NULL : (g->reg && g->obj && g->cls);
+        if (!ok)
+            return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT,
+                           "level %d: the inputs were %s, so grads[%d] needs %s", l,
+                           fused_in ? "fused" : "split", l,
+                           fused_in ? "fused set" : "reg, obj and cls all set");
+    }
+    yoloxloss_upstream up = {1.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    if (upstream) up = *upstream;
+    const yoloxloss_upstream *u = &up;
+    static const char *names[5] = {"total", "iou", "obj", "cls", "l1"};
+    const float vals[5] = {u->total, u->iou, u->obj, u->cls, u->l1};
+    for (int i = 0; i < 5; i++)
+        if (!isfinite(vals[i]))
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "upstream.%s is %g; it must be finite",
+                           names[i], (double)vals[i]);
+
+    const float n = ctx->normalizer;
+    term_scales s;
+    s.iou = (float)((double)(u->total + u->iou) * cfg->reg_weight / n);
+    s.obj = (float)((double)(u->total + u->obj) * cfg->obj_weight / n);
+    s.cls = (float)((double)(u->total + u->cls) * cfg->cls_weight / n);
+    s.l1 = cfg->use_l1 ? (float)((double)(u->total + u->l1) * cfg->l1_weight / n) : 0.0f;
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(ctx->num_threads)
+    for (int b = 0; b < ctx->num_images; b++) {
+        for (int l = 0; l < cfg->num_levels; l++) {
+            yl_grad_view gv = yl_grad_view_of(&grads[l], &ctx->levels[l], cfg->num_classes, b);
+            image_level_backward(ctx, b, l, &gv, s, accumulate);
+        }
+    }
+    return YOLOXLOSS_OK;
+}

@@ -1,0 +1,201 @@
+/* Config, context lifetime, status messages and the growable workspace. */
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *yoloxloss_status_string(yoloxloss_status status) {
+    switch (status) {
+    case YOLOXLOSS_OK: return "success";
+    case YOLOXLOSS_ERR_NULL_ARGUMENT: return "a required pointer argument is NULL";
+    case YOLOXLOSS_ERR_INVALID_CONFIG: return "a config field is out of range";
+    case YOLOXLOSS_ERR_INVALID_SHAPE: return "an image count or grid size is not positive";
+    case YOLOXLOSS_ERR_SIZE_OVERFLOW: return "a buffer size is too large to address";
+    case YOLOXLOSS_ERR_INVALID_LABEL: return "a ground-truth count or class id is out of range";
+    case YOLOXLOSS_ERR_INVALID_BOX: return "a ground-truth box is non-finite or has a non-positive size";
+    case YOLOXLOSS_ERR_NONFINITE_INPUT: return "a head output holds NaN or infinity";
+    case YOLOXLOSS_ERR_OUT_OF_MEMORY: return "workspace allocation failed";
+    case YOLOXLOSS_ERR_NO_FORWARD: return "no successful forward to take the gradient of";
+    case YOLOXLOSS_ERR_INVALID_ARGUMENT: return "an argument value or combination is not accepted";
+    }
+    return "unknown status";
+}
+
+int yoloxloss_version_number(void) { return YOLOXLOSS_VERSION_NUMBER; }
+
+#define YL_STR2(x) #x
+#define YL_STR(x) YL_STR2(x)
+const char *yoloxloss_version_string(void) {
+    return YL_STR(YOLOXLOSS_VERSION_MAJOR) "." YL_STR(YOLOXLOSS_VERSION_MINOR) "." YL_STR(
+        YOLOXLOSS_VERSION_PATCH);
+}
+
+void yoloxloss_config_defaults(yoloxloss_config *config) {
+    if (!config) return;
+    memset(config, 0, sizeof *config);
+    config->num_classes = 80;
+    config->num_levels = 3;
+    config->strides[0] = 8.0f;
+    config->strides[1] = 16.0f;
+    config->strides[2] = 32.0f;
+    config->assigner = YOLOXLOSS_ASSIGNER_YOLOX;
+    config->center_radius = 0.0f;
+    config->candidate_topk = 10;
+    config->iou_cost_weight = 3.0f;
+    config->cls_cost_weight = 1.0f;
+    config->iou_loss = YOLOXLOSS_IOU_LOSS_IOU;
+    config->use_l1 = 0;
+    config->reg_weight = 5.0f;
+    config->obj_weight = 1.0f;
+    config->cls_weight = 1.0f;
+    config->l1_weight = 1.0f;
+    config->num_threads = 0;
+#ifdef NDEBUG
+    config->check_finite = 0;
+#else
+    config->check_finite = 1;
+#endif
+}
+
+static yoloxloss_status config_error(char *message, size_t capacity, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static yoloxloss_status config_error(char *message, size_t capacity, const char *fmt, ...) {
+    if (message && capacity > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(message, capacity, fmt, ap);
+        va_end(ap);
+    }
+    return YOLOXLOSS_ERR_INVALID_CONFIG;
+}
+
+yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *message,
+                                           size_t capacity) {
+    if (message && capacity > 0) message[0] = '\0';
+    if (!c) {
+        if (message && capacity > 0) snprintf(message, capacity, "config is NULL");
+        return YOLOXLOSS_ERR_NULL_ARGUMENT;
+    }
+    if (c->num_classes < 1)
+        return config_error(message, capacity, "num_classes is %d; it must be >= 1", c->num_classes);
+    if (c->num_levels < 1 || c->num_levels > YOLOXLOSS_MAX_LEVELS)
+        return config_error(message, capacity, "num_levels is %d; it must be in [1, %d]",
+                            c->num_levels, YOLOXLOSS_MAX_LEVELS);
+    for (int l = 0; l < c->num_levels; l++)
+        if (!(isfinite(c->strides[l]) && c->strides[l] > 0.0f))
+            return config_error(message, capacity, "strides[%d] is %g; it must be finite and > 0",
+                                l, (double)c->strides[l]);
+    if (c->assigner != YOLOXLOSS_ASSIGNER_YOLOX && c->assigner != YOLOXLOSS_ASSIGNER_YOLOX_LEGACY)
+        return config_error(message, capacity, "assigner is %d; it must be YOLOXLOSS_ASSIGNER_YOLOX (0) "
+                            "or YOLOXLOSS_ASSIGNER_YOLOX_LEGACY (1)", (int)c->assigner);
+    if (!(isfinite(c->center_radius) && c->center_radius >= 0.0f))
+        return config_error(message, capacity, "center_radius is %g; it must be finite and >= 0 "
+                            "(0 = the assigner's own)", (double)c->center_radius);
+    if (c->candidate_topk < 1)
+        return config_error(message, capacity, "candidate_topk is %d; it must be >= 1", c->candidate_topk);
+    if (!(isfinite(c->iou_cost_weight) && c->iou_cost_weight >= 0.0f))
+        return config_error(message, capacity, "iou_cost_weight is %g; it must be finite and >= 0",
+                            (double)c->iou_cost_weight);
+    if (!(isfinite(c->cls_cost_weight) && c->cls_cost_weight >= 0.0f))
+        return config_error(message, capacity, "cls_cost_weight is %g; it must be finite and >= 0",
+                            (double)c->cls_cost_weight);
+    if (c->iou_loss != YOLOXLOSS_IOU_LOSS_IOU && c->iou_loss != YOLOXLOSS_IOU_LOSS_GIOU)
+        return config_error(message, capacity, "iou_loss is %d; it must be YOLOXLOSS_IOU_LOSS_IOU (0) "
+                            "or YOLOXLOSS_IOU_LOSS_GIOU (1)", (int)c->iou_loss);
+    const float weights[4] = {c->reg_weight, c->obj_weight, c->cls_weight, c->l1_weight};
+    const char *names[4] = {"reg_weight", "obj_weight", "cls_weight", "l1_weight"};
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(weights[i]))
+            return config_error(message, capacity, "%s is %g; it must be finite", names[i],
+                                (double)weights[i]);
+    if (c->num_threads < 0)
+        return config_error(message, capacity, "num_threads is %d; it must be >= 0 (0 = OpenMP's default)",
+                            c->num_threads);
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out) {
+    if (!out) return YOLOXLOSS_ERR_NULL_ARGUMENT;
+    *out = NULL;
+    yoloxloss_status st = yoloxloss_config_validate(config, NULL, 0);
+    if (st != YOLOXLOSS_OK) return st;
+
+    yoloxloss_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return YOLOXLOSS_ERR_OUT_OF_MEMORY;
+    ctx->cfg = *config;
+    ctx->num_threads = config->num_threads > 0 ? config->num_threads : omp_get_max_threads();
+    if (ctx->num_threads < 1) ctx->num_threads = 1;
+    ctx->scratch = calloc((size_t)ctx->num_threads, sizeof *ctx->scratch);
+    if (!ctx->scratch) {
+        free(ctx);
+        return YOLOXLOSS_ERR_OUT_OF_MEMORY;
+    }
+    int legacy = config->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    ctx->assign.assigner = config->assigner;
+    ctx->assign.center_radius = config->center_radius > 0.0f ? config->center_radius
+                                : legacy                     ? 2.5f
+                                                             : 1.5f;
+    ctx->assign.penalty = legacy ? 100000.0f : 1000000.0f;
+    ctx->assign.topk = config->candidate_topk;
+    ctx->assign.iou_cost_weight = config->iou_cost_weight;
+    ctx->assign.cls_cost_weight = config->cls_cost_weight;
+    ctx->assign.num_classes = config->num_classes;
+    ctx->kernels = yl_kernels_select();
+    ctx->assign.kernels = ctx->kernels;
+    *out = ctx;
+    return YOLOXLOSS_OK;
+}
+
+void yoloxloss_destroy(yoloxloss_context *ctx) {
+    if (!ctx) return;
+    yl_buffer *buffers[] = {&ctx->gt_offset, &ctx->gt_classes, &ctx->gt_boxes, &ctx->dynamic_k,
+                            &ctx->matched,   &ctx->pred_iou,   &ctx->image_sums};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) yl_buffer_free(buffers[i]);
+    for (int t = 0; t < ctx->num_threads; t++) yl_assign_scratch_free(&ctx->scratch[t]);
+    free(ctx->scratch);
+    free(ctx);
+}
+
+const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx) {
+    return ctx ? &ctx->cfg : NULL;
+}
+
+const char *yoloxloss_last_error(const yoloxloss_context *ctx) {
+    return ctx ? ctx->error : "context is NULL";
+}
+
+yoloxloss_status yl_fail(yoloxloss_context *ctx, yoloxloss_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int yl_buffer_reserve(yl_buffer *b, size_t bytes) {
+    if (bytes == 0) bytes = 1; /* a real pointer even when empty: ptr + 0 must be defined */
+    if (bytes <= b->bytes) return 0;
+    /* Grow geometrically so a slowly rising size settles after a few calls. */
+    size_t want = bytes + bytes / 4;
+    if (want < bytes) want = bytes;
+    void *p = realloc(b->ptr, want);
+    if (!p) {
+        p = realloc(b->ptr, bytes);
+        if (!p) return -1;
+        want = bytes;
+    }
+    b->ptr = p;
+    b->bytes = want;
+    return 0;
+}
+
+void yl_buffer_free(yl_buffer *b) {
+    free(b->ptr);
+    b->ptr = NULL;
+    b->bytes = 0;
+}

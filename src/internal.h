@@ -1,0 +1,82 @@
+/* The context and the helpers shared by the library's source files. */
+#ifndef YL_INTERNAL_H
+#define YL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "assign.h"
+#include "simd/kernels.h"
+#include "yoloxloss.h"
+
+/* A buffer that grows to the largest size asked of it and is then reused,
+ * so steady-state calls of one shape allocate nothing. */
+typedef struct {
+    void *ptr;
+    size_t bytes;
+} yl_buffer;
+
+/* Makes b hold at least `bytes`; 0 on success, -1 if allocation failed
+ * (b is then unchanged). */
+int yl_buffer_reserve(yl_buffer *b, size_t bytes);
+void yl_buffer_free(yl_buffer *b);
+
+/* Per-image sums of the last forward, unweighted and unnormalised. */
+typedef struct {
+    double iou, obj, cls, l1;
+    int64_t num_fg;
+} yl_image_sums;
+
+struct yoloxloss_context {
+    yoloxloss_config cfg;
+    yl_assign_params assign;
+    const yl_kernels *kernels;
+    int num_threads;  /* resolved: >= 1 */
+    char error[320];
+
+    /* State of the last successful forward, read by backward. */
+    int has_forward;
+    int num_images;
+    int64_t num_anchors;
+    int64_t total_gt;
+    yoloxloss_level levels[YOLOXLOSS_MAX_LEVELS]; /* the caller's pointers and grids */
+    int64_t level_offset[YOLOXLOSS_MAX_LEVELS];
+    double sum_iou, sum_obj, sum_cls, sum_l1; /* unweighted, over the batch */
+    int64_t num_fg;
+    float normalizer;
+
+    yl_buffer gt_offset;   /* int64 [B + 1] */
+    yl_buffer gt_classes;  /* int32 [total_gt] */
+    yl_buffer gt_boxes;    /* float [total_gt, 4] */
+    yl_buffer dynamic_k;   /* int32 [total_gt] */
+    yl_buffer matched;     /* int32 [B, A] */
+    yl_buffer pred_iou;    /* float [B, A] */
+    yl_buffer image_sums;  /* yl_image_sums [B] */
+    yl_assign_scratch *scratch; /* [num_threads] */
+};
+
+/* printf-style message into ctx->error; returns status for tail calls. */
+yoloxloss_status yl_fail(yoloxloss_context *ctx, yoloxloss_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Checks the batch against the config and every shape, label and box;
+ * with cfg.check_finite also every head output value. Writes nothing but
+ * ctx->error. */
+yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch *batch);
+
+/* Where image b's planes of one level start, for inputs and gradients.
+ * Channel planes are H*W floats apart in both layouts. The input view's
+ * stride and anchor_offset are left 0 for the caller to fill. */
+yl_level_view yl_input_view(const yoloxloss_level *lv, int num_classes, int image);
+
+typedef struct {
+    float *reg, *obj, *cls;
+} yl_grad_view;
+
+yl_grad_view yl_grad_view_of(const yoloxloss_level_grad *g, const yoloxloss_level *shape,
+                             int num_classes, int image);
+
+/* Fills *losses from the stored sums and ctx->normalizer. */
+void yl_report_losses(const yoloxloss_context *ctx, yoloxloss_losses *losses);
+
+#endif

@@ -1,0 +1,760 @@
+#!/usr/bin/python3
+"""Tests of the Python binding (python/yoloxloss): plumbing, not YOLOX math.
+
+Run from anywhere:  /usr/bin/python3 tests/python/test_binding.py [-v]
+The library is found as the package finds it ($YOLOXLOSS_LIB, next to the
+package, or build/libyoloxloss.so). The YOLOX math itself is checked against
+the PyTorch reference in tests/reference/.
+"""
+
+import ctypes
+import math
+import os
+import subprocess
+import sys
+import threading
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+PYDIR = os.path.join(REPO, "python")
+sys.path.insert(0, PYDIR)
+
+import torch  # noqa: E402
+
+import yoloxloss  # noqa: E402
+from yoloxloss import _capi  # noqa: E402
+
+STRIDES = (8, 16, 32)
+IMG = 64  # grids 8x8, 4x4, 2x2 -> 84 anchors
+
+
+def make_labels(gen, num_boxes, num_classes, img=IMG, pad=2):
+    """Padded YOLOX labels [B, max(n)+pad, 5] with boxes well inside the image."""
+    B = len(num_boxes)
+    M = max(num_boxes) + pad
+    labels = torch.zeros(B, M, 5)
+    for b, n in enumerate(num_boxes):
+        for r in range(n):
+            w = float(torch.empty(1).uniform_(img * 0.15, img * 0.6, generator=gen))
+            h = float(torch.empty(1).uniform_(img * 0.15, img * 0.6, generator=gen))
+            cx = float(torch.empty(1).uniform_(w / 2, img - w / 2, generator=gen))
+            cy = float(torch.empty(1).uniform_(h / 2, img - h / 2, generator=gen))
+            c = int(torch.randint(0, num_classes, (1,), generator=gen))
+            labels[b, r] = torch.tensor([c, cx, cy, w, h])
+    return labels
+
+
+def make_outputs(gen, B, num_classes, strides=STRIDES, img=IMG, requires_grad=True):
+    """Fused per-level head outputs [B, 5+C, H, W] with plausible boxes."""
+    outs = []
+    for s in strides:
+        H = W = img // s
+        x = torch.randn(B, 5 + num_classes, H, W, generator=gen) * 0.5
+        x[:, 0:2] = torch.rand(B, 2, H, W, generator=gen)          # centre offsets
+        x[:, 2:4] = math.log(2.5) + 0.3 * torch.randn(B, 2, H, W, generator=gen)
+        outs.append(x.requires_grad_(requires_grad))
+    return outs
+
+
+def split(outputs, requires_grad=True):
+    return [(x[:, :4].detach().clone().requires_grad_(requires_grad),
+             x[:, 4:5].detach().clone().requires_grad_(requires_grad),
+             x[:, 5:].detach().clone().requires_grad_(requires_grad)) for x in outputs]
+
+
+def leaves(outputs):
+    flat = []
+    for lv in outputs:
+        flat.extend(lv if isinstance(lv, (tuple, list)) else [lv])
+    return flat
+
+
+def clone_outputs(outputs, requires_grad=True):
+    out = []
+    for lv in outputs:
+        if isinstance(lv, (tuple, list)):
+            out.append(tuple(t.detach().clone().requires_grad_(requires_grad) for t in lv))
+        else:
+            out.append(lv.detach().clone().requires_grad_(requires_grad))
+    return out
+
+
+def loss_and_grads(outputs, labels, **kw):
+    outputs = clone_outputs(outputs)
+    res = yoloxloss.yolox_loss(outputs, labels, **kw)
+    res[0].backward()
+    return res, [t.grad for t in leaves(outputs)]
+
+
+def case(seed=0, num_boxes=(3, 0, 2), num_classes=4):
+    gen = torch.Generator().manual_seed(seed)
+    labels = make_labels(gen, list(num_boxes), num_classes)
+    outputs = make_outputs(gen, len(num_boxes), num_classes)
+    return outputs, labels
+
+
+class TestLibrary(unittest.TestCase):
+    def test_path_and_version(self):
+        path = yoloxloss.library_path()
+        self.assertTrue(os.path.isfile(path), path)
+        self.assertEqual(yoloxloss.version(), "%d.%d.%d" % yoloxloss.VERSION)
+        self.assertEqual(yoloxloss.MAX_LEVELS, 8)
+        for name in yoloxloss.__all__:
+            self.assertTrue(hasattr(yoloxloss, name), name)
+
+    def test_status_strings(self):
+        for status in _capi.STATUS_NAMES:
+            s = _capi.status_string(status)
+            self.assertIsInstance(s, bytes)
+            self.assertTrue(len(s) > 0, status)
+
+    def test_config_struct_layout(self):
+        # Defaults as documented in yoloxloss.h: a mismatch in the ctypes
+        # mirror of yoloxloss_config shows up as wrong values here.
+        cfg = _capi.Config()
+        _capi.config_defaults(ctypes.byref(cfg))
+        self.assertEqual(cfg.num_classes, 80)
+        self.assertEqual(cfg.num_levels, 3)
+        self.assertEqual(list(cfg.strides)[:3], [8.0, 16.0, 32.0])
+        self.assertEqual(cfg.assigner, _capi.ASSIGNER_YOLOX)
+        self.assertEqual(cfg.center_radius, 0.0)
+        self.assertEqual(cfg.candidate_topk, 10)
+        self.assertEqual(cfg.iou_cost_weight, 3.0)
+        self.assertEqual(cfg.cls_cost_weight, 1.0)
+        self.assertEqual(cfg.iou_loss, _capi.IOU_LOSS_IOU)
+        self.assertEqual(cfg.use_l1, 0)
+        self.assertEqual((cfg.reg_weight, cfg.obj_weight, cfg.cls_weight, cfg.l1_weight),
+                         (5.0, 1.0, 1.0, 1.0))
+        self.assertEqual(cfg.num_threads, 0)
+        self.assertIn(cfg.check_finite, (0, 1))
+        # Every field round-trips through create/get_config.
+        cfg.num_classes = 7
+        cfg.num_levels = 2
+        cfg.strides[0], cfg.strides[1] = 4.0, 12.0
+        cfg.assigner = _capi.ASSIGNER_YOLOX_LEGACY
+        cfg.center_radius = 2.0
+        cfg.candidate_topk = 6
+        cfg.iou_cost_weight = 2.5
+        cfg.cls_cost_weight = 0.5
+        cfg.iou_loss = _capi.IOU_LOSS_GIOU
+        cfg.use_l1 = 1
+        cfg.reg_weight, cfg.obj_weight, cfg.cls_weight, cfg.l1_weight = 1.5, 2.5, 3.5, 4.5
+        cfg.num_threads = 2
+        cfg.check_finite = 1
+        msg = ctypes.create_string_buffer(256)
+        self.assertEqual(_capi.config_validate(ctypes.byref(cfg), msg, len(msg)), _capi.OK,
+                         msg.value)
+        ptr = _capi.ContextPtr()
+        self.assertEqual(_capi.create(ctypes.byref(cfg), ctypes.byref(ptr)), _capi.OK)
+        try:
+            got = _capi.get_config(ptr).contents
+            for name, _ in _capi.Config._fields_:
+                a, b = getattr(cfg, name), getattr(got, name)
+                if name == "strides":
+                    a, b = list(a), list(b)
+                self.assertEqual(a, b, name)
+            self.assertEqual(_capi.last_error(ptr), b"")
+        finally:
+            _capi.destroy(ptr)
+
+    def test_config_validate_message(self):
+        cfg = _capi.Config()
+        _capi.config_defaults(ctypes.byref(cfg))
+        cfg.num_classes = 0
+        msg = ctypes.create_string_buffer(256)
+        self.assertEqual(_capi.config_validate(ctypes.byref(cfg), msg, len(msg)),
+                         _capi.ERR_INVALID_CONFIG)
+        self.assertIn(b"num_classes", msg.value)
+
+    def test_missing_library_message(self):
+        env = dict(os.environ, YOLOXLOSS_LIB="/nonexistent/dir/libyoloxloss.so")
+        code = "import sys; sys.path.insert(0, %r); import yoloxloss" % PYDIR
+        p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("ImportError", p.stderr)
+        self.assertIn("/nonexistent/dir/libyoloxloss.so", p.stderr)
+
+    def test_env_var_selects_library(self):
+        env = dict(os.environ, YOLOXLOSS_LIB=yoloxloss.library_path())
+        code = ("import sys; sys.path.insert(0, %r); import yoloxloss; "
+                "print(yoloxloss.library_path())" % PYDIR)
+        p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.strip(), os.path.abspath(yoloxloss.library_path()))
+
+
+    def _copy_package(self, tmp, with_lib):
+        import shutil
+        dst = os.path.join(tmp, "pkg", "yoloxloss")
+        shutil.copytree(os.path.join(PYDIR, "yoloxloss"), dst,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so*"))
+        if with_lib:
+            shutil.copy(yoloxloss.library_path(), os.path.join(dst, "libyoloxloss.so"))
+        return os.path.dirname(dst)
+
+    def test_search_order(self):
+        import tempfile
+        env = {k: v for k, v in os.environ.items() if k != "YOLOXLOSS_LIB"}
+        code = "import sys; sys.path.insert(0, %r); import yoloxloss; print(yoloxloss.library_path())"
+        with tempfile.TemporaryDirectory() as tmp:
+            # A copy of the package with the library beside it loads that one.
+            pkg = self._copy_package(os.path.join(tmp, "a"), True)
+            p = subprocess.run([sys.executable, "-c", code % pkg], env=env,
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.strip(), os.path.join(pkg, "yoloxloss", "libyoloxloss.so"))
+            # Without one (and no build/ two levels up) the error lists both places.
+            pkg = self._copy_package(os.path.join(tmp, "b"), False)
+            p = subprocess.run([sys.executable, "-c", code % pkg], env=env,
+                               capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("ImportError", p.stderr)
+            self.assertIn(os.path.join(pkg, "yoloxloss", "libyoloxloss.so"), p.stderr)
+            self.assertIn(os.path.join(tmp, "b", "build", "libyoloxloss.so"), p.stderr)
+
+
+class TestForwardBackward(unittest.TestCase):
+    def check_result(self, res):
+        self.assertIsInstance(res, tuple)
+        self.assertEqual(len(res), 6)
+        for t in res:
+            self.assertIsInstance(t, torch.Tensor)
+            self.assertEqual(t.dim(), 0)
+            self.assertEqual(t.dtype, torch.float32)
+            self.assertTrue(math.isfinite(float(t)))
+        total, iou, obj, cls, l1, ratio = (float(t) for t in res)
+        self.assertAlmostEqual(total, iou + obj + cls + l1, delta=1e-5 * max(1.0, abs(total)))
+        self.assertFalse(res[5].requires_grad)
+        self.assertGreater(ratio, 0)
+
+    def test_fused_forward_backward(self):
+        outputs, labels = case(0)
+        res = yoloxloss.yolox_loss(outputs, labels)
+        self.check_result(res)
+        self.assertTrue(res[0].requires_grad)
+        self.assertEqual(float(res[4]), 0.0)  # no L1 by default
+        res[0].backward()
+        for x in outputs:
+            self.assertIsNotNone(x.grad)
+            self.assertEqual(x.grad.shape, x.shape)
+            self.assertEqual(x.grad.dtype, torch.float32)
+            self.assertTrue(torch.isfinite(x.grad).all())
+        # Image 1 has no boxes: only its obj channel gets gradient.
+        for x in outputs:
+            g = x.grad[1]
+            self.assertTrue(torch.equal(g[:4], torch.zeros_like(g[:4])))
+            self.assertTrue(torch.equal(g[5:], torch.zeros_like(g[5:])))
+            self.assertTrue(bool((g[4] != 0).any()))
+
+    def test_split_layout_matches_fused(self):
+        outputs, labels = case(1)
+        for kw in ({}, {"use_l1": True, "iou_loss": "giou"}):
+            res_f, grads_f = loss_and_grads(outputs, labels, **kw)
+            sp = split(outputs)
+            res_s, grads_s = loss_and_grads(sp, labels, **kw)
+            self.check_result(res_s)
+            for a, b in zip(res_f, res_s):
+                self.assertTrue(torch.equal(a, b), (kw, res_f, res_s))
+            for l, gf in enumerate(grads_f):
+                gs = torch.cat(grads_s[3 * l:3 * l + 3], dim=1)
+                self.assertTrue(torch.equal(gf, gs), (kw, l))
+            # Mixed: level 0 split, the others fused.
+            mixed = [sp[0]] + list(outputs[1:])
+            res_m, _ = loss_and_grads(mixed, labels, **kw)
+            for a, b in zip(res_f, res_m):
+                self.assertTrue(torch.equal(a, b))
+
+    def test_repeated_calls_bitwise(self):
+        outputs, labels = case(2)
+        for kw in ({}, {"use_l1": True}, {"assigner": "yolox-legacy", "iou_loss": "giou"}):
+            r1, g1 = loss_and_grads(outputs, labels, **kw)
+            r2, g2 = loss_and_grads(outputs, labels, **kw)
+            r3, g3 = loss_and_grads(outputs, labels, num_threads=1, **kw)
+            for a, b, c in zip(r1, r2, r3):
+                self.assertTrue(torch.equal(a, b))
+                self.assertTrue(torch.equal(a, c))
+            for a, b, c in zip(g1, g2, g3):
+                self.assertTrue(torch.equal(a, b))
+                self.assertTrue(torch.equal(a, c))
+
+    def test_options_change_results(self):
+        outputs, labels = case(3)
+        base = yoloxloss.yolox_loss(outputs, labels)
+        l1 = yoloxloss.yolox_loss(outputs, labels, use_l1=True)
+        self.assertGreater(float(l1[4]), 0.0)
+        self.assertTrue(torch.equal(base[1], l1[1]))
+        w = yoloxloss.yolox_loss(outputs, labels, reg_weight=2.5, obj_weight=2.0,
+                                 cls_weight=0.5, use_l1=True, l1_weight=3.0)
+        self.assertAlmostEqual(float(w[1]), float(base[1]) / 2, delta=1e-5)
+        self.assertAlmostEqual(float(w[2]), float(base[2]) * 2, delta=1e-5)
+        self.assertAlmostEqual(float(w[3]), float(base[3]) / 2, delta=1e-5)
+        self.assertAlmostEqual(float(w[4]), float(l1[4]) * 3, delta=1e-5)
+        for kw in ({"assigner": "yolox-legacy"}, {"assigner": "YOLOX_LEGACY"},
+                   {"iou_loss": "giou"}):
+            self.check_result(yoloxloss.yolox_loss(outputs, labels, **kw))
+
+    def test_no_grad_and_detached_inputs(self):
+        outputs, labels = case(4)
+        res = yoloxloss.yolox_loss(outputs, labels)
+        with torch.no_grad():
+            res_ng = yoloxloss.yolox_loss(outputs, labels)
+        res_det = yoloxloss.yolox_loss([x.detach() for x in outputs], labels)
+        for a, b, c in zip(res, res_ng, res_det):
+            self.assertTrue(torch.equal(a, b))
+            self.assertTrue(torch.equal(a, c))
+            self.assertFalse(b.requires_grad)
+
+    def test_noncontiguous_and_float64_inputs(self):
+        outputs, labels = case(5)
+        res, grads = loss_and_grads(outputs, labels)
+        cl = [x.detach().to(memory_format=torch.channels_last).requires_grad_() for x in outputs]
+        self.assertFalse(cl[0].is_contiguous())
+        res_cl = yoloxloss.yolox_loss(cl, labels)
+        res_cl[0].backward()
+        d64 = [x.detach().double().requires_grad_() for x in outputs]
+        res_64 = yoloxloss.yolox_loss(d64, labels.double())
+        res_64[0].backward()
+        for a, b, c in zip(res, res_cl, res_64):
+            self.assertTrue(torch.equal(a, b))
+            self.assertTrue(torch.equal(a, c))
+        for g, x_cl, x_64 in zip(grads, cl, d64):
+            self.assertTrue(torch.equal(g, x_cl.grad))
+            self.assertEqual(x_64.grad.dtype, torch.float64)
+            self.assertTrue(torch.equal(g.double(), x_64.grad))
+        # Labels as a numpy array or nested lists work too.
+        res_np = yoloxloss.yolox_loss(outputs, labels.numpy())
+        self.assertTrue(torch.equal(res[0], res_np[0]))
+
+    def test_no_copy_of_contiguous_float32(self):
+        outputs, labels = case(4)
+        sp = split(outputs)
+        for outs in (outputs, sp):
+            res = yoloxloss.yolox_loss(outs, labels)
+            prepared = res[0].grad_fn.run.keep[0]
+            for p, t in zip(prepared, leaves(outs)):
+                self.assertEqual(p.data_ptr(), t.data_ptr())
+            res[0].backward()
+            self.assertIsNone(res[0].grad_fn.run.context)  # back in the pool
+
+    def test_non_leaf_inputs_and_graph(self):
+        # Head outputs as produced by a layer: gradient reaches its weights.
+        gen = torch.Generator().manual_seed(6)
+        labels = make_labels(gen, [2], 3)
+        conv = torch.nn.Conv2d(2, 8, 1)
+        feats = [torch.randn(1, 2, IMG // s, IMG // s, generator=gen) for s in STRIDES]
+        outs = [conv(f) for f in feats]
+        res = yoloxloss.yolox_loss(outs, labels)
+        res[0].backward()
+        self.assertTrue(torch.isfinite(conv.weight.grad).all())
+        self.assertGreater(float(conv.weight.grad.abs().sum()), 0)
+
+    def test_upstream_of_parts(self):
+        outputs, labels = case(7)
+        kw = {"use_l1": True}
+        x = clone_outputs(outputs)
+        res = yoloxloss.yolox_loss(x, labels, **kw)
+        coef = (0.5, 2.0, -1.5, 3.0, 0.25)  # on total, iou, obj, cls, l1
+        sum(c * t for c, t in zip(coef, res[:5])).backward()
+        combined = [t.grad.clone() for t in x]
+        # Each part separately, through one retained graph (this also
+        # exercises a second backward after the context went back to the pool).
+        y = clone_outputs(outputs)
+        res_y = yoloxloss.yolox_loss(y, labels, **kw)
+        parts = []
+        for i in range(5):
+            for t in y:
+                t.grad = None
+            res_y[i].backward(retain_graph=True)
+            parts.append([t.grad.clone() for t in y])
+        for l in range(len(x)):
+            expect = sum(coef[i] * parts[i][l] for i in range(5))
+            self.assertTrue(torch.allclose(combined[l], expect, rtol=1e-4, atol=1e-6))
+        # total's gradient is the sum of the parts' gradients.
+        for l in range(len(x)):
+            self.assertTrue(torch.allclose(parts[0][l], sum(parts[i][l] for i in range(1, 5)),
+                                           rtol=1e-4, atol=1e-6))
+        # Backward twice through a retained graph accumulates twice.
+        z = clone_outputs(outputs)
+        res_z = yoloxloss.yolox_loss(z, labels, **kw)
+        res_z[0].backward(retain_graph=True)
+        first = [t.grad.clone() for t in z]
+        res_z[0].backward()
+        for a, t in zip(first, z):
+            self.assertTrue(torch.equal(2 * a, t.grad))
+
+    def test_inplace_edit_before_backward_is_caught(self):
+        outputs, labels = case(8)
+        x = clone_outputs(outputs)
+        y = [t * 1.0 for t in x]
+        res = yoloxloss.yolox_loss(y, labels)
+        with torch.no_grad():
+            y[0].add_(1.0)
+        with self.assertRaises(RuntimeError):
+            res[0].backward()
+
+    def test_normalizer(self):
+        outputs, labels = case(9)
+        res, grads = loss_and_grads(outputs, labels, use_l1=True)
+        num_gt = int((labels.sum(dim=2) > 0).sum())
+        n_old = round(float(res[5]) * max(num_gt, 1))
+        n_new = 7.5
+        res2, grads2 = loss_and_grads(outputs, labels, use_l1=True, normalizer=n_new)
+        for i in range(5):
+            self.assertAlmostEqual(float(res2[i]), float(res[i]) * n_old / n_new,
+                                   delta=1e-5 * max(1.0, abs(float(res[i]))))
+        for a, b in zip(grads, grads2):
+            self.assertTrue(torch.allclose(a * n_old / n_new, b, rtol=1e-5, atol=1e-7))
+        with self.assertRaises(ValueError):
+            yoloxloss.yolox_loss(outputs, labels, normalizer=0.0)
+
+    def test_all_images_empty(self):
+        gen = torch.Generator().manual_seed(10)
+        outputs = make_outputs(gen, 2, 3)
+        labels = torch.zeros(2, 4, 5)
+        res = yoloxloss.yolox_loss(outputs, labels, use_l1=True)
+        self.check_result(res)
+        self.assertEqual(float(res[1]), 0.0)
+        self.assertEqual(float(res[3]), 0.0)
+        self.assertEqual(float(res[4]), 0.0)
+        self.assertGreater(float(res[2]), 0.0)
+        self.assertEqual(float(res[5]), 1.0)
+        res[0].backward()
+        for x in outputs:
+            self.assertTrue(torch.equal(x.grad[:, :4], torch.zeros_like(x.grad[:, :4])))
+            self.assertTrue(torch.equal(x.grad[:, 5:], torch.zeros_like(x.grad[:, 5:])))
+        m = yoloxloss.yolox_assign(outputs, labels)
+        self.assertTrue(torch.equal(m, torch.full((2, 84), -1, dtype=torch.int64)))
+        # Zero label rows at all (M = 0) are fine too.
+        res0 = yoloxloss.yolox_loss(outputs, torch.zeros(2, 0, 5))
+        self.assertTrue(torch.equal(res0[2], yoloxloss.yolox_loss(outputs, labels)[2]))
+
+    def test_single_level_and_other_strides(self):
+        gen = torch.Generator().manual_seed(11)
+        labels = make_labels(gen, [2, 1], 2, img=48)
+        outs = make_outputs(gen, 2, 2, strides=(4, 12), img=48)
+        self.check_result(yoloxloss.yolox_loss(outs, labels, strides=(4, 12)))
+        outs1 = make_outputs(gen, 2, 2, strides=(8,), img=48)
+        self.check_result(yoloxloss.yolox_loss(outs1, labels, strides=[8]))
+        m = yoloxloss.yolox_assign(outs1, labels, strides=(8,))
+        self.assertEqual(tuple(m.shape), (2, 36))
+
+
+class TestFiniteDifferences(unittest.TestCase):
+    """Gradient vs central differences of the float32 loss on a tiny case."""
+
+    def setUp(self):
+        gen = torch.Generator().manual_seed(12)
+        self.strides = (8, 16)
+        self.labels = make_labels(gen, [2], 3, img=32)
+        self.outputs = [x.detach() for x in make_outputs(gen, 1, 3, strides=self.strides, img=32)]
+
+    def loss(self, outs, parts=(0,), **kw):
+        res = yoloxloss.yolox_loss(outs, self.labels, strides=self.strides, **kw)
+        return sum(float(res[i]) for i in parts)
+
+    def assign(self, outs):
+        return yoloxloss.yolox_assign(outs, self.labels, strides=self.strides)
+
+    def grads(self, parts=(0,), **kw):
+        x = clone_outputs(self.outputs)
+        res = yoloxloss.yolox_loss(x, self.labels, strides=self.strides, **kw)
+        sum(res[i] for i in parts).backward()
+        return [t.grad for t in x]
+
+    def test_obj_cls_elementwise(self):
+        for kw in ({}, {"use_l1": True, "iou_loss": "giou", "cls_weight": 2.0}):
+            grads = self.grads(**kw)
+            base_assign = self.assign(self.outputs)
+            fg = (base_assign[0] >= 0).nonzero().flatten().tolist()
+            self.assertTrue(fg)
+            checked = 0
+            # Anchor index -> (level, i, j) with level 0 = 4x4, level 1 = 2x2.
+            anchors = [(0, a // 4, a % 4) for a in range(16)] + [(1, a // 2, a % 2) for a in range(4)]
+            picks = [(anchors[a], ch) for a in fg[:4] for ch in (4, 5, 6, 7)]
+            picks += [(anchors[a], 4) for a in (0, 5, 17)]
+            for (lvl, i, j), ch in picks:
+                eps = 1e-2
+                plus = [x.clone() for x in self.outputs]
+                minus = [x.clone() for x in self.outputs]
+                plus[lvl][0, ch, i, j] += eps
+                minus[lvl][0, ch, i, j] -= eps
+                if not (torch.equal(self.assign(plus), base_assign)
+                        and torch.equal(self.assign(minus), base_assign)):
+                    continue  # the perturbation moved the assignment
+                h = float(plus[lvl][0, ch, i, j]) - float(minus[lvl][0, ch, i, j])
+                fd = (self.loss(plus, **kw) - self.loss(minus, **kw)) / h
+                g = float(grads[lvl][0, ch, i, j])
+                self.assertLess(abs(fd - g), 2e-3 + 2e-2 * abs(g),
+                                "kw=%s level %d ch %d (%d,%d): fd %g grad %g"
+                                % (kw, lvl, ch, i, j, fd, g))
+                checked += 1
+            self.assertGreaterEqual(checked, len(picks) // 2)
+
+    def test_reg_directional(self):
+        # Only the iou and l1 terms: the cls target pred_iou depends on the
+        # boxes but is a constant of the gradient (as in YOLOX), so a finite
+        # difference of total would see a term the gradient rightly lacks.
+        parts = (1, 4)
+        for kw in ({}, {"use_l1": True}, {"iou_loss": "giou"}):
+            grads = self.grads(parts, **kw)
+            base_assign = self.assign(self.outputs)
+            gen = torch.Generator().manual_seed(13)
+            done = 0
+            for trial in range(6):
+                d = [torch.zeros_like(x) for x in self.outputs]
+                for x, dx in zip(self.outputs, d):
+                    dx[:, :4] = torch.randn(dx[:, :4].shape, generator=gen)
+                deriv = sum(float((g * dx).sum()) for g, dx in zip(grads, d))
+                for eps in (1e-3, 3e-4):
+                    plus = [x + eps * dx for x, dx in zip(self.outputs, d)]
+                    minus = [x - eps * dx for x, dx in zip(self.outputs, d)]
+                    if (torch.equal(self.assign(plus), base_assign)
+                            and torch.equal(self.assign(minus), base_assign)):
+                        break
+                else:
+                    continue
+                fd = (self.loss(plus, parts, **kw) - self.loss(minus, parts, **kw)) / (2 * eps)
+                self.assertLess(abs(fd - deriv), 5e-3 + 3e-2 * abs(deriv),
+                                "kw=%s trial %d: fd %g grad.d %g" % (kw, trial, fd, deriv))
+                done += 1
+            self.assertGreaterEqual(done, 3)
+
+
+class TestAssign(unittest.TestCase):
+    def test_assign_shapes_and_consistency(self):
+        outputs, labels = case(14, num_boxes=(3, 0, 2))
+        m = yoloxloss.yolox_assign(outputs, labels)
+        self.assertEqual(m.dtype, torch.int64)
+        self.assertEqual(tuple(m.shape), (3, 84))
+        n = (labels.sum(dim=2) > 0).sum(dim=1)
+        for b in range(3):
+            self.assertTrue(bool(((m[b] >= -1) & (m[b] < n[b])).all()))
+        self.assertTrue(bool((m[1] == -1).all()))
+        det = yoloxloss.yolox_assign_details(outputs, labels)
+        matched, pred_iou, dyn_k = det
+        self.assertTrue(torch.equal(matched, m))
+        self.assertEqual(pred_iou.dtype, torch.float32)
+        self.assertEqual(pred_iou.shape, m.shape)
+        self.assertTrue(bool((pred_iou[m < 0] == 0).all()))
+        self.assertTrue(bool(((pred_iou[m >= 0] >= 0) & (pred_iou[m >= 0] <= 1)).all()))
+        self.assertEqual(len(dyn_k), 3)
+        for b in range(3):
+            self.assertEqual(dyn_k[b].dtype, torch.int64)
+            self.assertEqual(tuple(dyn_k[b].shape), (int(n[b]),))
+            for g in range(int(n[b])):
+                taken = int((m[b] == g).sum())
+                self.assertLessEqual(taken, int(dyn_k[b][g]))
+        # Consistency with the loss: fg_ratio = max(num_fg, 1) / max(num_gt, 1).
+        res = yoloxloss.yolox_loss(outputs, labels)
+        num_fg = int((m >= 0).sum())
+        num_gt = int(n.sum())
+        self.assertAlmostEqual(float(res[5]), max(num_fg, 1) / max(num_gt, 1), delta=1e-6)
+        self.assertGreater(num_fg, 0)
+        # The assignment does not depend on loss options, and matches the legacy one's shape.
+        legacy = yoloxloss.yolox_assign(outputs, labels, assigner="yolox-legacy")
+        self.assertEqual(legacy.shape, m.shape)
+        # Split layout: same assignment.
+        self.assertTrue(torch.equal(yoloxloss.yolox_assign(split(outputs), labels), m))
+
+    def test_anchor_order(self):
+        # A lone gt whose centre box covers only anchors of level 0 near
+        # (row 5, col 2): every fg anchor must lie in level 0's range and close
+        # to that cell, which pins the level-major, i * W + j order.
+        gen = torch.Generator().manual_seed(15)
+        outputs = make_outputs(gen, 1, 2)
+        labels = torch.zeros(1, 1, 5)
+        labels[0, 0] = torch.tensor([1, 2.5 * 8, 5.5 * 8, 9.0, 9.0])  # centre on cell (5, 2)
+        m = yoloxloss.yolox_assign(outputs, labels)
+        fg = (m[0] >= 0).nonzero().flatten().tolist()
+        self.assertTrue(fg)
+        # Candidates of level 0: |xc - cx| < 1.5 * 8 -> columns 1..3, rows 4..6;
+        # level 1 (stride 16): radius 24 -> cells whose centres are within 24 px.
+        for a in fg:
+            if a < 64:
+                i, j = divmod(a, 8)
+                self.assertTrue(4 <= i <= 6 and 1 <= j <= 3, (a, i, j))
+            elif a < 80:
+                i, j = divmod(a - 64, 4)
+                self.assertTrue(abs((j + 0.5) * 16 - 20) < 24 and abs((i + 0.5) * 16 - 44) < 24,
+                                (a, i, j))
+            else:
+                i, j = divmod(a - 80, 2)
+                self.assertTrue(abs((j + 0.5) * 32 - 20) < 48 and abs((i + 0.5) * 32 - 44) < 48,
+                                (a, i, j))
+
+
+class TestErrors(unittest.TestCase):
+    def setUp(self):
+        self.outputs, self.labels = case(16, num_boxes=(2, 3), num_classes=3)
+
+    def assertValueError(self, *fragments, outputs=None, labels=None, **kw):
+        with self.assertRaises(ValueError) as cm:
+            yoloxloss.yolox_loss(self.outputs if outputs is None else outputs,
+                                 self.labels if labels is None else labels, **kw)
+        for f in fragments:
+            self.assertIn(f, str(cm.exception))
+        return cm.exception
+
+    def test_class_out_of_range(self):
+        lab = self.labels.clone()
+        lab[1, 2, 0] = 3  # C = 3
+        self.assertValueError("image 1", "row 2", "class id 3 outside [0, 3)", labels=lab)
+        lab[1, 2, 0] = -1
+        lab[1, 2, 1:] += 1000  # keep the row's sum > 0
+        self.assertValueError("image 1", "row 2", labels=lab)
+        with self.assertRaises(ValueError):
+            yoloxloss.yolox_assign(self.outputs, lab)
+
+    def test_non_integer_class(self):
+        lab = self.labels.clone()
+        lab[0, 1, 0] = 1.5
+        self.assertValueError("image 0", "row 1", "integer", labels=lab)
+
+    def test_bad_boxes(self):
+        lab = self.labels.clone()
+        lab[1, 0, 3] = float("nan")
+        self.assertValueError("image 1", "row 0", labels=lab)
+        lab = self.labels.clone()
+        lab[0, 1, 2] = float("inf")
+        self.assertValueError("image 0", "row 1", labels=lab)
+        lab = self.labels.clone()
+        lab[1, 1, 4] = 0.0  # h = 0 in a used row
+        self.assertValueError("image 1", "row 1", labels=lab)
+        lab = self.labels.clone()
+        lab[0, 0, 3] = -5.0
+        self.assertValueError("image 0", "row 0", labels=lab)
+
+    def test_bad_label_shapes(self):
+        self.assertValueError("labels", labels=self.labels[:, :, :4])
+        self.assertValueError("labels", labels=self.labels[:1])
+        self.assertValueError("labels", labels=self.labels[0])
+
+    def test_wrong_channel_counts(self):
+        o = list(self.outputs)
+        o[1] = o[1][:, :5]
+        self.assertValueError("outputs[1]", outputs=o)
+        o = list(self.outputs)
+        o[2] = o[2][:, :7]  # 2 classes where the others have 3
+        self.assertValueError("outputs[2]", outputs=o)
+        sp = split(self.outputs)
+        sp[0] = (sp[0][0][:, :3], sp[0][1], sp[0][2])
+        self.assertValueError("outputs[0][0]", outputs=sp)
+        sp = split(self.outputs)
+        sp[1] = (sp[1][0], torch.cat([sp[1][1], sp[1][1]], 1), sp[1][2])
+        self.assertValueError("outputs[1][1]", outputs=sp)
+        sp = split(self.outputs)
+        sp[1] = (sp[1][0], sp[1][1], sp[1][2][:, :, :3])
+        self.assertValueError("outputs[1][2]", outputs=sp)
+
+    def test_batch_mismatch(self):
+        o = list(self.outputs)
+        o[2] = torch.cat([o[2], o[2]], 0)
+        self.assertValueError("batch", outputs=o)
+        sp = split(self.outputs)
+        sp[0] = (sp[0][0], sp[0][1][:1], sp[0][2])
+        self.assertValueError("batch", outputs=sp)
+
+    def test_levels_and_strides(self):
+        self.assertValueError("strides", strides=(8, 16))
+        self.assertValueError(strides=(8, 16, 0))
+        self.assertValueError(strides=(8, 16, float("nan")))
+        o = [self.outputs[0]] * 9
+        self.assertValueError(outputs=o, strides=(8,) * 9)
+        self.assertValueError(outputs=[], strides=())
+        self.assertValueError(outputs=[self.outputs[0][:, :, :, :0]], strides=(8,))
+        self.assertValueError(outputs=[self.outputs[0][0]], strides=(8,))
+
+    def test_bad_options(self):
+        self.assertValueError("assigner", assigner="ota")
+        self.assertValueError("iou_loss", iou_loss="diou")
+        self.assertValueError(reg_weight=float("nan"))
+
+    def test_non_cpu_and_non_float(self):
+        meta = [torch.empty(x.shape, device="meta") for x in self.outputs]
+        self.assertValueError("cpu", outputs=meta)
+        ints = [x.detach().to(torch.int32) for x in self.outputs]
+        self.assertValueError("floating", outputs=ints)
+        with self.assertRaises(TypeError):
+            yoloxloss.yolox_loss(self.outputs[0], self.labels)
+
+    def test_check_finite(self):
+        o = [x.detach().clone() for x in self.outputs]
+        o[1][1, 6, 2, 3] = float("nan")
+        self.assertValueError("NONFINITE", outputs=o, check_finite=True)
+
+    def test_errors_leave_pool_usable(self):
+        lab = self.labels.clone()
+        lab[0, 0, 3] = float("nan")
+        for _ in range(3):
+            with self.assertRaises(ValueError):
+                yoloxloss.yolox_loss(self.outputs, lab)
+        o = [x.detach().clone() for x in self.outputs]
+        o[0][0, 0, 0, 0] = float("inf")
+        with self.assertRaises(ValueError):
+            yoloxloss.yolox_loss(o, self.labels, check_finite=True)
+        res = yoloxloss.yolox_loss(self.outputs, self.labels)
+        res[0].backward()
+        self.assertTrue(torch.isfinite(self.outputs[0].grad).all())
+
+
+class TestContexts(unittest.TestCase):
+    def test_contexts_are_reused(self):
+        outputs, labels = case(17)
+        loss_and_grads(outputs, labels)
+        before = yoloxloss._Context.created
+        for _ in range(10):
+            res, _ = loss_and_grads(outputs, labels)
+            del res
+        with torch.no_grad():
+            for _ in range(5):
+                yoloxloss.yolox_loss(outputs, labels)
+                yoloxloss.yolox_assign(outputs, labels)
+        self.assertLessEqual(yoloxloss._Context.created - before, 1)
+
+    def test_outstanding_graphs_use_own_contexts(self):
+        # Several forwards before any backward: each graph keeps its own
+        # assignment, so gradients match those of one forward+backward each.
+        cases = [case(20 + i) for i in range(3)]
+        expect = [loss_and_grads(o, l)[1] for o, l in cases]
+        xs = [clone_outputs(o) for o, _ in cases]
+        results = [yoloxloss.yolox_loss(x, l) for x, (_, l) in zip(xs, cases)]
+        for k in (2, 0, 1):
+            results[k][0].backward()
+            for g, t in zip(expect[k], xs[k]):
+                self.assertTrue(torch.equal(g, t.grad))
+        # A graph dropped without backward gives its context back.
+        before = yoloxloss._Context.created
+        for _ in range(5):
+            res = yoloxloss.yolox_loss(clone_outputs(cases[0][0]), cases[0][1])
+            del res
+        self.assertLessEqual(yoloxloss._Context.created - before, 1)
+
+    def test_threads(self):
+        cases = [case(30 + i, num_boxes=(2, 1)) for i in range(4)]
+        expect = [loss_and_grads(o, l, num_threads=1) for o, l in cases]
+        errors = []
+
+        def worker(k):
+            try:
+                for it in range(6):
+                    o, l = cases[(k + it) % 4]
+                    res, grads = loss_and_grads(o, l, num_threads=1)
+                    e_res, e_grads = expect[(k + it) % 4]
+                    ok = all(torch.equal(a, b) for a, b in zip(res, e_res))
+                    ok = ok and all(torch.equal(a, b) for a, b in zip(grads, e_grads))
+                    if not ok:
+                        errors.append("thread %d iteration %d differs" % (k, it))
+            except Exception as exc:  # pragma: no cover
+                errors.append("thread %d: %r" % (k, exc))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,382 @@
+/* Box decoding, pair IoU, IoU/GIoU loss and its gradient, L1 target. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "box.h"
+#include "test_util.h"
+
+static yl_box mk(float x, float y, float w, float h) {
+    yl_box b = {x, y, w, h};
+    return b;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static void test_decode_hand_values(void **state) {
+    (void)state;
+    /* x = (tx + j) s, y = (ty + i) s, w = exp(tw) s, h = exp(th) s */
+    yl_box b = yl_decode(0.5f, -0.25f, 0.0f, logf(2.0f), 3, 2, 8.0f);
+    TU_ASSERT_CLOSE(b.x, 20.0, 0, 1e-6);
+    TU_ASSERT_CLOSE(b.y, 22.0, 0, 1e-6);
+    TU_ASSERT_CLOSE(b.w, 8.0, 0, 1e-6);
+    TU_ASSERT_CLOSE(b.h, 16.0, 1e-6, 0);
+
+    b = yl_decode(-1.0f, 2.0f, -1.0f, 1.0f, 0, 5, 32.0f);
+    TU_ASSERT_CLOSE(b.x, 128.0, 0, 1e-5);
+    TU_ASSERT_CLOSE(b.y, 64.0, 0, 1e-5);
+    TU_ASSERT_CLOSE(b.w, 32.0 * exp(-1.0), 1e-6, 0);
+    TU_ASSERT_CLOSE(b.h, 32.0 * exp(1.0), 1e-6, 0);
+
+    /* row i only moves y, column j only moves x */
+    b = yl_decode(0.0f, 0.0f, 0.0f, 0.0f, 7, 0, 16.0f);
+    TU_ASSERT_CLOSE(b.x, 0.0, 0, 0);
+    TU_ASSERT_CLOSE(b.y, 112.0, 0, 0);
+}
+
+/* ---- pair IoU -------------------------------------------------------------- */
+
+static void test_pair_iou_hand_values(void **state) {
+    (void)state;
+    yl_box g = mk(5, 5, 10, 10); /* [0,10] x [0,10] */
+    /* disjoint */
+    assert_true(yl_pair_iou(g, mk(25, 5, 10, 10)) == 0.0f);
+    assert_true(yl_pair_iou(g, mk(25, 25, 4, 4)) == 0.0f);
+    /* identical */
+    TU_ASSERT_CLOSE(yl_pair_iou(g, g), 1.0, 0, 1e-7);
+    /* nested: 4x4 inside 10x10 -> 16/100 */
+    TU_ASSERT_CLOSE(yl_pair_iou(g, mk(5, 5, 4, 4)), 0.16, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_pair_iou(mk(5, 5, 4, 4), g), 0.16, 1e-6, 0);
+    /* touching edges: [10,20] x [0,10] shares the edge x = 10 -> 0 */
+    assert_true(yl_pair_iou(g, mk(15, 5, 10, 10)) == 0.0f);
+    /* touching corner only */
+    assert_true(yl_pair_iou(g, mk(15, 15, 10, 10)) == 0.0f);
+    /* partial: [5,15] x [0,10] -> inter 50, union 150 */
+    TU_ASSERT_CLOSE(yl_pair_iou(g, mk(10, 5, 10, 10)), 1.0 / 3.0, 1e-6, 0);
+    /* [0,4]x[0,6] vs [2,6]x[3,9]: inter 2*3 = 6, union 24 + 24 - 6 = 42 */
+    TU_ASSERT_CLOSE(yl_pair_iou(mk(2, 3, 4, 6), mk(4, 6, 4, 6)), 1.0 / 7.0, 1e-6, 0);
+    /* overlap in x only */
+    assert_true(yl_pair_iou(g, mk(8, 30, 10, 10)) == 0.0f);
+}
+
+/* ---- IoU / GIoU loss forward ------------------------------------------------ */
+
+static void test_iou_loss_forward_hand(void **state) {
+    (void)state;
+    yl_box g = mk(5, 5, 10, 10);
+    /* iou = 1/3 */
+    yl_box p = mk(10, 5, 10, 10);
+    TU_ASSERT_CLOSE(yl_iou_loss(p, g, YOLOXLOSS_IOU_LOSS_IOU), 1.0 - 1.0 / 9.0, 1e-6, 0);
+    /* enclosing [0,15]x[0,10] = 150 = union -> giou = iou */
+    TU_ASSERT_CLOSE(yl_iou_loss(p, g, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 - 1.0 / 3.0, 1e-6, 0);
+
+    /* iou = 1/7, enclosing [0,6]x[0,9] = 54, union 42: giou = 1/7 - 12/54 = -5/63 */
+    yl_box a = mk(2, 3, 4, 6), b = mk(4, 6, 4, 6);
+    TU_ASSERT_CLOSE(yl_iou_loss(a, b, YOLOXLOSS_IOU_LOSS_IOU), 1.0 - 1.0 / 49.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(a, b, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 + 5.0 / 63.0, 1e-6, 0);
+
+    /* identical -> 0 for both */
+    TU_ASSERT_CLOSE(yl_iou_loss(g, g, YOLOXLOSS_IOU_LOSS_IOU), 0.0, 0, 1e-6);
+    TU_ASSERT_CLOSE(yl_iou_loss(g, g, YOLOXLOSS_IOU_LOSS_GIOU), 0.0, 0, 1e-6);
+
+    /* nested 4x4 in 10x10: iou .16; enclosing = gt = union -> giou = iou */
+    yl_box n = mk(5, 5, 4, 4);
+    TU_ASSERT_CLOSE(yl_iou_loss(n, g, YOLOXLOSS_IOU_LOSS_IOU), 1.0 - 0.0256, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(n, g, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 - 0.16, 1e-6, 0);
+
+    /* disjoint [20,30]x[0,10]: iou 0 -> iou loss 1; enclosing 300, union 200:
+     * giou = -1/3 < 0 -> loss 4/3 > 1 */
+    yl_box d = mk(25, 5, 10, 10);
+    TU_ASSERT_CLOSE(yl_iou_loss(d, g, YOLOXLOSS_IOU_LOSS_IOU), 1.0, 0, 0);
+    float lg = yl_iou_loss(d, g, YOLOXLOSS_IOU_LOSS_GIOU);
+    TU_ASSERT_CLOSE(lg, 4.0 / 3.0, 1e-6, 0);
+    assert_true(lg > 1.0f);
+
+    /* far apart: giou -> -1, loss -> 2, never above 2 */
+    yl_box f = mk(1000.5f, 1000.5f, 1, 1), u = mk(0.5f, 0.5f, 1, 1);
+    double area_c = 1001.0 * 1001.0;
+    TU_ASSERT_CLOSE(yl_iou_loss(f, u, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 + (area_c - 2.0) / area_c, 1e-6, 0);
+    assert_true(yl_iou_loss(f, u, YOLOXLOSS_IOU_LOSS_GIOU) <= 2.0f);
+
+    /* touching: iou 0, enclosing = union -> giou 0 -> loss 1 */
+    yl_box t = mk(15, 5, 10, 10);
+    TU_ASSERT_CLOSE(yl_iou_loss(t, g, YOLOXLOSS_IOU_LOSS_GIOU), 1.0, 1e-6, 0);
+}
+
+/* ---- gradient against finite differences -------------------------------- */
+
+static void box_to_d(yl_box b, double out[4]) {
+    out[0] = b.x;
+    out[1] = b.y;
+    out[2] = b.w;
+    out[3] = b.h;
+}
+
+/* central differences of the double reference at pred p */
+static void fd_grad(const double p[4], const double g[4], int giou, double step, double out[4]) {
+    for (int k = 0; k < 4; k++) {
+        double a[4], b[4];
+        memcpy(a, p, sizeof a);
+        memcpy(b, p, sizeof b);
+        a[k] += step;
+        b[k] -= step;
+        out[k] = (tu_iou_loss_d(a, g, giou) - tu_iou_loss_d(b, g, giou)) / (2 * step);
+    }
+}
+
+/* second-order one-sided differences: dir = +1 (right) or -1 (left) */
+static void fd_grad_onesided(const double p[4], const double g[4], int giou, double step, int dir,
+                             double out[4]) {
+    double f0 = tu_iou_loss_d(p, g, giou);
+    for (int k = 0; k < 4; k++) {
+        double a[4], b[4];
+        memcpy(a, p, sizeof a);
+        memcpy(b, p, sizeof b);
+        a[k] += dir * step;
+        b[k] += dir * 2 * step;
+        double f1 = tu_iou_loss_d(a, g, giou), f2 = tu_iou_loss_d(b, g, giou);
+        out[k] = dir * (-3 * f0 + 4 * f1 - f2) / (2 * step);
+    }
+}
+
+/* Smallest distance between any two values that meet in a max/min, or the
+ * overlap boundary (tl == br). */
+static double tie_margin(yl_box p, yl_box g) {
+    double pd[4], gd[4];
+    box_to_d(p, pd);
+    box_to_d(g, gd);
+    double p1x = pd[0] - pd[2] / 2, p2x = pd[0] + pd[2] / 2, p1y = pd[1] - pd[3] / 2, p2y = pd[1] + pd[3] / 2;
+    double g1x = gd[0] - gd[2] / 2, g2x = gd[0] + gd[2] / 2, g1y = gd[1] - gd[3] / 2, g2y = gd[1] + gd[3] / 2;
+    double m = fabs(p1x - g1x);
+    m = fmin(m, fabs(p2x - g2x));
+    m = fmin(m, fabs(p1y - g1y));
+    m = fmin(m, fabs(p2y - g2y));
+    m = fmin(m, fabs(fmin(p2x, g2x) - fmax(p1x, g1x)));
+    m = fmin(m, fabs(fmin(p2y, g2y) - fmax(p1y, g1y)));
+    return m;
+}
+
+enum { PAIR_OVERLAP, PAIR_DISJOINT, PAIR_PRED_IN_GT, PAIR_GT_IN_PRED, PAIR_KINDS };
+
+static void random_pair(tu_rng *r, int kind, yl_box *pred, yl_box *gt) {
+    float gw = tu_rangef(r, 5, 60), gh = tu_rangef(r, 5, 60);
+    *gt = mk(tu_rangef(r, 20, 200), tu_rangef(r, 20, 200), gw, gh);
+    switch (kind) {
+    case PAIR_OVERLAP:
+        *pred = mk(gt->x + (float)(tu_range(r, -0.45, 0.45) * gw), gt->y + (float)(tu_range(r, -0.45, 0.45) * gh),
+                   gw * tu_rangef(r, 0.5, 1.6), gh * tu_rangef(r, 0.5, 1.6));
+        break;
+    case PAIR_DISJOINT: {
+        float pw = tu_rangef(r, 5, 60), ph = tu_rangef(r, 5, 60);
+        double sx = tu_unif(r) < 0.5 ? -1 : 1;
+        double dx = (gw + pw) / 2.0 + tu_range(r, 0.5, 30);
+        *pred = mk(gt->x + (float)(sx * dx), gt->y + tu_rangef(r, -40, 40), pw, ph);
+        if (tu_unif(r) < 0.5) { /* swap axes: disjoint along y instead */
+            double dy = (gh + ph) / 2.0 + tu_range(r, 0.5, 30);
+            *pred = mk(gt->x + tu_rangef(r, -40, 40), gt->y + (float)(sx * dy), pw, ph);
+        }
+        break;
+    }
+    case PAIR_PRED_IN_GT: {
+        float pw = gw * tu_rangef(r, 0.2, 0.8), ph = gh * tu_rangef(r, 0.2, 0.8);
+        *pred = mk(gt->x + (float)(tu_range(r, -0.45, 0.45) * (gw - pw)),
+                   gt->y + (float)(tu_range(r, -0.45, 0.45) * (gh - ph)), pw, ph);
+        break;
+    }
+    default: {
+        float pw = gw * tu_rangef(r, 1.3, 3.0), ph = gh * tu_rangef(r, 1.3, 3.0);
+        *pred = mk(gt->x + (float)(tu_range(r, -0.45, 0.45) * (pw - gw)),
+                   gt->y + (float)(tu_range(r, -0.45, 0.45) * (ph - gh)), pw, ph);
+        break;
+    }
+    }
+}
+
+static void check_grad_random(int giou) {
+    tu_rng r = {giou ? 777u : 12345u};
+    yoloxloss_iou_loss type = giou ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU;
+    int checked[PAIR_KINDS] = {0};
+    for (int it = 0; it < 4000; it++) {
+        int kind = it % PAIR_KINDS;
+        yl_box p, g;
+        random_pair(&r, kind, &p, &g);
+        if (tie_margin(p, g) < 0.05) continue;
+        double pd[4], gd[4], fd[4];
+        box_to_d(p, pd);
+        box_to_d(g, gd);
+        fd_grad(pd, gd, giou, 1e-4, fd);
+        float lib[4] = {NAN, NAN, NAN, NAN};
+        yl_iou_loss_grad(p, g, type, lib);
+        double scale = 0;
+        for (int k = 0; k < 4; k++) scale = fmax(scale, fabs(fd[k]));
+        for (int k = 0; k < 4; k++) {
+            TU_ASSERT_NEAR_CTX(lib[k], fd[k], 1e-3 * scale + 1e-9,
+                               "%s kind %d it %d comp %d pred (%g %g %g %g) gt (%g %g %g %g)",
+                               giou ? "giou" : "iou", kind, it, k, (double)p.x, (double)p.y, (double)p.w,
+                               (double)p.h, (double)g.x, (double)g.y, (double)g.w, (double)g.h);
+        }
+        if (!giou && kind == PAIR_DISJOINT)
+            for (int k = 0; k < 4; k++) assert_true(lib[k] == 0.0f);
+        /* the gradient is of the loss the library computes forward */
+        TU_ASSERT_CLOSE(yl_iou_loss(p, g, type), tu_iou_loss_d(pd, gd, giou), 1e-5, 1e-5);
+        checked[kind]++;
+    }
+    for (int k = 0; k < PAIR_KINDS; k++) assert_true(checked[k] > 500);
+}
+
+static void test_iou_grad_fd_random(void **state) {
+    (void)state;
+    check_grad_random(0);
+}
+
+static void test_giou_grad_fd_random(void **state) {
+    (void)state;
+    check_grad_random(1);
+}
+
+/* Pred [0,6]x[2,8] (cx 3, cy 5, w 6, h 6), gt [0,10]x[0,10]: the left edges tie
+ * (p1x == g1x == 0). With I = 36, U = 100, iou = .36:
+ *   d iou = dI (1/U + I/U^2) - dAp I/U^2 = 0.0136 dI - 0.0036 dAp.
+ * The tie sends half of d(tl_x) to p1x: d ix/dx = 1 - 0.5 = 0.5, d ix/dw = 0.5 + 0.25 = 0.75.
+ *   x: dI = 3 -> d iou = .0408, dloss = -0.72 * .0408 = -0.029376
+ *   y: dI = 0 -> 0
+ *   w: dI = 4.5, dAp = 6 -> d iou = .0396 -> dloss = -0.028512
+ *   h: dI = 6, dAp = 6 -> d iou = .06 -> dloss = -0.0432
+ * GIoU = iou - 1 + U/Ac, Ac = 100 (enclosing = gt, its left edge ties too:
+ * d cw/dx = -0.5, d cw/dw = +0.25):
+ *   x: .0408 + dU/Ac - U dAc/Ac^2 = .0408 - .03 + .05 = .0608 -> dloss -.0608
+ *   w: .0396 + 1.5/100 - 2.5/100 = .0296 -> dloss -.0296
+ *   y: 0;  h: .06 + 0 - 0 -> dloss -.06 */
+static void test_grad_tie_hand(void **state) {
+    (void)state;
+    yl_box p = mk(3, 5, 6, 6), g = mk(5, 5, 10, 10);
+    float gr[4];
+    yl_iou_loss_grad(p, g, YOLOXLOSS_IOU_LOSS_IOU, gr);
+    TU_ASSERT_CLOSE(gr[0], -0.029376, 1e-5, 1e-9);
+    TU_ASSERT_CLOSE(gr[1], 0.0, 0, 1e-9);
+    TU_ASSERT_CLOSE(gr[2], -0.028512, 1e-5, 1e-9);
+    TU_ASSERT_CLOSE(gr[3], -0.0432, 1e-5, 1e-9);
+
+    yl_iou_loss_grad(p, g, YOLOXLOSS_IOU_LOSS_GIOU, gr);
+    TU_ASSERT_CLOSE(gr[0], -0.0608, 1e-5, 1e-9);
+    TU_ASSERT_CLOSE(gr[1], 0.0, 0, 1e-9);
+    TU_ASSERT_CLOSE(gr[2], -0.0296, 1e-5, 1e-9);
+    TU_ASSERT_CLOSE(gr[3], -0.06, 1e-5, 1e-9);
+
+    /* Identical boxes: every corner ties. Shares of 1/2 make every component
+     * zero for both types (worked by hand: d ix/dx = .5 - .5 = 0; for w,
+     * d iou/dw = 5 (.01 + .01) - 10 (.01) = 0 and dU/Ac - U dAc/Ac^2 = .05 - .05 = 0). */
+    yl_iou_loss_grad(g, g, YOLOXLOSS_IOU_LOSS_IOU, gr);
+    for (int k = 0; k < 4; k++) TU_ASSERT_CLOSE(gr[k], 0.0, 0, 1e-9);
+    yl_iou_loss_grad(g, g, YOLOXLOSS_IOU_LOSS_GIOU, gr);
+    for (int k = 0; k < 4; k++) TU_ASSERT_CLOSE(gr[k], 0.0, 0, 1e-9);
+}
+
+/* Exact ties on random integer boxes: with one tie per coordinate direction
+ * the half-split gradient is the mean of the two one-sided derivatives. */
+static void test_grad_tie_random(void **state) {
+    (void)state;
+    tu_rng r = {99};
+    int done = 0;
+    for (int it = 0; it < 2000 && done < 400; it++) {
+        int g1x = tu_int(&r, 0, 40), g1y = tu_int(&r, 0, 40);
+        int g2x = g1x + tu_int(&r, 6, 40), g2y = g1y + tu_int(&r, 6, 40);
+        /* pred shares one or two corner coordinates with the gt */
+        int p1x = tu_int(&r, g1x - 10, g2x - 3), p1y = tu_int(&r, g1y - 10, g2y - 3);
+        int p2x = tu_int(&r, p1x + 3, g2x + 10), p2y = tu_int(&r, p1y + 3, g2y + 10);
+        int which = tu_int(&r, 0, 5);
+        if (which == 0 || which == 4) p1x = g1x;
+        if (which == 1 || which == 4) p2y = g2y;
+        if (which == 2 || which == 5) p2x = g2x;
+        if (which == 3 || which == 5) p1y = g1y;
+        if (p2x - p1x < 2 || p2y - p1y < 2) continue;
+        yl_box p = mk((float)(p1x + p2x) / 2.0f, (float)(p1y + p2y) / 2.0f, (float)(p2x - p1x), (float)(p2y - p1y));
+        yl_box g = mk((float)(g1x + g2x) / 2.0f, (float)(g1y + g2y) / 2.0f, (float)(g2x - g1x), (float)(g2y - g1y));
+        /* exactly one tie per axis at most; no other near-tie, intersection clearly non-empty */
+        int tx = (p1x == g1x) + (p2x == g2x), ty = (p1y == g1y) + (p2y == g2y);
+        if (tx + ty == 0 || tx > 1 || ty > 1) continue;
+        if ((p1x != g1x && abs(p1x - g1x) < 1) || (p2x != g2x && abs(p2x - g2x) < 1)) continue;
+        int ix = (p2x < g2x ? p2x : g2x) - (p1x > g1x ? p1x : g1x);
+        int iy = (p2y < g2y ? p2y : g2y) - (p1y > g1y ? p1y : g1y);
+        if (ix < 1 || iy < 1) continue;
+        double pd[4], gd[4];
+        box_to_d(p, pd);
+        box_to_d(g, gd);
+        for (int giou = 0; giou < 2; giou++) {
+            double right[4], left[4];
+            fd_grad_onesided(pd, gd, giou, 1e-5, +1, right);
+            fd_grad_onesided(pd, gd, giou, 1e-5, -1, left);
+            float lib[4];
+            yl_iou_loss_grad(p, g, giou ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU, lib);
+            double scale = 1e-6;
+            for (int k = 0; k < 4; k++) scale = fmax(scale, fmax(fabs(right[k]), fabs(left[k])));
+            for (int k = 0; k < 4; k++) {
+                double want = 0.5 * (right[k] + left[k]);
+                TU_ASSERT_NEAR_CTX(lib[k], want, 2e-3 * scale, "tie %s which %d comp %d (r %g l %g)",
+                                   giou ? "giou" : "iou", which, k, right[k], left[k]);
+            }
+        }
+        done++;
+    }
+    assert_true(done >= 200);
+}
+
+static void test_grad_no_overlap_is_zero_for_iou(void **state) {
+    (void)state;
+    yl_box g = mk(5, 5, 10, 10);
+    yl_box cases[] = {mk(25, 5, 10, 10), mk(15, 5, 10, 10) /* touching */, mk(30, 40, 2, 3),
+                      mk(5, 15, 10, 10) /* touching in y */, mk(15, 15, 10, 10) /* corner */};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float gr[4] = {1, 1, 1, 1};
+        yl_iou_loss_grad(cases[c], g, YOLOXLOSS_IOU_LOSS_IOU, gr);
+        for (int k = 0; k < 4; k++) assert_true(gr[k] == 0.0f);
+    }
+    /* GIoU of disjoint boxes does have a gradient: moving the pred toward the
+     * gt shrinks the enclosing box. [20,30]x[0,10] vs [0,10]^2: Ac = 30*10,
+     * U = 200, giou = -1 + U/Ac; d/dx = -U * (dAc/dx) / Ac^2 = -200*10/90000,
+     * so dloss/dx = +2000/90000. */
+    float gr[4];
+    yl_iou_loss_grad(mk(25, 5, 10, 10), g, YOLOXLOSS_IOU_LOSS_GIOU, gr);
+    TU_ASSERT_CLOSE(gr[0], 2000.0 / 90000.0, 1e-5, 0);
+}
+
+/* ---- L1 target ----------------------------------------------------------- */
+
+static void test_l1_target_hand(void **state) {
+    (void)state;
+    float t[4];
+    /* (cx/s - j, cy/s - i, log(w/s + 1e-8), log(h/s + 1e-8)) */
+    yl_l1_target(mk(20, 36, 16, 8), 4, 2, 8.0f, t);
+    TU_ASSERT_CLOSE(t[0], 0.5, 0, 1e-7);
+    TU_ASSERT_CLOSE(t[1], 0.5, 0, 1e-7);
+    TU_ASSERT_CLOSE(t[2], log(2.0), 1e-6, 0);
+    TU_ASSERT_CLOSE(t[3], 0.0, 0, 1e-7);
+
+    yl_l1_target(mk(100, 10, 4, 160), 0, 3, 32.0f, t);
+    TU_ASSERT_CLOSE(t[0], 100.0 / 32 - 3, 0, 1e-6);
+    TU_ASSERT_CLOSE(t[1], 10.0 / 32, 0, 1e-6);
+    TU_ASSERT_CLOSE(t[2], log(0.125), 1e-6, 0);
+    TU_ASSERT_CLOSE(t[3], log(5.0), 1e-6, 0);
+
+    /* targets can be negative / outside [0,1] for anchors away from the centre */
+    yl_l1_target(mk(4, 4, 8, 8), 2, 2, 8.0f, t);
+    TU_ASSERT_CLOSE(t[0], -1.5, 0, 1e-7);
+    TU_ASSERT_CLOSE(t[1], -1.5, 0, 1e-7);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_hand_values),
+        cmocka_unit_test(test_pair_iou_hand_values),
+        cmocka_unit_test(test_iou_loss_forward_hand),
+        cmocka_unit_test(test_iou_grad_fd_random),
+        cmocka_unit_test(test_giou_grad_fd_random),
+        cmocka_unit_test(test_grad_tie_hand),
+        cmocka_unit_test(test_grad_tie_random),
+        cmocka_unit_test(test_grad_no_overlap_is_zero_for_iou),
+        cmocka_unit_test(test_l1_target_hand),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
