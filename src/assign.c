@@ -1,11 +1,9 @@
 /* SimOTA label assignment of one image (docs/algorithm.md, section 3). */
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "assign.h"
 #include "bce.h"
-#include "internal.h"
+#include "mathf.h"
 
 float yl_cls_cost_pair(double sum_bce0, float p_c) {
     return (float)(sum_bce0 - (double)yl_bce_prob0(p_c) + (double)yl_bce_prob1(p_c));
@@ -93,27 +91,15 @@ void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, 
 }
 
 void yl_assign_scratch_free(yl_assign_scratch *s) {
-    for (size_t i = 0; i < sizeof s->buf / sizeof s->buf[0]; i++) {
-        free(s->buf[i]);
-        s->buf[i] = NULL;
-        s->cap[i] = 0;
-    }
+    for (size_t i = 0; i < sizeof s->slot / sizeof s->slot[0]; i++) yl_buffer_free(&s->slot[i]);
 }
 
-/* Slot i of the scratch with room for `bytes`, or NULL. */
-static void *scratch_get(yl_assign_scratch *s, int i, size_t bytes) {
-    if (bytes == 0) bytes = 1;
-    if (s->cap[i] < bytes) {
-        size_t want = bytes + bytes / 4;
-        void *p = realloc(s->buf[i], want);
-        if (!p) return NULL;
-        s->buf[i] = p;
-        s->cap[i] = want;
-    }
-    return s->buf[i];
-}
+/* The scratch slots of yl_assign_image. */
+enum { S_CAND, S_POS, S_BOX, S_SUM, S_SIGOBJ, S_IOU, S_COST, S_MATCH, S_WORK };
 
-enum { S_CAND, S_POS, S_BOX, S_SUM, S_SIGOBJ, S_IOU, S_COST, S_MATCH, S_WORK, S_COUNT };
+static void *scratch_get(yl_assign_scratch *s, int slot, size_t bytes) {
+    return yl_buffer_reserve(&s->slot[slot], bytes);
+}
 
 /* Anchor centre as each reference computes it: (j + 0.5) s in current YOLOX,
  * j s + 0.5 s in the legacy code. Equal for the usual integer strides. */
@@ -252,7 +238,7 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
                 size_t at = (size_t)g * nc + (size_t)c;
                 float u = yl_pair_iou(gb, box[c]);
                 iou[at] = u;
-                float iou_cost = -logf(u + 1e-8f);
+                float iou_cost = -yl_logf(u + 1e-8f);
                 float cls_cost = yl_cls_cost_pair(sum0[c], yl_cost_prob(cls_plane[pos[c]], sig_obj[c]));
                 int q = pos[c];
                 float xc = anchor_centre(q % v->width, v->stride, legacy);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "box.h"
+#include "buffer.h"
 #include "simd/kernels.h"
 #include "yoloxloss.h"
 
@@ -57,8 +58,7 @@ typedef struct {
 /* Growable per-thread scratch of the assigner; zero-initialise, free with
  * yl_assign_scratch_free. */
 typedef struct {
-    void *buf[10];
-    size_t cap[10];
+    yl_buffer slot[9];
 } yl_assign_scratch;
 
 void yl_assign_scratch_free(yl_assign_scratch *s);

@@ -3,22 +3,16 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mathf.h"
 
 yl_grad_view yl_grad_view_of(const yoloxloss_level_grad *g, const yoloxloss_level *shape,
                              int num_classes, int image) {
     yl_grad_view v;
     size_t hw = (size_t)shape->height * (size_t)shape->width;
-    size_t b = (size_t)image, C = (size_t)num_classes;
-    if (g->fused) {
-        float *base = g->fused + b * (5 + C) * hw;
-        v.reg = base;
-        v.obj = base + 4 * hw;
-        v.cls = base + 5 * hw;
-    } else {
-        v.reg = g->reg + b * 4 * hw;
-        v.obj = g->obj + b * hw;
-        v.cls = g->cls + b * C * hw;
-    }
+    yl_plane_offsets o = yl_planes(g->fused != NULL, image, num_classes, hw);
+    v.reg = (g->fused ? g->fused : g->reg) + o.reg;
+    v.obj = (g->fused ? g->fused : g->obj) + o.obj;
+    v.cls = (g->fused ? g->fused : g->cls) + o.cls;
     return v;
 }
 
@@ -65,8 +59,8 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
             /* x = (tx + j) s, w = exp(tw) s: chained as autograd does. */
             d[0] = s.iou * (dbox[0] * stride);
             d[1] = s.iou * (dbox[1] * stride);
-            d[2] = s.iou * ((dbox[2] * stride) * expf(t[2]));
-            d[3] = s.iou * ((dbox[3] * stride) * expf(t[3]));
+            d[2] = s.iou * ((dbox[2] * stride) * yl_expf(t[2]));
+            d[3] = s.iou * ((dbox[3] * stride) * yl_expf(t[3]));
         }
         if (cfg->use_l1 && s.l1 != 0.0f) {
             float target[4];

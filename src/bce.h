@@ -10,7 +10,9 @@
 
 #include <math.h>
 
-static inline float yl_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+#include "mathf.h"
+
+static inline float yl_sigmoid(float x) { return 1.0f / (1.0f + yl_expf(-x)); }
 
 /* Evaluated in double: the per-element value is summed over millions of
  * anchors and must not carry float32 rounding into the total. */
@@ -20,10 +22,10 @@ static inline double yl_bce_logits(float x, float t) {
 }
 
 /* -max(log(1 - p), -100): the cost of predicting p for a class that is absent. */
-static inline float yl_bce_prob0(float p) { return -fmaxf(logf(1.0f - p), -100.0f); }
+static inline float yl_bce_prob0(float p) { return -fmaxf(yl_logf(1.0f - p), -100.0f); }
 
 /* -max(log(p), -100): the cost of predicting p for the class that is present. */
-static inline float yl_bce_prob1(float p) { return -fmaxf(logf(p), -100.0f); }
+static inline float yl_bce_prob1(float p) { return -fmaxf(yl_logf(p), -100.0f); }
 
 /* The assignment's class probability: sqrt(sigmoid(cls) * sigmoid(obj)), float32. */
 static inline float yl_cost_prob(float cls_logit, float obj_sigmoid) {

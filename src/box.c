@@ -2,13 +2,14 @@
 #include <math.h>
 
 #include "box.h"
+#include "mathf.h"
 
 yl_box yl_decode(float tx, float ty, float tw, float th, int i, int j, float stride) {
     yl_box b;
     b.x = (tx + (float)j) * stride;
     b.y = (ty + (float)i) * stride;
-    b.w = expf(tw) * stride;
-    b.h = expf(th) * stride;
+    b.w = yl_expf(tw) * stride;
+    b.h = yl_expf(th) * stride;
     return b;
 }
 
@@ -116,6 +117,6 @@ void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, float gra
 void yl_l1_target(yl_box gt, int i, int j, float stride, float target[4]) {
     target[0] = gt.x / stride - (float)j;
     target[1] = gt.y / stride - (float)i;
-    target[2] = logf(gt.w / stride + 1e-8f);
-    target[3] = logf(gt.h / stride + 1e-8f);
+    target[2] = yl_logf(gt.w / stride + 1e-8f);
+    target[3] = yl_logf(gt.h / stride + 1e-8f);
 }

@@ -176,26 +176,3 @@ yoloxloss_status yl_fail(yoloxloss_context *ctx, yoloxloss_status status, const 
     va_end(ap);
     return status;
 }
-
-int yl_buffer_reserve(yl_buffer *b, size_t bytes) {
-    if (bytes == 0) bytes = 1; /* a real pointer even when empty: ptr + 0 must be defined */
-    if (bytes <= b->bytes) return 0;
-    /* Grow geometrically so a slowly rising size settles after a few calls. */
-    size_t want = bytes + bytes / 4;
-    if (want < bytes) want = bytes;
-    void *p = realloc(b->ptr, want);
-    if (!p) {
-        p = realloc(b->ptr, bytes);
-        if (!p) return -1;
-        want = bytes;
-    }
-    b->ptr = p;
-    b->bytes = want;
-    return 0;
-}
-
-void yl_buffer_free(yl_buffer *b) {
-    free(b->ptr);
-    b->ptr = NULL;
-    b->bytes = 0;
-}

@@ -12,17 +12,10 @@ yl_level_view yl_input_view(const yoloxloss_level *lv, int num_classes, int imag
     v.height = lv->height;
     v.width = lv->width;
     v.hw = (size_t)lv->height * (size_t)lv->width;
-    size_t b = (size_t)image, C = (size_t)num_classes;
-    if (lv->fused) {
-        const float *base = lv->fused + b * (5 + C) * v.hw;
-        v.reg = base;
-        v.obj = base + 4 * v.hw;
-        v.cls = base + 5 * v.hw;
-    } else {
-        v.reg = lv->reg + b * 4 * v.hw;
-        v.obj = lv->obj + b * v.hw;
-        v.cls = lv->cls + b * C * v.hw;
-    }
+    yl_plane_offsets o = yl_planes(lv->fused != NULL, image, num_classes, v.hw);
+    v.reg = (lv->fused ? lv->fused : lv->reg) + o.reg;
+    v.obj = (lv->fused ? lv->fused : lv->obj) + o.obj;
+    v.cls = (lv->fused ? lv->fused : lv->cls) + o.cls;
     return v;
 }
 
@@ -92,15 +85,16 @@ void yl_report_losses(const yoloxloss_context *ctx, yoloxloss_losses *out) {
     out->num_gt = ctx->total_gt;
 }
 
-/* Sizes the per-call buffers for B images of A anchors and total_gt boxes. */
+/* Sizes the per-call buffers for B images of A anchors and total_gt boxes;
+ * non-zero if an allocation failed. */
 static int reserve_state(yoloxloss_context *ctx, size_t B, size_t A, size_t total_gt) {
-    return yl_buffer_reserve(&ctx->gt_offset, (B + 1) * sizeof(int64_t)) ||
-           yl_buffer_reserve(&ctx->gt_classes, total_gt * sizeof(int32_t)) ||
-           yl_buffer_reserve(&ctx->gt_boxes, total_gt * 4 * sizeof(float)) ||
-           yl_buffer_reserve(&ctx->dynamic_k, total_gt * sizeof(int32_t)) ||
-           yl_buffer_reserve(&ctx->matched, B * A * sizeof(int32_t)) ||
-           yl_buffer_reserve(&ctx->pred_iou, B * A * sizeof(float)) ||
-           yl_buffer_reserve(&ctx->image_sums, B * sizeof(yl_image_sums));
+    return !yl_buffer_reserve(&ctx->gt_offset, (B + 1) * sizeof(int64_t)) ||
+           !yl_buffer_reserve(&ctx->gt_classes, total_gt * sizeof(int32_t)) ||
+           !yl_buffer_reserve(&ctx->gt_boxes, total_gt * 4 * sizeof(float)) ||
+           !yl_buffer_reserve(&ctx->dynamic_k, total_gt * sizeof(int32_t)) ||
+           !yl_buffer_reserve(&ctx->matched, B * A * sizeof(int32_t)) ||
+           !yl_buffer_reserve(&ctx->pred_iou, B * A * sizeof(float)) ||
+           !yl_buffer_reserve(&ctx->image_sums, B * sizeof(yl_image_sums));
 }
 
 yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch *batch,

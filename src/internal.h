@@ -6,20 +6,9 @@
 #include <stdint.h>
 
 #include "assign.h"
+#include "buffer.h"
 #include "simd/kernels.h"
 #include "yoloxloss.h"
-
-/* A buffer that grows to the largest size asked of it and is then reused,
- * so steady-state calls of one shape allocate nothing. */
-typedef struct {
-    void *ptr;
-    size_t bytes;
-} yl_buffer;
-
-/* Makes b hold at least `bytes`; 0 on success, -1 if allocation failed
- * (b is then unchanged). */
-int yl_buffer_reserve(yl_buffer *b, size_t bytes);
-void yl_buffer_free(yl_buffer *b);
 
 /* Per-image sums of the last forward, unweighted and unnormalised. */
 typedef struct {
@@ -63,6 +52,28 @@ yoloxloss_status yl_fail(yoloxloss_context *ctx, yoloxloss_status status, const 
  * with cfg.check_finite also every head output value. Writes nothing but
  * ctx->error. */
 yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch *batch);
+
+/* Offsets, in floats, of image b's reg, obj and cls planes of one level
+ * from the buffers they live in: all three in `fused` for a fused level,
+ * each in its own buffer for a split one. Inputs and gradients share it. */
+typedef struct {
+    size_t reg, obj, cls;
+} yl_plane_offsets;
+
+static inline yl_plane_offsets yl_planes(int fused, int image, int num_classes, size_t hw) {
+    size_t b = (size_t)image, C = (size_t)num_classes;
+    yl_plane_offsets o;
+    if (fused) {
+        o.reg = b * (5 + C) * hw;
+        o.obj = o.reg + 4 * hw;
+        o.cls = o.reg + 5 * hw;
+    } else {
+        o.reg = b * 4 * hw;
+        o.obj = b * hw;
+        o.cls = b * C * hw;
+    }
+    return o;
+}
 
 /* Where image b's planes of one level start, for inputs and gradients.
  * Channel planes are H*W floats apart in both layouts. The input view's

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mathf.h" /* the library's float32 exp and log, for exact float comparisons */
+
 /* ---- RNG (splitmix64) ---------------------------------------------------- */
 
 typedef struct {
@@ -103,18 +105,18 @@ static inline double tu_iou_d(const double a[4], const double b[4]) {
     return inter / (a[2] * a[3] + b[2] * b[3] - inter);
 }
 
-/* tw such that expf(tw) * s == target exactly in float (target/s a power of 2
- * or otherwise reachable); returns NAN if none is found near logf(target/s). */
+/* tw such that yl_expf(tw) * s == target exactly in float (target/s a power of 2
+ * or otherwise reachable); returns NAN if none is found near yl_logf(target/s). */
 static inline float tu_exact_log(float target, float s) {
-    float t = logf(target / s);
+    float t = yl_logf(target / s);
     for (int k = 0; k < 64; k++) {
         float c1 = t, c2 = t;
         for (int m = 0; m < k; m++) {
             c1 = nextafterf(c1, INFINITY);
             c2 = nextafterf(c2, -INFINITY);
         }
-        if (expf(c1) * s == target) return c1;
-        if (expf(c2) * s == target) return c2;
+        if (yl_expf(c1) * s == target) return c1;
+        if (yl_expf(c2) * s == target) return c2;
     }
     return NAN;
 }
