@@ -42,9 +42,6 @@ extern "C" {
 int yoloxloss_version_number(void);
 const char *yoloxloss_version_string(void);
 
-/* The most feature levels a context accepts. */
-#define YOLOXLOSS_MAX_LEVELS 8
-
 /* Every function that can fail returns one of these. On any status other
  * than YOLOXLOSS_OK nothing has been written to the caller's buffers, and
  * yoloxloss_last_error() names what was wrong. */
@@ -83,8 +80,9 @@ typedef enum {
  * yoloxloss_config_defaults() and change what differs. */
 typedef struct {
     int num_classes;                     /* C, >= 1. Default 80. */
-    int num_levels;                      /* 1..YOLOXLOSS_MAX_LEVELS. Default 3. */
-    float strides[YOLOXLOSS_MAX_LEVELS]; /* pixels per grid cell, finite and > 0. Default 8, 16, 32. */
+    int num_levels;                      /* L >= 1, any number. Default 3. */
+    const float *strides;                /* [L] pixels per grid cell, finite and > 0; copied by
+                                            yoloxloss_create. Default: a constant {8, 16, 32}. */
     yoloxloss_assigner assigner;         /* Default YOLOXLOSS_ASSIGNER_YOLOX. */
     float center_radius;                 /* centre-box half size in strides; 0 = the assigner's own (1.5 / 2.5). */
     int candidate_topk;                  /* IoUs summed for dynamic k, >= 1. Default 10. */

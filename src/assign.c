@@ -95,7 +95,7 @@ void yl_assign_scratch_free(yl_assign_scratch *s) {
 }
 
 /* The scratch slots of yl_assign_image. */
-enum { S_CAND, S_POS, S_BOX, S_SUM, S_SIGOBJ, S_IOU, S_COST, S_MATCH, S_WORK };
+enum { S_CAND, S_FIRST, S_POS, S_BOX, S_SUM, S_SIGOBJ, S_IOU, S_COST, S_MATCH, S_WORK };
 
 static void *scratch_get(yl_assign_scratch *s, int slot, size_t bytes) {
     return yl_buffer_reserve(&s->slot[slot], bytes);
@@ -173,8 +173,8 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
 
     /* Candidate list in anchor order; level l owns [first[l], first[l+1]). */
     int32_t *cand = scratch_get(scratch, S_CAND, (size_t)num_anchors * sizeof *cand);
-    if (!cand) return -1;
-    int first[YOLOXLOSS_MAX_LEVELS + 1];
+    int *first = scratch_get(scratch, S_FIRST, (size_t)(num_levels + 1) * sizeof *first);
+    if (!cand || !first) return -1;
     int n_cand = 0;
     for (int l = 0; l < num_levels; l++) {
         first[l] = n_cand;

@@ -58,7 +58,7 @@ typedef struct {
 /* Growable per-thread scratch of the assigner; zero-initialise, free with
  * yl_assign_scratch_free. */
 typedef struct {
-    yl_buffer slot[9];
+    yl_buffer slot[10];
 } yl_assign_scratch;
 
 void yl_assign_scratch_free(yl_assign_scratch *s);

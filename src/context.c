@@ -34,14 +34,14 @@ const char *yoloxloss_version_string(void) {
         YOLOXLOSS_VERSION_PATCH);
 }
 
+static const float DEFAULT_STRIDES[3] = {8.0f, 16.0f, 32.0f};
+
 void yoloxloss_config_defaults(yoloxloss_config *config) {
     if (!config) return;
     memset(config, 0, sizeof *config);
     config->num_classes = 80;
     config->num_levels = 3;
-    config->strides[0] = 8.0f;
-    config->strides[1] = 16.0f;
-    config->strides[2] = 32.0f;
+    config->strides = DEFAULT_STRIDES;
     config->assigner = YOLOXLOSS_ASSIGNER_YOLOX;
     config->center_radius = 0.0f;
     config->candidate_topk = 10;
@@ -83,9 +83,12 @@ yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *mess
     }
     if (c->num_classes < 1)
         return config_error(message, capacity, "num_classes is %d; it must be >= 1", c->num_classes);
-    if (c->num_levels < 1 || c->num_levels > YOLOXLOSS_MAX_LEVELS)
-        return config_error(message, capacity, "num_levels is %d; it must be in [1, %d]",
-                            c->num_levels, YOLOXLOSS_MAX_LEVELS);
+    if (c->num_levels < 1)
+        return config_error(message, capacity, "num_levels is %d; it must be >= 1", c->num_levels);
+    if (!c->strides) {
+        if (message && capacity > 0) snprintf(message, capacity, "strides is NULL");
+        return YOLOXLOSS_ERR_NULL_ARGUMENT;
+    }
     for (int l = 0; l < c->num_levels; l++)
         if (!(isfinite(c->strides[l]) && c->strides[l] > 0.0f))
             return config_error(message, capacity, "strides[%d] is %g; it must be finite and > 0",
@@ -127,14 +130,22 @@ yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_cont
 
     yoloxloss_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return YOLOXLOSS_ERR_OUT_OF_MEMORY;
+    const size_t L = (size_t)config->num_levels;
     ctx->cfg = *config;
     ctx->num_threads = config->num_threads > 0 ? config->num_threads : omp_get_max_threads();
     if (ctx->num_threads < 1) ctx->num_threads = 1;
-    ctx->scratch = calloc((size_t)ctx->num_threads, sizeof *ctx->scratch);
-    if (!ctx->scratch) {
-        free(ctx);
+    const size_t T = (size_t)ctx->num_threads;
+    ctx->strides = malloc(L * sizeof *ctx->strides);
+    ctx->levels = calloc(L, sizeof *ctx->levels);
+    ctx->level_offset = calloc(L, sizeof *ctx->level_offset);
+    ctx->views = calloc(T * L, sizeof *ctx->views);
+    ctx->scratch = calloc(T, sizeof *ctx->scratch);
+    if (!ctx->strides || !ctx->levels || !ctx->level_offset || !ctx->views || !ctx->scratch) {
+        yoloxloss_destroy(ctx);
         return YOLOXLOSS_ERR_OUT_OF_MEMORY;
     }
+    memcpy(ctx->strides, config->strides, L * sizeof *ctx->strides);
+    ctx->cfg.strides = ctx->strides; /* the caller's array may go away */
     int legacy = config->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
     ctx->assign.assigner = config->assigner;
     ctx->assign.center_radius = config->center_radius > 0.0f ? config->center_radius
@@ -156,8 +167,13 @@ void yoloxloss_destroy(yoloxloss_context *ctx) {
     yl_buffer *buffers[] = {&ctx->gt_offset, &ctx->gt_classes, &ctx->gt_boxes, &ctx->dynamic_k,
                             &ctx->matched,   &ctx->pred_iou,   &ctx->image_sums};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) yl_buffer_free(buffers[i]);
-    for (int t = 0; t < ctx->num_threads; t++) yl_assign_scratch_free(&ctx->scratch[t]);
+    if (ctx->scratch)
+        for (int t = 0; t < ctx->num_threads; t++) yl_assign_scratch_free(&ctx->scratch[t]);
     free(ctx->scratch);
+    free(ctx->views);
+    free(ctx->level_offset);
+    free(ctx->levels);
+    free(ctx->strides);
     free(ctx);
 }
 

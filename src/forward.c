@@ -133,7 +133,7 @@ yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch
     yl_image_sums *sums = ctx->image_sums.ptr;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(ctx->num_threads)
     for (int b = 0; b < B; b++) {
-        yl_level_view views[YOLOXLOSS_MAX_LEVELS];
+        yl_level_view *views = ctx->views + (size_t)omp_get_thread_num() * (size_t)cfg->num_levels;
         image_views(ctx, b, views);
         int64_t g0 = gt_offset[b];
         size_t at = (size_t)b * (size_t)A;

@@ -28,8 +28,10 @@ struct yoloxloss_context {
     int num_images;
     int64_t num_anchors;
     int64_t total_gt;
-    yoloxloss_level levels[YOLOXLOSS_MAX_LEVELS]; /* the caller's pointers and grids */
-    int64_t level_offset[YOLOXLOSS_MAX_LEVELS];
+    float *strides;               /* [L], cfg.strides points here */
+    yoloxloss_level *levels;      /* [L] the caller's pointers and grids */
+    int64_t *level_offset;        /* [L] index of each level's first anchor */
+    yl_level_view *views;         /* [num_threads, L] per-thread image views */
     double sum_iou, sum_obj, sum_cls, sum_l1; /* unweighted, over the batch */
     int64_t num_fg;
     float normalizer;

@@ -57,13 +57,11 @@ __all__ = [
     "library_path",
     "version",
     "VERSION",
-    "MAX_LEVELS",
     "ASSIGNERS",
     "IOU_LOSSES",
 ]
 
 VERSION = (_c.VERSION_MAJOR, _c.VERSION_MINOR, _c.VERSION_PATCH)
-MAX_LEVELS = _c.MAX_LEVELS
 ASSIGNERS = {"yolox": _c.ASSIGNER_YOLOX, "yolox-legacy": _c.ASSIGNER_YOLOX_LEGACY}
 IOU_LOSSES = {"iou": _c.IOU_LOSS_IOU, "giou": _c.IOU_LOSS_GIOU}
 
@@ -176,8 +174,8 @@ def _make_config(key):
     _c.config_defaults(ctypes.byref(cfg))
     cfg.num_classes = num_classes
     cfg.num_levels = len(strides)
-    for i, s in enumerate(strides):
-        cfg.strides[i] = s
+    # ctypes keeps the array alive with cfg; create() copies it
+    cfg.strides = (ctypes.c_float * len(strides))(*strides)
     cfg.assigner = assigner
     cfg.iou_loss = iou_loss
     cfg.use_l1 = 1 if use_l1 else 0
@@ -248,9 +246,8 @@ def _parse_outputs(outputs, strides):
     if len(outputs) != len(strides):
         raise ValueError("outputs has %d levels but strides has %d (%r)"
                          % (len(outputs), len(strides), tuple(strides)))
-    if not 1 <= len(outputs) <= MAX_LEVELS:
-        raise ValueError("between 1 and %d levels are supported, got %d"
-                         % (MAX_LEVELS, len(outputs)))
+    if len(outputs) < 1:
+        raise ValueError("outputs must hold at least one level")
     tensors, levels = [], []
     batch = num_classes = None
 

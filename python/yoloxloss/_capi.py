@@ -16,7 +16,6 @@ VERSION_MAJOR = 0
 VERSION_MINOR = 1
 VERSION_PATCH = 0
 
-MAX_LEVELS = 8
 
 OK = 0
 ERR_NULL_ARGUMENT = 1
@@ -64,7 +63,7 @@ class Config(ctypes.Structure):
     _fields_ = [
         ("num_classes", ctypes.c_int),
         ("num_levels", ctypes.c_int),
-        ("strides", ctypes.c_float * MAX_LEVELS),
+        ("strides", ctypes.POINTER(ctypes.c_float)),
         ("assigner", c_enum),
         ("center_radius", ctypes.c_float),
         ("candidate_topk", ctypes.c_int),

@@ -99,7 +99,6 @@ class TestLibrary(unittest.TestCase):
         path = yoloxloss.library_path()
         self.assertTrue(os.path.isfile(path), path)
         self.assertEqual(yoloxloss.version(), "%d.%d.%d" % yoloxloss.VERSION)
-        self.assertEqual(yoloxloss.MAX_LEVELS, 8)
         for name in yoloxloss.__all__:
             self.assertTrue(hasattr(yoloxloss, name), name)
 
@@ -116,7 +115,7 @@ class TestLibrary(unittest.TestCase):
         _capi.config_defaults(ctypes.byref(cfg))
         self.assertEqual(cfg.num_classes, 80)
         self.assertEqual(cfg.num_levels, 3)
-        self.assertEqual(list(cfg.strides)[:3], [8.0, 16.0, 32.0])
+        self.assertEqual([cfg.strides[i] for i in range(3)], [8.0, 16.0, 32.0])
         self.assertEqual(cfg.assigner, _capi.ASSIGNER_YOLOX)
         self.assertEqual(cfg.center_radius, 0.0)
         self.assertEqual(cfg.candidate_topk, 10)
@@ -131,7 +130,7 @@ class TestLibrary(unittest.TestCase):
         # Every field round-trips through create/get_config.
         cfg.num_classes = 7
         cfg.num_levels = 2
-        cfg.strides[0], cfg.strides[1] = 4.0, 12.0
+        cfg.strides = (ctypes.c_float * 2)(4.0, 12.0)
         cfg.assigner = _capi.ASSIGNER_YOLOX_LEGACY
         cfg.center_radius = 2.0
         cfg.candidate_topk = 6
@@ -151,8 +150,9 @@ class TestLibrary(unittest.TestCase):
             got = _capi.get_config(ptr).contents
             for name, _ in _capi.Config._fields_:
                 a, b = getattr(cfg, name), getattr(got, name)
-                if name == "strides":
-                    a, b = list(a), list(b)
+                if name == "strides":  # the context holds its own copy
+                    self.assertNotEqual(ctypes.addressof(a.contents), ctypes.addressof(b.contents))
+                    a, b = [a[i] for i in range(2)], [b[i] for i in range(2)]
                 self.assertEqual(a, b, name)
             self.assertEqual(_capi.last_error(ptr), b"")
         finally:
@@ -659,8 +659,11 @@ class TestErrors(unittest.TestCase):
         self.assertValueError("strides", strides=(8, 16))
         self.assertValueError(strides=(8, 16, 0))
         self.assertValueError(strides=(8, 16, float("nan")))
+        # any number of levels is accepted: nine copies of one level
         o = [self.outputs[0]] * 9
-        self.assertValueError(outputs=o, strides=(8,) * 9)
+        m = yoloxloss.yolox_assign(o, self.labels, strides=(8,) * 9)
+        h, w = self.outputs[0].shape[-2:]
+        self.assertEqual(tuple(m.shape), (self.outputs[0].shape[0], 9 * h * w))
         self.assertValueError(outputs=[], strides=())
         self.assertValueError(outputs=[self.outputs[0][:, :, :, :0]], strides=(8,))
         self.assertValueError(outputs=[self.outputs[0][0]], strides=(8,))

@@ -161,12 +161,13 @@ static int all_equal(const float *x, size_t n, float v) {
     return 1;
 }
 
+static const float SMALL_STRIDES[2] = {8.0f, 16.0f};
+
 static void cfg_small(yoloxloss_config *cfg) {
     yoloxloss_config_defaults(cfg);
     cfg->num_classes = C;
     cfg->num_levels = NL;
-    cfg->strides[0] = 8.0f;
-    cfg->strides[1] = 16.0f;
+    cfg->strides = SMALL_STRIDES;
     cfg->num_threads = 1;
     cfg->check_finite = 1;
 }
@@ -224,11 +225,10 @@ typedef struct {
 } bad_field;
 
 static void m_num_classes(yoloxloss_config *c, int v) { c->num_classes = v ? -3 : 0; }
-static void m_num_levels(yoloxloss_config *c, int v) { c->num_levels = v == 0 ? 0 : v == 1 ? -1 : YOLOXLOSS_MAX_LEVELS + 1; }
-static void m_strides(yoloxloss_config *c, int v) {
-    const float bad[4] = {0.0f, -8.0f, NAN, INFINITY};
-    c->strides[1] = bad[v];
-}
+static void m_num_levels(yoloxloss_config *c, int v) { c->num_levels = v == 0 ? 0 : -1; }
+static float bad_strides[4][3] = {
+    {8.0f, 0.0f, 32.0f}, {8.0f, -8.0f, 32.0f}, {8.0f, NAN, 32.0f}, {8.0f, INFINITY, 32.0f}};
+static void m_strides(yoloxloss_config *c, int v) { c->strides = bad_strides[v]; }
 static void m_assigner(yoloxloss_config *c, int v) { c->assigner = (yoloxloss_assigner)(v ? -1 : 2); }
 static void m_center_radius(yoloxloss_config *c, int v) {
     const float bad[3] = {-1.0f, NAN, INFINITY};
@@ -245,7 +245,7 @@ static void m_l1_weight(yoloxloss_config *c, int v) { c->l1_weight = v ? INFINIT
 static void m_num_threads(yoloxloss_config *c, int v) { c->num_threads = v ? -100 : -1; }
 
 static const bad_field BAD_FIELDS[] = {
-    {"num_classes", m_num_classes, 2},     {"num_levels", m_num_levels, 3},
+    {"num_classes", m_num_classes, 2},     {"num_levels", m_num_levels, 2},
     {"strides", m_strides, 4},             {"assigner", m_assigner, 2},
     {"center_radius", m_center_radius, 3}, {"candidate_topk", m_topk, 2},
     {"iou_cost_weight", m_iou_cost, 2},    {"cls_cost_weight", m_cls_cost, 2},
@@ -284,8 +284,27 @@ static void test_config_validate_rejects_each_field(void **state) {
     /* strides beyond num_levels are not looked at */
     yoloxloss_config c;
     yoloxloss_config_defaults(&c);
-    c.strides[5] = -1.0f;
+    const float longer[4] = {8.0f, 16.0f, 32.0f, -1.0f};
+    c.strides = longer;
     assert_int_equal(yoloxloss_config_validate(&c, NULL, 0), YOLOXLOSS_OK);
+    /* NULL strides */
+    c.strides = NULL;
+    char why[64] = "";
+    assert_int_equal(yoloxloss_config_validate(&c, why, sizeof why), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_non_null(strstr(why, "strides"));
+    assert_int_equal(yoloxloss_create(&c, &(yoloxloss_context *){NULL}), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    /* the context keeps its own copy of the strides */
+    float mine[2] = {8.0f, 16.0f};
+    c.strides = mine;
+    c.num_levels = 2;
+    yoloxloss_context *own;
+    assert_int_equal(yoloxloss_create(&c, &own), YOLOXLOSS_OK);
+    mine[0] = -5.0f;
+    assert_true(yoloxloss_get_config(own)->strides[0] == 8.0f);
+    assert_true(yoloxloss_get_config(own)->strides != mine);
+    yoloxloss_destroy(own);
+    c.strides = longer;
+    c.num_levels = 3;
     /* NULL config */
     char msg[64] = "";
     assert_int_equal(yoloxloss_config_validate(NULL, msg, sizeof msg), YOLOXLOSS_ERR_NULL_ARGUMENT);
