@@ -1,18 +1,16 @@
-/* The float32 exp and log of every scalar formula, in one place.
+/* The float32 exp and log of every scalar formula (decoding, sigmoids, the
+ * matching cost's logs, L1 targets), in one place.
  *
- * libm's (glibc's are correctly rounded in nearly every case). PyTorch's CPU
- * kernels use SLEEF's 1-ulp vector functions instead, which differ from the
- * correctly rounded value for about 9% of exp inputs; the two therefore
- * disagree by one ulp there, which matters only at exact kinks (a decoded
- * edge equal to the gt's edge, a raw output equal to its L1 target).
- * SLEEF's scalar FMA variant is bitwise equal to PyTorch's AVX2 exp and log,
- * but needs an FMA CPU, so it belongs behind the kernel dispatcher. */
+ * They are SLEEF's 1-ulp functions, the ones PyTorch's CPU kernels call.
+ * On a CPU with FMA the library takes SLEEF's scalar FMA variant, which
+ * gives the same bits as PyTorch's AVX2 exp and log; libm's functions
+ * differ from those in about 9% of exp inputs by one ulp, which decides
+ * the gradient wherever a decoded box edge lands exactly on the gt's edge.
+ * dispatch.c picks the variant once, when the library is loaded. */
 #ifndef YL_MATHF_H
 #define YL_MATHF_H
 
-#include <math.h>
-
-static inline float yl_expf(float x) { return expf(x); }
-static inline float yl_logf(float x) { return logf(x); }
+float yl_expf(float x);
+float yl_logf(float x);
 
 #endif
