@@ -28,6 +28,14 @@
 extern "C" {
 #endif
 
+/* Marks the exported functions; the library is built with every other
+ * symbol hidden. */
+#if defined(__GNUC__)
+#define YOLOXLOSS_API __attribute__((visibility("default")))
+#else
+#define YOLOXLOSS_API
+#endif
+
 #define YOLOXLOSS_VERSION_MAJOR 0
 #define YOLOXLOSS_VERSION_MINOR 1
 #define YOLOXLOSS_VERSION_PATCH 0
@@ -39,8 +47,8 @@ extern "C" {
 
 /* The version the library was built as: YOLOXLOSS_VERSION_NUMBER's form,
  * and "MAJOR.MINOR.PATCH". */
-int yoloxloss_version_number(void);
-const char *yoloxloss_version_string(void);
+YOLOXLOSS_API int yoloxloss_version_number(void);
+YOLOXLOSS_API const char *yoloxloss_version_string(void);
 
 /* Every function that can fail returns one of these. On any status other
  * than YOLOXLOSS_OK nothing has been written to the caller's buffers, and
@@ -62,7 +70,7 @@ typedef enum {
 } yoloxloss_status;
 
 /* A fixed English sentence for a status; never NULL. */
-const char *yoloxloss_status_string(yoloxloss_status status);
+YOLOXLOSS_API const char *yoloxloss_status_string(yoloxloss_status status);
 
 /* Label-assignment rule (docs/algorithm.md, section 3). */
 typedef enum {
@@ -101,27 +109,27 @@ typedef struct {
 } yoloxloss_config;
 
 /* Writes the defaults listed above into *config. */
-void yoloxloss_config_defaults(yoloxloss_config *config);
+YOLOXLOSS_API void yoloxloss_config_defaults(yoloxloss_config *config);
 
 /* Checks a config. On failure writes a sentence naming the bad field into
  * message (if message != NULL and capacity > 0; always NUL-terminated). */
-yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *config,
+YOLOXLOSS_API yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *config,
                                            char *message, size_t capacity);
 
 typedef struct yoloxloss_context yoloxloss_context;
 
 /* Creates a context for config (copied). *out is NULL on failure. */
-yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out);
+YOLOXLOSS_API yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out);
 
 /* Frees a context and its workspace. NULL is accepted. */
-void yoloxloss_destroy(yoloxloss_context *ctx);
+YOLOXLOSS_API void yoloxloss_destroy(yoloxloss_context *ctx);
 
 /* The config the context was created with. */
-const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx);
+YOLOXLOSS_API const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx);
 
 /* A sentence about the last failed call on ctx (which image, which label,
  * which level/channel/position), or "" if the last call succeeded. */
-const char *yoloxloss_last_error(const yoloxloss_context *ctx);
+YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
 
 /* Head outputs of one level, NCHW float32, batch size B = yoloxloss_batch.num_images.
  * Either `fused` is set ([B, 5+C, H, W], channels reg(4) | obj(1) | cls(C),
@@ -166,14 +174,14 @@ typedef struct {
  * level structs and the ground-truth arrays are copied and may be reused at
  * once. On failure the context holds
  * no forward (backward returns YOLOXLOSS_ERR_NO_FORWARD). */
-yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch *batch,
+YOLOXLOSS_API yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch *batch,
                                    yoloxloss_losses *losses);
 
 /* Replaces the normaliser N of the last forward by `normalizer` (finite,
  * > 0), e.g. the mean num_fg over data-parallel ranks, rewrites *losses
  * (if not NULL) with the terms divided by it, and makes backward use it.
  * No assignment or loss is recomputed. */
-yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, float normalizer,
+YOLOXLOSS_API yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, float normalizer,
                                        yoloxloss_losses *losses);
 
 /* Gradient buffers of one level, in the same layout as that level's inputs
@@ -197,11 +205,11 @@ typedef struct {
  * into grads (config.num_levels entries, same layout as the inputs).
  * accumulate = 0 overwrites every element; accumulate != 0 adds to what is
  * there (elements whose gradient is zero are left untouched). */
-yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
+YOLOXLOSS_API yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                     const yoloxloss_upstream *upstream, int accumulate);
 
 /* Number of anchors per image of the last forward: sum over levels of H*W. */
-int64_t yoloxloss_num_anchors(const yoloxloss_context *ctx);
+YOLOXLOSS_API int64_t yoloxloss_num_anchors(const yoloxloss_context *ctx);
 
 /* Copies the assignment of the last forward. Each pointer may be NULL.
  *   matched_gt [B, A]: gt row (within its image) matched to each anchor, in
@@ -209,7 +217,7 @@ int64_t yoloxloss_num_anchors(const yoloxloss_context *ctx);
  *   pred_iou   [B, A]: IoU of each fg anchor's decoded box with its gt; 0 for background.
  *   dynamic_k  [total_gt]: SimOTA's k of each gt (0 for gts of an image with no
  *                      candidate anchors). */
-yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context *ctx, int32_t *matched_gt,
+YOLOXLOSS_API yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context *ctx, int32_t *matched_gt,
                                           float *pred_iou, int32_t *dynamic_k);
 
 #ifdef __cplusplus
