@@ -6,7 +6,7 @@
  * gives the same bits as PyTorch's AVX2 exp and log; libm's functions
  * differ from those in about 9% of exp inputs by one ulp, which decides
  * the gradient wherever a decoded box edge lands exactly on the gt's edge.
- * dispatch.c picks the variant once, when the library is loaded. */
+ * dispatch.c picks the variant. */
 #ifndef YL_MATHF_H
 #define YL_MATHF_H
 
