@@ -66,7 +66,12 @@ static int run(const scenario *sc, int iters, int threads, int batch_override, i
     cfg.num_threads = threads;
     cfg.check_finite = 0;
     yoloxloss_context *ctx;
-    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) return 1;
+    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
+        char why[256];
+        yoloxloss_config_validate(&cfg, why, sizeof why);
+        fprintf(stderr, "cannot create a context: %s\n", why);
+        return 1;
+    }
 
     const int C = sc->classes;
     yoloxloss_level levels[3];
@@ -126,9 +131,9 @@ static int run(const scenario *sc, int iters, int threads, int batch_override, i
             f[it] = t2 - t1;
         }
     }
-    printf("scenario=%s images=%d boxes=%d classes=%d threads=%d isa=scalar iters=%d median_ms=%.3f "
+    printf("scenario=%s images=%d boxes=%d classes=%d threads=%d isa=%s iters=%d median_ms=%.3f "
            "floor_ms=%.3f bytes=%zu num_fg=%lld total=%.6f\n",
-           sc->name, B, nbox, C, threads, iters, median(t, iters), median(f, iters),
+           sc->name, B, nbox, C, threads, yoloxloss_isa_name(yoloxloss_get_isa(ctx)), iters, median(t, iters), median(f, iters),
            total_floats * sizeof(float), (long long)losses.num_fg, (double)losses.total);
     fflush(stdout);
     for (int l = 0; l < 3; l++) {

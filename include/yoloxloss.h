@@ -84,6 +84,16 @@ typedef enum {
     YOLOXLOSS_IOU_LOSS_GIOU = 1 /* 1 - clamp(GIoU, -1, 1) */
 } yoloxloss_iou_loss;
 
+/* Instruction set of the per-anchor kernels (src/simd/). Every one gives the
+ * same assignment and, to float32 rounding, the same losses and gradients. */
+typedef enum {
+    YOLOXLOSS_ISA_AUTO = 0,   /* the best this CPU has, or the YOLOXLOSS_ISA environment variable */
+    YOLOXLOSS_ISA_SCALAR = 1, /* plain C, the reference the others are tested against */
+    YOLOXLOSS_ISA_AVX2 = 2,   /* x86-64 with AVX2 and FMA */
+    YOLOXLOSS_ISA_AVX512 = 3, /* x86-64 with AVX-512 F, BW, DQ and VL */
+    YOLOXLOSS_ISA_NEON = 4    /* aarch64 Advanced SIMD */
+} yoloxloss_isa;
+
 /* Everything fixed for the lifetime of a context. Fill it with
  * yoloxloss_config_defaults() and change what differs. */
 typedef struct {
@@ -106,6 +116,10 @@ typedef struct {
     int check_finite;                    /* forward scans every head output for NaN/Inf and
                                             names the first one. Default: on in debug builds
                                             (NDEBUG not defined), off otherwise. */
+    yoloxloss_isa isa;                   /* kernels to use. Default YOLOXLOSS_ISA_AUTO. With AUTO the
+                                            environment variable YOLOXLOSS_ISA (scalar, avx2, avx512,
+                                            neon) may name one. Naming one this build or CPU lacks makes
+                                            yoloxloss_create fail with YOLOXLOSS_ERR_INVALID_CONFIG. */
 } yoloxloss_config;
 
 /* Writes the defaults listed above into *config. */
@@ -118,6 +132,13 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_config_validate(const yoloxloss_config 
 
 typedef struct yoloxloss_context yoloxloss_context;
 
+/* Whether this build, on this CPU, has the kernels of isa (AUTO: always 1). */
+YOLOXLOSS_API int yoloxloss_isa_supported(yoloxloss_isa isa);
+
+/* Lower-case name of isa ("auto", "scalar", "avx2", "avx512", "neon"); "unknown"
+ * for a value outside the enum. */
+YOLOXLOSS_API const char *yoloxloss_isa_name(yoloxloss_isa isa);
+
 /* Creates a context for config (copied). *out is NULL on failure. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out);
 
@@ -126,6 +147,9 @@ YOLOXLOSS_API void yoloxloss_destroy(yoloxloss_context *ctx);
 
 /* The config the context was created with. */
 YOLOXLOSS_API const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx);
+
+/* The instruction set the context's kernels use; AUTO only for a NULL ctx. */
+YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
 
 /* A sentence about the last failed call on ctx (which image, which label,
  * which level/channel/position), or "" if the last call succeeded. */

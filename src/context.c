@@ -119,6 +119,17 @@ yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *mess
     if (c->num_threads < 0)
         return config_error(message, capacity, "num_threads is %d; it must be >= 0 (0 = OpenMP's default)",
                             c->num_threads);
+    if ((int)c->isa < YOLOXLOSS_ISA_AUTO || (int)c->isa > YOLOXLOSS_ISA_NEON)
+        return config_error(message, capacity, "isa is %d; it must be a yoloxloss_isa value (0..4)",
+                            (int)c->isa);
+    yoloxloss_isa isa = c->isa;
+    if (isa == YOLOXLOSS_ISA_AUTO && !yl_isa_from_env(&isa))
+        return config_error(message, capacity, "the environment variable YOLOXLOSS_ISA is \"%s\"; it "
+                            "must be empty or one of auto, scalar, avx2, avx512, neon", getenv("YOLOXLOSS_ISA"));
+    if (!yoloxloss_isa_supported(isa))
+        return config_error(message, capacity, "isa %s%s is not available: this build or this CPU "
+                            "lacks it", yoloxloss_isa_name(isa),
+                            c->isa == YOLOXLOSS_ISA_AUTO ? " (from YOLOXLOSS_ISA)" : "");
     return YOLOXLOSS_OK;
 }
 
@@ -156,7 +167,9 @@ yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_cont
     ctx->assign.iou_cost_weight = config->iou_cost_weight;
     ctx->assign.cls_cost_weight = config->cls_cost_weight;
     ctx->assign.num_classes = config->num_classes;
-    ctx->kernels = yl_kernels_select();
+    yoloxloss_isa isa = config->isa;
+    if (isa == YOLOXLOSS_ISA_AUTO) yl_isa_from_env(&isa); /* validated above */
+    ctx->kernels = yl_kernels_select(isa);
     ctx->assign.kernels = ctx->kernels;
     *out = ctx;
     return YOLOXLOSS_OK;
@@ -179,6 +192,10 @@ void yoloxloss_destroy(yoloxloss_context *ctx) {
 
 const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx) {
     return ctx ? &ctx->cfg : NULL;
+}
+
+yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx) {
+    return ctx ? ctx->kernels->isa : YOLOXLOSS_ISA_AUTO;
 }
 
 const char *yoloxloss_last_error(const yoloxloss_context *ctx) {

@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "yoloxloss.h"
+
 typedef struct {
-    const char *name;
+    yoloxloss_isa isa;
 
     /* sum over a < n of BCEWithLogits(x[a], matched[a] >= 0). */
     double (*obj_loss)(const float *x, const int32_t *matched, size_t n);
@@ -37,8 +39,22 @@ typedef struct {
 } yl_kernels;
 
 extern const yl_kernels yl_kernels_scalar;
+#ifdef YL_HAVE_AVX2
+extern const yl_kernels yl_kernels_avx2;
+#endif
+#ifdef YL_HAVE_AVX512
+extern const yl_kernels yl_kernels_avx512;
+#endif
+#ifdef YL_HAVE_NEON
+extern const yl_kernels yl_kernels_neon;
+#endif
 
-/* The table for this CPU (dispatch.c). */
-const yl_kernels *yl_kernels_select(void);
+/* The table of isa, or for YOLOXLOSS_ISA_AUTO the best this CPU runs;
+ * NULL if isa is not built in or the CPU lacks it (dispatch.c). */
+const yl_kernels *yl_kernels_select(yoloxloss_isa isa);
+
+/* Reads the YOLOXLOSS_ISA environment variable into *isa (AUTO if unset or
+ * empty); 0 if it names no instruction set. */
+int yl_isa_from_env(yoloxloss_isa *isa);
 
 #endif

@@ -38,7 +38,7 @@ static void cls_grad(const float *x, size_t stride, int num_classes, int cls, fl
 }
 
 const yl_kernels yl_kernels_scalar = {
-    .name = "scalar",
+    .isa = YOLOXLOSS_ISA_SCALAR,
     .obj_loss = obj_loss,
     .obj_grad = obj_grad,
     .cost_bce0_accumulate = cost_bce0_accumulate,
