@@ -1,5 +1,5 @@
+#define _POSIX_C_SOURCE 200809L /* setenv */
 /* Instruction-set selection: the config field, the YOLOXLOSS_ISA
-#define _POSIX_C_SOURCE 200809L
  * environment variable, and what a context reports it uses. */
 #include <stdarg.h>
 #include <stddef.h>
