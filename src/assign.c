@@ -5,10 +5,6 @@
 #include "bce.h"
 #include "mathf.h"
 
-float yl_cls_cost_pair(double sum_bce0, float p_c) {
-    return (float)(sum_bce0 - (double)yl_bce_prob0(p_c) + (double)yl_bce_prob1(p_c));
-}
-
 /* A total order on (value, index) that puts NaN after every number, so a
  * NaN cost is never preferred and a NaN IoU always counts as the largest
  * (torch.topk's order), and breaks exact ties by the lower index. */
@@ -24,6 +20,9 @@ static float sum_largest(const float *row, int n, int m, float *top) {
     int len = 0;
     for (int c = 0; c < n; c++) {
         float v = row[c];
+        /* Most values do not beat the m-th largest: one compare rejects
+         * them (a NaN on either side fails it and takes the full test). */
+        if (len == m && v <= top[m - 1]) continue;
         /* keep top[] sorted descending; NaN counts as the largest */
         if (len == m && !before(top[len - 1], 0, v, 1)) continue;
         int pos = len < m ? len++ : m - 1;
@@ -67,6 +66,9 @@ void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, 
         /* the k cheapest candidates, sorted ascending by (cost, index) */
         int len = 0;
         for (int c = 0; c < n_cand; c++) {
+            /* The common rejection in one compare: not cheaper than the k-th
+             * pick, whose index is lower, so a tie loses too. */
+            if (len == k && crow[c] >= crow[pick[k - 1]]) continue;
             if (len == k && !before(crow[c], c, crow[pick[len - 1]], pick[len - 1])) continue;
             int pos = len < k ? len++ : k - 1;
             while (pos > 0 && before(crow[c], c, crow[pick[pos - 1]], pick[pos - 1])) {
@@ -95,7 +97,7 @@ void yl_assign_scratch_free(yl_assign_scratch *s) {
 }
 
 /* The scratch slots of yl_assign_image. */
-enum { S_CAND, S_FIRST, S_POS, S_BOX, S_SUM, S_SIGOBJ, S_IOU, S_COST, S_MATCH, S_WORK };
+enum { S_CAND, S_FIRST, S_SOA, S_SUM, S_IOU, S_COST, S_MATCH, S_WORK, S_CLSROW, S_CLSCOST };
 
 static void *scratch_get(yl_assign_scratch *s, int slot, size_t bytes) {
     return yl_buffer_reserve(&s->slot[slot], bytes);
@@ -117,15 +119,6 @@ static int cell_range(float c, float half, float s, int n, int *lo, int *hi) {
     *lo = a <= 0.0 ? 0 : (int)floor(a);
     *hi = b >= (double)(n - 1) ? n - 1 : (int)ceil(b);
     return *lo <= *hi;
-}
-
-/* Is anchor centre (xc, yc) in gt g's geometry: its centre box, and for
- * the legacy rule also its box. */
-static int in_geometry(const yl_assign_params *p, float xc, float yc, const float *gt, float rs) {
-    if (!yl_inside(xc, yc, gt[0], gt[1], rs, rs)) return 0;
-    if (p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY)
-        return yl_inside(xc, yc, gt[0], gt[1], 0.5f * gt[2], 0.5f * gt[3]);
-    return 1;
 }
 
 /* Marks (matched[a] = -2) every anchor that is a candidate of some gt: in a
@@ -192,61 +185,74 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
     }
 
     size_t nc = (size_t)n_cand, pairs = (size_t)n_gt * nc;
-    int32_t *pos = scratch_get(scratch, S_POS, nc * sizeof *pos);
-    yl_box *box = scratch_get(scratch, S_BOX, nc * sizeof *box);
+    /* Ten float/int32 arrays of n_cand, then sum0 in its own slot so it
+     * stays 8-byte aligned. */
+    float *soa = scratch_get(scratch, S_SOA, 10 * nc * sizeof(float));
     double *sum0 = scratch_get(scratch, S_SUM, nc * sizeof *sum0);
-    float *sig_obj = scratch_get(scratch, S_SIGOBJ, nc * sizeof *sig_obj);
     float *iou = scratch_get(scratch, S_IOU, pairs * sizeof *iou);
     float *cost = scratch_get(scratch, S_COST, pairs * sizeof *cost);
     int32_t *match = scratch_get(scratch, S_MATCH, nc * sizeof *match);
     void *work = scratch_get(scratch, S_WORK, yl_simota_work_bytes(n_cand, p->topk));
-    if (!pos || !box || !sum0 || !sig_obj || !iou || !cost || !match || !work) return -1;
+    if (!soa || !sum0 || !iou || !cost || !match || !work) return -1;
+    yl_cands cd = {(int32_t *)soa, soa + nc,     soa + 2 * nc, soa + 3 * nc, soa + 4 * nc, soa + 5 * nc,
+                   soa + 6 * nc,    soa + 7 * nc, soa + 8 * nc, soa + 9 * nc, sum0};
 
-    /* Decoded box, objectness probability and the class-cost sum S of
-     * every candidate. */
+    /* Grid cell and anchor centre of every candidate; then its decoded box,
+     * objectness probability and the class-cost sum S. */
+    const yl_kernels *k = p->kernels;
     for (int l = 0; l < num_levels; l++) {
         const yl_level_view *v = &levels[l];
         for (int c = first[l]; c < first[l + 1]; c++) {
             int q = (int)(cand[c] - v->anchor_offset);
-            pos[c] = q;
             int i = q / v->width, j = q % v->width;
-            box[c] = yl_decode(v->reg[q], v->reg[v->hw + (size_t)q], v->reg[2 * v->hw + (size_t)q],
-                               v->reg[3 * v->hw + (size_t)q], i, j, v->stride);
-            sig_obj[c] = yl_sigmoid(v->obj[q]);
+            cd.pos[c] = q;
+            cd.gi[c] = (float)i;
+            cd.gj[c] = (float)j;
+            cd.xc[c] = anchor_centre(j, v->stride, legacy);
+            cd.yc[c] = anchor_centre(i, v->stride, legacy);
             sum0[c] = 0.0;
         }
-    }
-    const yl_kernels *k = p->kernels;
-    for (int l = 0; l < num_levels; l++) {
-        const yl_level_view *v = &levels[l];
-        size_t n = (size_t)(first[l + 1] - first[l]);
+        size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
         if (n == 0) continue;
-        for (int cls = 0; cls < p->num_classes; cls++)
-            k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, pos + first[l], n, sig_obj + first[l],
-                                    sum0 + first[l]);
+        k->decode(v->reg, v->obj, v->hw, v->stride, &cd, c0, n);
+        for (int cls = 0; cls < p->num_classes; cls++) {
+            /* The logits of a class plane are scattered reads that miss the
+             * cache; asking for those of two planes ahead hides the wait. */
+            if (cls + 2 < p->num_classes) {
+                const float *ahead = v->cls + (size_t)(cls + 2) * v->hw;
+                for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(ahead + cd.pos[c]);
+            }
+            k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, cd.pos + c0, n, cd.sig_obj + c0, sum0 + c0);
+        }
     }
 
-    /* IoU and cost of every (gt, candidate) pair. */
+    /* The class part of the cost, once per class present in the image
+     * (row_of[class] = its row, -1 until computed), then the IoU and cost
+     * of every (gt, candidate) pair. */
+    int32_t *row_of = scratch_get(scratch, S_CLSROW, (size_t)p->num_classes * sizeof *row_of);
+    float *cls_cost = scratch_get(scratch, S_CLSCOST, pairs * sizeof *cls_cost);
+    if (!row_of || !cls_cost) return -1;
+    for (int g = 0; g < n_gt; g++) row_of[gt_classes[g]] = -1;
+    int32_t rows = 0;
     for (int g = 0; g < n_gt; g++) {
-        const float *gt = gt_boxes + 4 * g;
-        yl_box gb = {gt[0], gt[1], gt[2], gt[3]};
-        for (int l = 0; l < num_levels; l++) {
-            const yl_level_view *v = &levels[l];
-            const float rs = p->center_radius * v->stride;
-            const float *cls_plane = v->cls + (size_t)gt_classes[g] * v->hw;
-            for (int c = first[l]; c < first[l + 1]; c++) {
-                size_t at = (size_t)g * nc + (size_t)c;
-                float u = yl_pair_iou(gb, box[c]);
-                iou[at] = u;
-                float iou_cost = -yl_logf(u + 1e-8f);
-                float cls_cost = yl_cls_cost_pair(sum0[c], yl_cost_prob(cls_plane[pos[c]], sig_obj[c]));
-                int q = pos[c];
-                float xc = anchor_centre(q % v->width, v->stride, legacy);
-                float yc = anchor_centre(q / v->width, v->stride, legacy);
-                float cst = p->cls_cost_weight * cls_cost + p->iou_cost_weight * iou_cost;
-                if (!in_geometry(p, xc, yc, gt, rs)) cst += p->penalty;
-                cost[at] = cst;
+        const int cls = gt_classes[g];
+        if (row_of[cls] < 0) {
+            row_of[cls] = rows++;
+            for (int l = 0; l < num_levels; l++) {
+                size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
+                if (n > 0)
+                    k->class_costs(levels[l].cls + (size_t)cls * levels[l].hw, &cd, c0, n,
+                                   cls_cost + (size_t)row_of[cls] * nc + c0);
             }
+        }
+        const float *gt = gt_boxes + 4 * g;
+        yl_pair_params pp = {gt[0], gt[1], gt[2], gt[3], cls_cost + (size_t)row_of[cls] * nc, 0.0f, legacy,
+                             p->cls_cost_weight, p->iou_cost_weight, p->penalty};
+        for (int l = 0; l < num_levels; l++) {
+            size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
+            if (n == 0) continue;
+            pp.radius = p->center_radius * levels[l].stride;
+            k->pair_costs(&pp, &cd, c0, n, iou + (size_t)g * nc + c0, cost + (size_t)g * nc + c0);
         }
     }
 

@@ -15,19 +15,6 @@
 #include "simd/kernels.h"
 #include "yoloxloss.h"
 
-/* Geometry tests in the reference's float32 form. (xc, yc) is an anchor
- * centre; half is r*s for the centre box or w/2, h/2 for the gt box. */
-static inline int yl_inside(float xc, float yc, float cx, float cy, float half_w, float half_h) {
-    float l = xc - (cx - half_w), r = (cx + half_w) - xc;
-    float t = yc - (cy - half_h), b = (cy + half_h) - yc;
-    return l > 0.0f && r > 0.0f && t > 0.0f && b > 0.0f;
-}
-
-/* The class part of the matching cost for gt class c at one anchor,
- * sum_k BCE(p_k, [k == c]), from S = sum_k BCE(p_k, 0) (double) and p_c:
- * S - BCE(p_c, 0) + BCE(p_c, 1). O(1) per (gt, anchor) pair. */
-float yl_cls_cost_pair(double sum_bce0, float p_c);
-
 /* Dynamic-k matching of one image.
  *   iou, cost: [n_gt, n_cand] row-major; n_gt >= 1, n_cand >= 1.
  *   topk: how many of the largest IoUs of a row are summed for k.

@@ -39,8 +39,8 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
     if (!accumulate || s.obj != 0.0f) ctx->kernels->obj_grad(v.obj, m, hw, s.obj, gv->obj, accumulate);
     if (!accumulate) {
         /* Background anchors have no reg or cls gradient. */
-        memset(gv->reg, 0, 4 * hw * sizeof(float));
-        memset(gv->cls, 0, (size_t)C * hw * sizeof(float));
+        ctx->kernels->zero(gv->reg, 4 * hw);
+        ctx->kernels->zero(gv->cls, (size_t)C * hw);
     }
     for (size_t q = 0; q < hw; q++) {
         int32_t g = m[q];

@@ -1,7 +1,11 @@
-/* Binary cross-entropy in the two forms YOLOX uses.
+/* The per-element formulas of the loss and of the matching cost, float32.
+ * The scalar kernels and every SIMD kernel evaluate exactly these, in this
+ * order of operations, so they agree bit for bit wherever SLEEF's scalar
+ * and vector exp/log do.
  *
  * bce_logits: BCEWithLogits on a logit x, target t in [0, 1], in the stable
- * form max(x,0) - x*t + log(1 + exp(-|x|)); its derivative is sigmoid(x) - t.
+ * form (max(x,0) - x*t) + log1p(exp(-|x|)): no overflow and no log(0) for
+ * any finite x; its derivative is sigmoid(x) - t.
  * bce_prob:   binary_cross_entropy on a probability p, each log clamped at
  * -100 as PyTorch does (the matching cost uses it on sqrt(p_cls * p_obj)).
  */
@@ -14,11 +18,8 @@
 
 static inline float yl_sigmoid(float x) { return 1.0f / (1.0f + yl_expf(-x)); }
 
-/* Evaluated in double: the per-element value is summed over millions of
- * anchors and must not carry float32 rounding into the total. */
-static inline double yl_bce_logits(float x, float t) {
-    double xd = x;
-    return (xd > 0.0 ? xd : 0.0) - xd * (double)t + log1p(exp(-fabs(xd)));
+static inline float yl_bce_logits(float x, float t) {
+    return (fmaxf(x, 0.0f) - x * t) + yl_log1pf(yl_expf(-fabsf(x)));
 }
 
 /* -max(log(1 - p), -100): the cost of predicting p for a class that is absent. */
@@ -30,6 +31,13 @@ static inline float yl_bce_prob1(float p) { return -fmaxf(yl_logf(p), -100.0f); 
 /* The assignment's class probability: sqrt(sigmoid(cls) * sigmoid(obj)), float32. */
 static inline float yl_cost_prob(float cls_logit, float obj_sigmoid) {
     return sqrtf(yl_sigmoid(cls_logit) * obj_sigmoid);
+}
+
+/* The class part of the matching cost for gt class c at one anchor,
+ * sum_k BCE(p_k, [k == c]), from S = sum_k BCE(p_k, 0) (double) and p_c:
+ * S - BCE(p_c, 0) + BCE(p_c, 1). O(1) per (gt, anchor) pair. */
+static inline float yl_cls_cost_pair(double sum_bce0, float p_c) {
+    return (float)(sum_bce0 - (double)yl_bce_prob0(p_c) + (double)yl_bce_prob1(p_c));
 }
 
 #endif

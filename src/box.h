@@ -18,6 +18,14 @@ typedef struct {
     float x, y, w, h;
 } yl_box;
 
+/* Geometry tests in the reference's float32 form. (xc, yc) is an anchor
+ * centre; half is r*s for the centre box or w/2, h/2 for the gt box. */
+static inline int yl_inside(float xc, float yc, float cx, float cy, float half_w, float half_h) {
+    float l = xc - (cx - half_w), r = (cx + half_w) - xc;
+    float t = yc - (cy - half_h), b = (cy + half_h) - yc;
+    return l > 0.0f && r > 0.0f && t > 0.0f && b > 0.0f;
+}
+
 yl_box yl_decode(float tx, float ty, float tw, float th, int i, int j, float stride);
 
 float yl_pair_iou(yl_box gt, yl_box pred);

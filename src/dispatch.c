@@ -83,6 +83,7 @@ const yl_kernels *yl_kernels_select(yoloxloss_isa isa) {
 /* sleef.h declares the FMA variants only when compiling for FMA. */
 float Sleef_expf1_u10purecfma(float);
 float Sleef_logf1_u10purecfma(float);
+float Sleef_log1pf1_u10purecfma(float);
 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* __builtin_cpu_supports reads what libgcc detected when the library was
@@ -94,8 +95,17 @@ float yl_expf(float x) {
 float yl_logf(float x) {
     return __builtin_cpu_supports("fma") ? Sleef_logf1_u10purecfma(x) : Sleef_logf1_u10purec(x);
 }
+float yl_log1pf(float x) {
+    return __builtin_cpu_supports("fma") ? Sleef_log1pf1_u10purecfma(x) : Sleef_log1pf1_u10purec(x);
+}
+#elif defined(__aarch64__)
+/* FMA is part of aarch64, so always SLEEF's scalar FMA variant. */
+float yl_expf(float x) { return Sleef_expf1_u10purecfma(x); }
+float yl_logf(float x) { return Sleef_logf1_u10purecfma(x); }
+float yl_log1pf(float x) { return Sleef_log1pf1_u10purecfma(x); }
 #else
 /* Elsewhere SLEEF's portable scalar entry points. */
 float yl_expf(float x) { return Sleef_expf_u10(x); }
 float yl_logf(float x) { return Sleef_logf_u10(x); }
+float yl_log1pf(float x) { return Sleef_log1pf_u10(x); }
 #endif

@@ -2,6 +2,11 @@
  * these with the same meaning; kernels_scalar.c is the reference the others
  * are tested against, and dispatch.c is the only place that picks one.
  *
+ * Each element is computed in float32 by the same formula in every table
+ * (bce.h), with SLEEF's exp/log; per-element results therefore agree to
+ * SLEEF's 1 ulp and are usually bitwise equal. Sums are carried in double,
+ * in an order fixed by n alone (never by the thread count).
+ *
  * "matched" arrays hold the gt row of each anchor, -1 for background, so
  * the objectness target of anchor a is (matched[a] >= 0).
  */
@@ -12,6 +17,25 @@
 #include <stdint.h>
 
 #include "yoloxloss.h"
+
+/* The candidate anchors of one image, structure of arrays, all [n_cand]. */
+typedef struct {
+    int32_t *pos;             /* index i*W + j within its level's planes */
+    float *gi, *gj;           /* grid row i and column j */
+    float *xc, *yc;           /* anchor centre as the assigner's rule computes it */
+    float *bx, *by, *bw, *bh; /* decoded predicted box */
+    float *sig_obj;           /* sigmoid of the objectness logit */
+    double *sum0;             /* S = sum over classes of BCE(p_k, 0) */
+} yl_cands;
+
+/* One gt against a run of candidates of one level (pair_costs). */
+typedef struct {
+    float cx, cy, w, h;    /* the gt box */
+    const float *cls_cost; /* class_costs of the gt's class, indexed like the candidates */
+    float radius;          /* centre-box half size in pixels: center_radius * stride */
+    int legacy;            /* the anchor must also lie inside the gt box */
+    float cls_weight, iou_weight, penalty;
+} yl_pair_params;
 
 typedef struct {
     yoloxloss_isa isa;
@@ -36,6 +60,31 @@ typedef struct {
      * gradient buffer has the same layout as the logits. */
     void (*cls_grad)(const float *x, size_t stride, int num_classes, int cls, float t,
                      float scale, float *g, int accumulate);
+
+    /* For candidates c in [c0, c0 + n) of one level, from their pos, gi, gj:
+     * the decoded box (bx, by, bw, bh) and sig_obj. reg holds the level's
+     * four regression planes hw apart, obj its objectness plane. */
+    void (*decode)(const float *reg, const float *obj, size_t hw, float stride, const yl_cands *cand,
+                   size_t c0, size_t n);
+
+    /* For candidates c in [c0, c0 + n) of one level, the class part of the
+     * matching cost for a gt of the class whose logit plane is cls:
+     * out[c - c0] = S - BCE(p_c, 0) + BCE(p_c, 1) (bce.h, yl_cls_cost_pair)
+     * with p_c = sqrt(sigmoid(cls[pos]) * sig_obj). Every gt of that class
+     * shares it. */
+    void (*class_costs)(const float *cls, const yl_cands *cand, size_t c0, size_t n, float *out);
+
+    /* For candidates c in [c0, c0 + n) of one level and one gt:
+     * iou[c - c0] = IoU(gt, box c) and cost[c - c0] = cls_weight * cls_cost[c]
+     * + iou_weight * -log(iou + 1e-8), plus penalty unless the anchor centre is
+     * inside the gt's centre box (and, for the legacy rule, also inside the
+     * gt box): docs/algorithm.md, section 3. */
+    void (*pair_costs)(const yl_pair_params *p, const yl_cands *cand, size_t c0, size_t n,
+                       float *iou, float *cost);
+
+    /* p[0..n) = 0. Large gradient planes are written this way: the SIMD
+     * tables use streaming stores, which skip reading the lines first. */
+    void (*zero)(float *p, size_t n);
 } yl_kernels;
 
 extern const yl_kernels yl_kernels_scalar;

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "assign.h"
+#include "bce.h"
 #include "test_util.h"
 
 /* p = sqrt(sigmoid(cls) * sigmoid(obj)) in float32, as the spec prescribes */

@@ -78,6 +78,13 @@ static inline long double tu_bce_logits_l(long double x, long double t) {
     return t * tu_softplus_l(-x) + (1.0L - t) * tu_softplus_l(x);
 }
 
+/* How far the library's float32 BCE-with-logits may be from the exact value:
+ * a few float32 roundings of each of the terms max(x,0), x*t and the log1p. */
+static inline double tu_bce_tol(float x, float t) {
+    long double want = tu_bce_logits_l(x, t);
+    return 2.5e-7 * (2.0 * fabs((double)x) + (double)want) + 1e-40;
+}
+
 /* IoU / GIoU loss of pred p = (x, y, w, h) against gt g, spec section 4. */
 static inline double tu_iou_loss_d(const double p[4], const double g[4], int giou) {
     double p1x = p[0] - p[2] / 2, p2x = p[0] + p[2] / 2, p1y = p[1] - p[3] / 2, p2y = p[1] + p[3] / 2;

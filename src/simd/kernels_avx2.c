@@ -1,0 +1,63 @@
+/* The kernels for x86-64 with AVX2 and FMA: eight float lanes. Compiled
+ * with -mavx2 -mfma; dispatch.c calls them only on a CPU that has both. */
+#include <immintrin.h>
+#include <sleef.h>
+
+#include "kernels.h"
+
+typedef __m256 vf;
+typedef __m256 vm; /* all-ones or all-zeros lanes */
+typedef __m256d vd;
+#define VN 8
+
+static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline void vf_stream(float *p, vf v) { _mm256_stream_ps(p, v); }
+static inline void vf_stream_fence(void) { _mm_sfence(); }
+static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
+static inline vf vf_neg(vf a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+static inline vf vf_abs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+/* max(a, c) for a constant c: a NaN a gives c, as fmaxf does. */
+static inline vf vf_max_c(vf a, vf c) { return _mm256_max_ps(a, c); }
+/* fmaxf and fminf lane by lane: a NaN operand yields the other one. */
+static inline vf vf_max_num(vf a, vf b) {
+    return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+}
+static inline vf vf_min_num(vf a, vf b) {
+    return _mm256_blendv_ps(_mm256_min_ps(a, b), a, _mm256_cmp_ps(b, b, _CMP_UNORD_Q));
+}
+static inline vf vf_exp(vf a) { return Sleef_expf8_u10avx2(a); }
+static inline vf vf_log(vf a) { return Sleef_logf8_u10avx2(a); }
+static inline vf vf_log1p(vf a) { return Sleef_log1pf8_u10avx2(a); }
+static inline vf vf_gather(const float *base, const int32_t *idx) {
+    return _mm256_i32gather_ps(base, _mm256_loadu_si256((const __m256i *)(const void *)idx), 4);
+}
+static inline vm vm_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+static inline vm vm_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline vm vm_ne(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+static inline int vm_none(vm m) { return _mm256_movemask_ps(m) == 0; }
+static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
+static inline vf vf_select(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
+static inline vm vm_matched(const int32_t *m) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)m);
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(v, _mm256_set1_epi32(-1)));
+}
+static inline vd vd_zero(void) { return _mm256_setzero_pd(); }
+static inline vd vd_load(const double *p) { return _mm256_loadu_pd(p); }
+static inline void vd_store(double *p, vd v) { _mm256_storeu_pd(p, v); }
+static inline vd vd_add(vd a, vd b) { return _mm256_add_pd(a, b); }
+static inline vd vd_sub(vd a, vd b) { return _mm256_sub_pd(a, b); }
+static inline vd vd_lo(vf v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+static inline vd vd_hi(vf v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+static inline vf vf_from_vd(vd lo, vd hi) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1);
+}
+
+#define YL_KERNELS_TABLE yl_kernels_avx2
+#define YL_KERNELS_ISA YOLOXLOSS_ISA_AVX2
+#include "kernels_impl.h"

@@ -1,0 +1,55 @@
+/* The kernels for aarch64 Advanced SIMD: four float lanes. NEON has no
+ * gather, so gathers are four scalar loads. */
+#include <arm_neon.h>
+#include <sleef.h>
+
+#include "kernels.h"
+
+typedef float32x4_t vf;
+typedef uint32x4_t vm;
+typedef float64x2_t vd;
+#define VN 4
+
+static inline vf vf_load(const float *p) { return vld1q_f32(p); }
+static inline void vf_store(float *p, vf v) { vst1q_f32(p, v); }
+/* A plain store: STNP's non-temporal hint gains little on common cores. */
+static inline void vf_stream(float *p, vf v) { vst1q_f32(p, v); }
+static inline void vf_stream_fence(void) {}
+static inline vf vf_set1(float x) { return vdupq_n_f32(x); }
+static inline vf vf_add(vf a, vf b) { return vaddq_f32(a, b); }
+static inline vf vf_sub(vf a, vf b) { return vsubq_f32(a, b); }
+static inline vf vf_mul(vf a, vf b) { return vmulq_f32(a, b); }
+static inline vf vf_div(vf a, vf b) { return vdivq_f32(a, b); }
+static inline vf vf_sqrt(vf a) { return vsqrtq_f32(a); }
+static inline vf vf_neg(vf a) { return vnegq_f32(a); }
+static inline vf vf_abs(vf a) { return vabsq_f32(a); }
+/* FMAXNM/FMINNM are IEEE maxNum/minNum: fmaxf and fminf exactly. */
+static inline vf vf_max_c(vf a, vf c) { return vmaxnmq_f32(a, c); }
+static inline vf vf_max_num(vf a, vf b) { return vmaxnmq_f32(a, b); }
+static inline vf vf_min_num(vf a, vf b) { return vminnmq_f32(a, b); }
+static inline vf vf_exp(vf a) { return Sleef_expf4_u10advsimd(a); }
+static inline vf vf_log(vf a) { return Sleef_logf4_u10advsimd(a); }
+static inline vf vf_log1p(vf a) { return Sleef_log1pf4_u10advsimd(a); }
+static inline vf vf_gather(const float *base, const int32_t *idx) {
+    float t[4] = {base[idx[0]], base[idx[1]], base[idx[2]], base[idx[3]]};
+    return vld1q_f32(t);
+}
+static inline vm vm_lt(vf a, vf b) { return vcltq_f32(a, b); }
+static inline vm vm_gt(vf a, vf b) { return vcgtq_f32(a, b); }
+static inline vm vm_ne(vf a, vf b) { return vmvnq_u32(vceqq_f32(a, b)); }
+static inline int vm_none(vm m) { return vmaxvq_u32(m) == 0; }
+static inline vm vm_and(vm a, vm b) { return vandq_u32(a, b); }
+static inline vf vf_select(vm m, vf a, vf b) { return vbslq_f32(m, a, b); }
+static inline vm vm_matched(const int32_t *m) { return vcgeq_s32(vld1q_s32(m), vdupq_n_s32(0)); }
+static inline vd vd_zero(void) { return vdupq_n_f64(0.0); }
+static inline vd vd_load(const double *p) { return vld1q_f64(p); }
+static inline void vd_store(double *p, vd v) { vst1q_f64(p, v); }
+static inline vd vd_add(vd a, vd b) { return vaddq_f64(a, b); }
+static inline vd vd_sub(vd a, vd b) { return vsubq_f64(a, b); }
+static inline vd vd_lo(vf v) { return vcvt_f64_f32(vget_low_f32(v)); }
+static inline vd vd_hi(vf v) { return vcvt_high_f64_f32(v); }
+static inline vf vf_from_vd(vd lo, vd hi) { return vcvt_high_f32_f64(vcvt_f32_f64(lo), hi); }
+
+#define YL_KERNELS_TABLE yl_kernels_neon
+#define YL_KERNELS_ISA YOLOXLOSS_ISA_NEON
+#include "kernels_impl.h"
