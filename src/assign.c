@@ -97,7 +97,7 @@ void yl_assign_scratch_free(yl_assign_scratch *s) {
 }
 
 /* The scratch slots of yl_assign_image. */
-enum { S_CAND, S_FIRST, S_SOA, S_SUM, S_IOU, S_COST, S_MATCH, S_WORK, S_CLSROW, S_CLSCOST };
+enum { S_CAND, S_FIRST, S_SOA, S_SUM, S_IOU, S_COST, S_MATCH, S_WORK, S_CLSROW, S_ROWCLS, S_CLSCOST };
 
 static void *scratch_get(yl_assign_scratch *s, int slot, size_t bytes) {
     return yl_buffer_reserve(&s->slot[slot], bytes);
@@ -152,6 +152,24 @@ static void mark_candidates(const yl_assign_params *p, const yl_level_view *leve
     }
 }
 
+/* Decoded box, objectness probability and class-cost sum S of candidates
+ * [c0, c0 + n) of one level. */
+static void candidate_terms(const yl_assign_params *p, const yl_level_view *v, const yl_cands *cd, size_t c0,
+                            size_t n) {
+    const yl_kernels *k = p->kernels;
+    k->decode(v->reg, v->obj, v->hw, v->stride, cd, c0, n);
+    for (size_t c = c0; c < c0 + n; c++) cd->sum0[c] = 0.0;
+    for (int cls = 0; cls < p->num_classes; cls++) {
+        /* The logits of a class plane are scattered reads that miss the
+         * cache; asking for those of two planes ahead hides the wait. */
+        if (cls + 2 < p->num_classes) {
+            const float *ahead = v->cls + (size_t)(cls + 2) * v->hw;
+            for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(ahead + cd->pos[c]);
+        }
+        k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, cd->pos + c0, n, cd->sig_obj + c0, cd->sum0 + c0);
+    }
+}
+
 int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, int num_levels,
                         int64_t num_anchors, int n_gt, const float *gt_boxes,
                         const int32_t *gt_classes, yl_assign_scratch *scratch, int32_t *matched,
@@ -197,9 +215,7 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
     yl_cands cd = {(int32_t *)soa, soa + nc,     soa + 2 * nc, soa + 3 * nc, soa + 4 * nc, soa + 5 * nc,
                    soa + 6 * nc,    soa + 7 * nc, soa + 8 * nc, soa + 9 * nc, sum0};
 
-    /* Grid cell and anchor centre of every candidate; then its decoded box,
-     * objectness probability and the class-cost sum S. */
-    const yl_kernels *k = p->kernels;
+    /* Grid cell and anchor centre of every candidate. */
     for (int l = 0; l < num_levels; l++) {
         const yl_level_view *v = &levels[l];
         for (int c = first[l]; c < first[l + 1]; c++) {
@@ -210,49 +226,54 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
             cd.gj[c] = (float)j;
             cd.xc[c] = anchor_centre(j, v->stride, legacy);
             cd.yc[c] = anchor_centre(i, v->stride, legacy);
-            sum0[c] = 0.0;
-        }
-        size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
-        if (n == 0) continue;
-        k->decode(v->reg, v->obj, v->hw, v->stride, &cd, c0, n);
-        for (int cls = 0; cls < p->num_classes; cls++) {
-            /* The logits of a class plane are scattered reads that miss the
-             * cache; asking for those of two planes ahead hides the wait. */
-            if (cls + 2 < p->num_classes) {
-                const float *ahead = v->cls + (size_t)(cls + 2) * v->hw;
-                for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(ahead + cd.pos[c]);
-            }
-            k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, cd.pos + c0, n, cd.sig_obj + c0, sum0 + c0);
         }
     }
 
-    /* The class part of the cost, once per class present in the image
-     * (row_of[class] = its row, -1 until computed), then the IoU and cost
-     * of every (gt, candidate) pair. */
+    /* The class part of the cost is computed once per class present in the
+     * image: row_of[class] is its row of cls_cost. */
     int32_t *row_of = scratch_get(scratch, S_CLSROW, (size_t)p->num_classes * sizeof *row_of);
+    int32_t *row_class = scratch_get(scratch, S_ROWCLS, (size_t)n_gt * sizeof *row_class);
     float *cls_cost = scratch_get(scratch, S_CLSCOST, pairs * sizeof *cls_cost);
-    if (!row_of || !cls_cost) return -1;
+    if (!row_of || !row_class || !cls_cost) return -1;
     for (int g = 0; g < n_gt; g++) row_of[gt_classes[g]] = -1;
-    int32_t rows = 0;
-    for (int g = 0; g < n_gt; g++) {
-        const int cls = gt_classes[g];
-        if (row_of[cls] < 0) {
-            row_of[cls] = rows++;
+    int rows = 0;
+    for (int g = 0; g < n_gt; g++)
+        if (row_of[gt_classes[g]] < 0) {
+            row_of[gt_classes[g]] = rows;
+            row_class[rows++] = gt_classes[g];
+        }
+
+    /* Every element below depends on its own candidate (and gt) only, so
+     * splitting the work across threads leaves every bit as it is. */
+    const int parts = p->threads > 1 ? p->threads : 1;
+#pragma omp parallel num_threads(parts) if (parts > 1)
+    {
+#pragma omp for schedule(static)
+        for (int part = 0; part < parts; part++)
+            for (int l = 0; l < num_levels; l++) {
+                size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
+                size_t lo = c0 + n * (size_t)part / (size_t)parts, hi = c0 + n * (size_t)(part + 1) / (size_t)parts;
+                if (hi > lo) candidate_terms(p, &levels[l], &cd, lo, hi - lo);
+            }
+#pragma omp for schedule(dynamic, 1)
+        for (int row = 0; row < rows; row++)
             for (int l = 0; l < num_levels; l++) {
                 size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
                 if (n > 0)
-                    k->class_costs(levels[l].cls + (size_t)cls * levels[l].hw, &cd, c0, n,
-                                   cls_cost + (size_t)row_of[cls] * nc + c0);
+                    p->kernels->class_costs(levels[l].cls + (size_t)row_class[row] * levels[l].hw, &cd, c0, n,
+                                            cls_cost + (size_t)row * nc + c0);
             }
-        }
-        const float *gt = gt_boxes + 4 * g;
-        yl_pair_params pp = {gt[0], gt[1], gt[2], gt[3], cls_cost + (size_t)row_of[cls] * nc, 0.0f, legacy,
-                             p->cls_cost_weight, p->iou_cost_weight, p->penalty};
-        for (int l = 0; l < num_levels; l++) {
-            size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
-            if (n == 0) continue;
-            pp.radius = p->center_radius * levels[l].stride;
-            k->pair_costs(&pp, &cd, c0, n, iou + (size_t)g * nc + c0, cost + (size_t)g * nc + c0);
+#pragma omp for schedule(dynamic, 4)
+        for (int g = 0; g < n_gt; g++) {
+            const float *gt = gt_boxes + 4 * g;
+            yl_pair_params pp = {gt[0], gt[1], gt[2], gt[3], cls_cost + (size_t)row_of[gt_classes[g]] * nc,
+                                 0.0f, legacy, p->cls_cost_weight, p->iou_cost_weight, p->penalty};
+            for (int l = 0; l < num_levels; l++) {
+                size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
+                if (n == 0) continue;
+                pp.radius = p->center_radius * levels[l].stride;
+                p->kernels->pair_costs(&pp, &cd, c0, n, iou + (size_t)g * nc + c0, cost + (size_t)g * nc + c0);
+            }
         }
     }
 

@@ -45,7 +45,7 @@ typedef struct {
 /* Growable per-thread scratch of the assigner; zero-initialise, free with
  * yl_assign_scratch_free. */
 typedef struct {
-    yl_buffer slot[10];
+    yl_buffer slot[11];
 } yl_assign_scratch;
 
 void yl_assign_scratch_free(yl_assign_scratch *s);
@@ -58,6 +58,7 @@ typedef struct {
     float iou_cost_weight, cls_cost_weight;
     int num_classes;
     const yl_kernels *kernels;
+    int threads;           /* OpenMP threads for the work inside the image; <= 1: none */
 } yl_assign_params;
 
 /* Assigns one image. levels: num_levels views; num_anchors = A.

@@ -21,7 +21,7 @@ typedef struct {
     float iou, obj, cls, l1;
 } term_scales;
 
-/* Writes the gradient of level l of image b. */
+/* Adds the gradient of the foreground anchors of level l of image b. */
 static void image_level_backward(const yoloxloss_context *ctx, int b, int l, const yl_grad_view *gv,
                                  term_scales s, int accumulate) {
     const yoloxloss_config *cfg = &ctx->cfg;
@@ -36,12 +36,7 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
     const int32_t *gt_cls = (const int32_t *)ctx->gt_classes.ptr + g0;
     const float *gt_box = (const float *)ctx->gt_boxes.ptr + 4 * g0;
 
-    if (!accumulate || s.obj != 0.0f) ctx->kernels->obj_grad(v.obj, m, hw, s.obj, gv->obj, accumulate);
-    if (!accumulate) {
-        /* Background anchors have no reg or cls gradient. */
-        ctx->kernels->zero(gv->reg, 4 * hw);
-        ctx->kernels->zero(gv->cls, (size_t)C * hw);
-    }
+    (void)accumulate; /* the planes were zeroed or kept by dense_planes */
     for (size_t q = 0; q < hw; q++) {
         int32_t g = m[q];
         if (g < 0) continue;
@@ -71,6 +66,31 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
             }
         }
         for (int c = 0; c < 4; c++) gv->reg[(size_t)c * hw + q] += d[c];
+    }
+}
+
+/* Channels [ch0, ch1) (YOLOX's order: reg 0-3, obj 4, cls 5..) of image b,
+ * level l: the objectness gradient, and zeros in the others when
+ * overwriting, each contiguous run of planes in one call. */
+static void dense_planes(const yoloxloss_context *ctx, int b, int l, int ch0, int ch1,
+                         const yoloxloss_level_grad *g, float obj_scale, int accumulate) {
+    const int C = ctx->cfg.num_classes;
+    const yoloxloss_level *shape = &ctx->levels[l];
+    const size_t hw = (size_t)shape->height * (size_t)shape->width;
+    yl_grad_view gv = yl_grad_view_of(g, shape, C, b);
+    if (ch0 < 4 && !accumulate) {
+        int end = ch1 < 4 ? ch1 : 4;
+        ctx->kernels->zero(gv.reg + (size_t)ch0 * hw, (size_t)(end - ch0) * hw);
+    }
+    if (ch0 <= 4 && ch1 > 4 && !(accumulate && obj_scale == 0.0f)) {
+        yl_level_view v = yl_input_view(shape, C, b);
+        const int32_t *m = (const int32_t *)ctx->matched.ptr + (size_t)b * (size_t)ctx->num_anchors +
+                           (size_t)ctx->level_offset[l];
+        ctx->kernels->obj_grad(v.obj, m, hw, obj_scale, gv.obj, accumulate);
+    }
+    if (ch1 > 5 && !accumulate) {
+        int start = ch0 > 5 ? ch0 : 5;
+        ctx->kernels->zero(gv.cls + (size_t)(start - 5) * hw, (size_t)(ch1 - start) * hw);
     }
 }
 
@@ -109,8 +129,22 @@ yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_leve
     s.cls = (float)((double)(u->total + u->cls) * cfg->cls_weight / n);
     s.l1 = cfg->use_l1 ? (float)((double)(u->total + u->l1) * cfg->l1_weight / n) : 0.0f;
 
+    /* First every whole plane: the objectness gradient of all anchors and,
+     * when overwriting, zeros in the reg and cls planes (background anchors
+     * have no gradient there). These are most of the bytes, so they are
+     * split plane by plane across threads, whatever the image count. Then
+     * the foreground anchors' reg and cls gradients, image by image. */
+    const int B = ctx->num_images, P = 5 + cfg->num_classes;
+    const int parts = B >= ctx->num_threads ? 1 : (ctx->num_threads + B - 1) / B;
+    const int tasks = B * parts;
+#pragma omp parallel for schedule(static) num_threads(ctx->num_threads)
+    for (int t = 0; t < tasks; t++) {
+        int b = t / parts, part = t % parts;
+        for (int l = 0; l < cfg->num_levels; l++)
+            dense_planes(ctx, b, l, P * part / parts, P * (part + 1) / parts, &grads[l], s.obj, accumulate);
+    }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(ctx->num_threads)
-    for (int b = 0; b < ctx->num_images; b++) {
+    for (int b = 0; b < B; b++) {
         for (int l = 0; l < cfg->num_levels; l++) {
             yl_grad_view gv = yl_grad_view_of(&grads[l], &ctx->levels[l], cfg->num_classes, b);
             image_level_backward(ctx, b, l, &gv, s, accumulate);

@@ -131,13 +131,18 @@ yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch
 
     int out_of_memory = 0;
     yl_image_sums *sums = ctx->image_sums.ptr;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(ctx->num_threads)
+    /* Threads take whole images; with fewer images than threads, the
+     * images go one by one and the threads share the work inside each. */
+    const int across = B >= ctx->num_threads ? ctx->num_threads : 1;
+    yl_assign_params ap = ctx->assign;
+    ap.threads = across > 1 ? 1 : ctx->num_threads;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(across) if (across > 1)
     for (int b = 0; b < B; b++) {
         yl_level_view *views = ctx->views + (size_t)omp_get_thread_num() * (size_t)cfg->num_levels;
         image_views(ctx, b, views);
         int64_t g0 = gt_offset[b];
         size_t at = (size_t)b * (size_t)A;
-        int64_t fg = yl_assign_image(&ctx->assign, views, cfg->num_levels, A, batch->num_gt[b],
+        int64_t fg = yl_assign_image(&ap, views, cfg->num_levels, A, batch->num_gt[b],
                                      (const float *)ctx->gt_boxes.ptr + 4 * g0,
                                      (const int32_t *)ctx->gt_classes.ptr + g0,
                                      &ctx->scratch[omp_get_thread_num()],

@@ -19,6 +19,7 @@
 
 #include "simd/kernels.h"
 #include "test_util.h"
+#include "test_batch.h"
 
 static const yl_kernels *vec; /* the table under test */
 static const yl_kernels *ref; /* the scalar table */
@@ -256,51 +257,25 @@ static void test_whole_loss(void **state) {
     (void)state;
     tu_rng r = {104};
     for (int rep = 0; rep < 8; rep++) {
-        yoloxloss_config cfg;
-        yoloxloss_config_defaults(&cfg);
-        cfg.num_classes = rep == 5 ? 300 : tu_int(&r, 1, 20);
-        cfg.assigner = rep % 2 ? YOLOXLOSS_ASSIGNER_YOLOX_LEGACY : YOLOXLOSS_ASSIGNER_YOLOX;
-        cfg.iou_loss = rep % 3 == 2 ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU;
-        cfg.use_l1 = rep % 4 == 3;
-        cfg.num_threads = 1;
-        const int B = tu_int(&r, 1, 3), C = cfg.num_classes, size = 160 + 32 * tu_int(&r, 0, 3);
-        yoloxloss_level lv[3];
+        tb_batch t;
+        tb_make(&t, &r, tu_int(&r, 1, 3), rep == 5 ? 300 : tu_int(&r, 1, 20), 160 + 32 * tu_int(&r, 0, 3));
+        t.cfg.assigner = rep % 2 ? YOLOXLOSS_ASSIGNER_YOLOX_LEGACY : YOLOXLOSS_ASSIGNER_YOLOX;
+        t.cfg.iou_loss = rep % 3 == 2 ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU;
+        t.cfg.use_l1 = rep % 4 == 3;
+        t.cfg.num_threads = 1;
         yoloxloss_level_grad g_ref[3], g_vec[3];
-        size_t len[3];
-        for (int l = 0; l < 3; l++) {
-            int gsz = size / (8 << l);
-            len[l] = (size_t)B * (size_t)(5 + C) * (size_t)gsz * (size_t)gsz;
-            float *in = malloc(len[l] * sizeof *in);
-            g_ref[l] = (yoloxloss_level_grad){malloc(len[l] * sizeof(float)), NULL, NULL, NULL};
-            g_vec[l] = (yoloxloss_level_grad){malloc(len[l] * sizeof(float)), NULL, NULL, NULL};
-            assert_true(in && g_ref[l].fused && g_vec[l].fused);
-            for (size_t i = 0; i < len[l]; i++) in[i] = tu_rangef(&r, -3, 1);
-            lv[l] = (yoloxloss_level){gsz, gsz, in, NULL, NULL, NULL};
-        }
-        int32_t num_gt[3], cls[3 * 40];
-        float box[3 * 40 * 4];
-        int total = 0;
-        for (int b = 0; b < B; b++) {
-            num_gt[b] = tu_int(&r, 0, 40);
-            for (int g = 0; g < num_gt[b]; g++, total++) {
-                cls[total] = tu_int(&r, 0, C - 1);
-                box[4 * total + 0] = tu_rangef(&r, 0, size);
-                box[4 * total + 1] = tu_rangef(&r, 0, size);
-                box[4 * total + 2] = tu_rangef(&r, 4, size / 2);
-                box[4 * total + 3] = tu_rangef(&r, 4, size / 2);
-            }
-        }
-        yoloxloss_batch batch = {B, lv, num_gt, cls, box};
+        tb_grads(&t, g_ref);
+        tb_grads(&t, g_vec);
         yoloxloss_losses lr, lvec;
-        yoloxloss_context *cr = run_batch(YOLOXLOSS_ISA_SCALAR, &cfg, &batch, g_ref, &lr);
-        yoloxloss_context *cv = run_batch(vec->isa, &cfg, &batch, g_vec, &lvec);
+        yoloxloss_context *cr = run_batch(YOLOXLOSS_ISA_SCALAR, &t.cfg, &t.batch, g_ref, &lr);
+        yoloxloss_context *cv = run_batch(vec->isa, &t.cfg, &t.batch, g_vec, &lvec);
 
-        int64_t A = yoloxloss_num_anchors(cr);
-        int32_t *m_ref = malloc((size_t)(B * A) * sizeof *m_ref), *m_vec = malloc((size_t)(B * A) * sizeof *m_vec);
+        size_t n = (size_t)t.batch.num_images * (size_t)yoloxloss_num_anchors(cr);
+        int32_t *m_ref = malloc(n * sizeof *m_ref), *m_vec = malloc(n * sizeof *m_vec);
         assert_true(m_ref && m_vec);
         assert_int_equal(yoloxloss_get_assignment(cr, m_ref, NULL, NULL), YOLOXLOSS_OK);
         assert_int_equal(yoloxloss_get_assignment(cv, m_vec, NULL, NULL), YOLOXLOSS_OK);
-        assert_memory_equal(m_ref, m_vec, (size_t)(B * A) * sizeof *m_ref);
+        assert_memory_equal(m_ref, m_vec, n * sizeof *m_ref);
         assert_int_equal(lr.num_fg, lvec.num_fg);
         TU_ASSERT_CLOSE(lvec.total, lr.total, 1e-6, 0);
         TU_ASSERT_CLOSE(lvec.iou, lr.iou, 1e-6, 0);
@@ -308,16 +283,14 @@ static void test_whole_loss(void **state) {
         TU_ASSERT_CLOSE(lvec.cls, lr.cls, 1e-6, 0);
         TU_ASSERT_CLOSE(lvec.l1, lr.l1, 1e-6, 0);
         for (int l = 0; l < 3; l++)
-            for (size_t i = 0; i < len[l]; i++) expect_close_f(g_vec[l].fused[i], g_ref[l].fused[i], "gradient", i);
+            for (size_t i = 0; i < t.len[l]; i++) expect_close_f(g_vec[l].fused[i], g_ref[l].fused[i], "gradient", i);
         free(m_ref);
         free(m_vec);
         yoloxloss_destroy(cr);
         yoloxloss_destroy(cv);
-        for (int l = 0; l < 3; l++) {
-            free((void *)lv[l].fused);
-            free(g_ref[l].fused);
-            free(g_vec[l].fused);
-        }
+        tb_grads_free(g_ref);
+        tb_grads_free(g_vec);
+        tb_free(&t);
     }
 }
 
