@@ -97,7 +97,7 @@ void yl_assign_scratch_free(yl_assign_scratch *s) {
 }
 
 /* The scratch slots of yl_assign_image. */
-enum { S_CAND, S_FIRST, S_SOA, S_SUM, S_IOU, S_COST, S_MATCH, S_WORK, S_CLSROW, S_ROWCLS, S_CLSCOST };
+enum { S_CAND, S_FIRST, S_SOA, S_SUM, S_IOU, S_COST, S_MATCH, S_WORK, S_CLSROW, S_KEEP, S_CLSCOST };
 
 static void *scratch_get(yl_assign_scratch *s, int slot, size_t bytes) {
     return yl_buffer_reserve(&s->slot[slot], bytes);
@@ -153,20 +153,26 @@ static void mark_candidates(const yl_assign_params *p, const yl_level_view *leve
 }
 
 /* Decoded box, objectness probability and class-cost sum S of candidates
- * [c0, c0 + n) of one level. */
+ * [c0, c0 + n) of one level; for each class some gt has (row_of[class] >=
+ * 0), p and BCE(p, 0) into that class's rows of keep_p and keep_b0, whose
+ * rows are nc floats long and indexed like the candidates. */
 static void candidate_terms(const yl_assign_params *p, const yl_level_view *v, const yl_cands *cd, size_t c0,
-                            size_t n) {
+                            size_t n, const int32_t *row_of, float *keep_p, float *keep_b0, size_t nc) {
     const yl_kernels *k = p->kernels;
     k->decode(v->reg, v->obj, v->hw, v->stride, cd, c0, n);
     for (size_t c = c0; c < c0 + n; c++) cd->sum0[c] = 0.0;
+    /* A few candidates read scattered logits of each class plane, which
+     * miss the cache: asking for those of two planes ahead hides the wait.
+     * Dense candidates read whole runs, which the hardware prefetches. */
+    const int sparse = n * 4 < v->hw;
     for (int cls = 0; cls < p->num_classes; cls++) {
-        /* The logits of a class plane are scattered reads that miss the
-         * cache; asking for those of two planes ahead hides the wait. */
-        if (cls + 2 < p->num_classes) {
+        if (sparse && cls + 2 < p->num_classes) {
             const float *ahead = v->cls + (size_t)(cls + 2) * v->hw;
             for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(ahead + cd->pos[c]);
         }
-        k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, cd->pos + c0, n, cd->sig_obj + c0, cd->sum0 + c0);
+        size_t at = row_of[cls] >= 0 ? (size_t)row_of[cls] * nc + c0 : 0;
+        k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, cd->pos + c0, n, cd->sig_obj + c0, cd->sum0 + c0,
+                                row_of[cls] >= 0 ? keep_p + at : NULL, row_of[cls] >= 0 ? keep_b0 + at : NULL);
     }
 }
 
@@ -230,18 +236,16 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
     }
 
     /* The class part of the cost is computed once per class present in the
-     * image: row_of[class] is its row of cls_cost. */
+     * image: row_of[class] is its row of keep_p, keep_b0 and cls_cost, or -1. */
     int32_t *row_of = scratch_get(scratch, S_CLSROW, (size_t)p->num_classes * sizeof *row_of);
-    int32_t *row_class = scratch_get(scratch, S_ROWCLS, (size_t)n_gt * sizeof *row_class);
+    float *keep = scratch_get(scratch, S_KEEP, 2 * pairs * sizeof *keep);
     float *cls_cost = scratch_get(scratch, S_CLSCOST, pairs * sizeof *cls_cost);
-    if (!row_of || !row_class || !cls_cost) return -1;
-    for (int g = 0; g < n_gt; g++) row_of[gt_classes[g]] = -1;
+    if (!row_of || !keep || !cls_cost) return -1;
+    float *keep_p = keep, *keep_b0 = keep + pairs;
+    for (int c = 0; c < p->num_classes; c++) row_of[c] = -1;
     int rows = 0;
     for (int g = 0; g < n_gt; g++)
-        if (row_of[gt_classes[g]] < 0) {
-            row_of[gt_classes[g]] = rows;
-            row_class[rows++] = gt_classes[g];
-        }
+        if (row_of[gt_classes[g]] < 0) row_of[gt_classes[g]] = rows++;
 
     /* Every element below depends on its own candidate (and gt) only, so
      * splitting the work across threads leaves every bit as it is. */
@@ -253,16 +257,13 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
             for (int l = 0; l < num_levels; l++) {
                 size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
                 size_t lo = c0 + n * (size_t)part / (size_t)parts, hi = c0 + n * (size_t)(part + 1) / (size_t)parts;
-                if (hi > lo) candidate_terms(p, &levels[l], &cd, lo, hi - lo);
+                if (hi > lo) candidate_terms(p, &levels[l], &cd, lo, hi - lo, row_of, keep_p, keep_b0, nc);
             }
 #pragma omp for schedule(dynamic, 1)
-        for (int row = 0; row < rows; row++)
-            for (int l = 0; l < num_levels; l++) {
-                size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
-                if (n > 0)
-                    p->kernels->class_costs(levels[l].cls + (size_t)row_class[row] * levels[l].hw, &cd, c0, n,
-                                            cls_cost + (size_t)row * nc + c0);
-            }
+        for (int row = 0; row < rows; row++) {
+            size_t at = (size_t)row * nc;
+            p->kernels->class_costs(keep_p + at, keep_b0 + at, sum0, nc, cls_cost + at);
+        }
 #pragma omp for schedule(dynamic, 4)
         for (int g = 0; g < n_gt; g++) {
             const float *gt = gt_boxes + 4 * g;

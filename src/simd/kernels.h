@@ -47,10 +47,12 @@ typedef struct {
     void (*obj_grad)(const float *x, const int32_t *matched, size_t n, float scale, float *g,
                      int accumulate);
 
-    /* acc[i] += BCE(sqrt(sigmoid(plane[pos[i]]) * sig_obj[i]), 0), i < n:
-     * one class's share of the assignment cost S of n candidate anchors. */
+    /* acc[i] += BCE(p_i, 0) with p_i = sqrt(sigmoid(plane[pos[i]]) * sig_obj[i]),
+     * i < n: one class's share of the assignment cost S of n candidate
+     * anchors. For a class some gt has, keep_p and keep_b0 (else NULL)
+     * receive p_i and BCE(p_i, 0) for class_costs. */
     void (*cost_bce0_accumulate)(const float *plane, const int32_t *pos, size_t n,
-                                 const float *sig_obj, double *acc);
+                                 const float *sig_obj, double *acc, float *keep_p, float *keep_b0);
 
     /* sum over k < C of BCEWithLogits(x[k*stride], k == cls ? t : 0):
      * the class loss of one fg anchor whose logits are `stride` apart. */
@@ -67,12 +69,11 @@ typedef struct {
     void (*decode)(const float *reg, const float *obj, size_t hw, float stride, const yl_cands *cand,
                    size_t c0, size_t n);
 
-    /* For candidates c in [c0, c0 + n) of one level, the class part of the
-     * matching cost for a gt of the class whose logit plane is cls:
-     * out[c - c0] = S - BCE(p_c, 0) + BCE(p_c, 1) (bce.h, yl_cls_cost_pair)
-     * with p_c = sqrt(sigmoid(cls[pos]) * sig_obj). Every gt of that class
-     * shares it. */
-    void (*class_costs)(const float *cls, const yl_cands *cand, size_t c0, size_t n, float *out);
+    /* The class part of the matching cost of n candidates for a gt of one
+     * class, from that class's p and BCE(p, 0) kept by cost_bce0_accumulate
+     * and the candidates' S: out[i] = S_i - BCE(p_i, 0) + BCE(p_i, 1)
+     * (bce.h, yl_cls_cost_pair). Every gt of that class shares it. */
+    void (*class_costs)(const float *p, const float *b0, const double *sum0, size_t n, float *out);
 
     /* For candidates c in [c0, c0 + n) of one level and one gt:
      * iou[c - c0] = IoU(gt, box c) and cost[c - c0] = cls_weight * cls_cost[c]

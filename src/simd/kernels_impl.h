@@ -120,11 +120,15 @@ static void obj_grad(const float *x, const int32_t *matched, size_t n, float sca
 }
 
 static void cost_bce0_accumulate(const float *plane, const int32_t *pos, size_t n, const float *sig_obj,
-                                 double *acc) {
+                                 double *acc, float *keep_p, float *keep_b0) {
     for (size_t i = 0; i < n; i += VN) {
         size_t r = n - i;
         vf p = vf_sqrt(vf_mul(v_sigmoid(gather_n(plane, pos + i, r)), load_n(sig_obj + i, r, 1.0f)));
         vf e = v_bce_prob0(p);
+        if (keep_p) {
+            store_n(keep_p + i, p, r);
+            store_n(keep_b0 + i, e, r);
+        }
         if (r >= VN) {
             vd_store(acc + i, vd_add(vd_load(acc + i), vd_lo(e)));
             vd_store(acc + i + VN / 2, vd_add(vd_load(acc + i + VN / 2), vd_hi(e)));
@@ -200,23 +204,22 @@ static inline vm v_inside(vf xc, vf yc, float cx, float cy, float half_w, float 
     return vm_and(vm_and(vm_gt(l, zero), vm_gt(r, zero)), vm_and(vm_gt(t, zero), vm_gt(b, zero)));
 }
 
-static void class_costs(const float *cls, const yl_cands *cd, size_t c0, size_t n, float *out) {
+static void class_costs(const float *p, const float *b0, const double *sum0, size_t n, float *out) {
     for (size_t i = 0; i < n; i += VN) {
-        size_t c = c0 + i, r = n - i;
-        vf pc = vf_sqrt(vf_mul(v_sigmoid(gather_n(cls, cd->pos + c, r)), load_n(cd->sig_obj + c, r, 1.0f)));
-        vf b0 = v_bce_prob0(pc), b1 = v_bce_prob1(pc);
+        size_t r = n - i;
+        vf e0 = load_n(b0 + i, r, 0.0f), e1 = v_bce_prob1(load_n(p + i, r, 1.0f));
         vd s_lo, s_hi;
         if (r >= VN) {
-            s_lo = vd_load(cd->sum0 + c);
-            s_hi = vd_load(cd->sum0 + c + VN / 2);
+            s_lo = vd_load(sum0 + i);
+            s_hi = vd_load(sum0 + i + VN / 2);
         } else {
             double t[VN] = {0};
-            for (size_t k = 0; k < r; k++) t[k] = cd->sum0[c + k];
+            for (size_t k = 0; k < r; k++) t[k] = sum0[i + k];
             s_lo = vd_load(t);
             s_hi = vd_load(t + VN / 2);
         }
-        store_n(out + i, vf_from_vd(vd_add(vd_sub(s_lo, vd_lo(b0)), vd_lo(b1)),
-                                    vd_add(vd_sub(s_hi, vd_hi(b0)), vd_hi(b1))), r);
+        store_n(out + i, vf_from_vd(vd_add(vd_sub(s_lo, vd_lo(e0)), vd_lo(e1)),
+                                    vd_add(vd_sub(s_hi, vd_hi(e0)), vd_hi(e1))), r);
     }
 }
 

@@ -22,8 +22,15 @@ static void obj_grad(const float *x, const int32_t *matched, size_t n, float sca
 }
 
 static void cost_bce0_accumulate(const float *plane, const int32_t *pos, size_t n, const float *sig_obj,
-                                 double *acc) {
-    for (size_t i = 0; i < n; i++) acc[i] += (double)yl_bce_prob0(yl_cost_prob(plane[pos[i]], sig_obj[i]));
+                                 double *acc, float *keep_p, float *keep_b0) {
+    for (size_t i = 0; i < n; i++) {
+        float p = yl_cost_prob(plane[pos[i]], sig_obj[i]), b0 = yl_bce_prob0(p);
+        acc[i] += (double)b0;
+        if (keep_p) {
+            keep_p[i] = p;
+            keep_b0[i] = b0;
+        }
+    }
 }
 
 static double cls_loss(const float *x, size_t stride, int num_classes, int cls, float t) {
@@ -54,9 +61,8 @@ static void decode(const float *reg, const float *obj, size_t hw, float stride, 
     }
 }
 
-static void class_costs(const float *cls, const yl_cands *cd, size_t c0, size_t n, float *out) {
-    for (size_t c = c0; c < c0 + n; c++)
-        out[c - c0] = yl_cls_cost_pair(cd->sum0[c], yl_cost_prob(cls[cd->pos[c]], cd->sig_obj[c]));
+static void class_costs(const float *p, const float *b0, const double *sum0, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)(sum0[i] - (double)b0[i] + (double)yl_bce_prob1(p[i]));
 }
 
 static void pair_costs(const yl_pair_params *p, const yl_cands *cd, size_t c0, size_t n, float *iou,

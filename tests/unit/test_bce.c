@@ -169,7 +169,7 @@ static void test_kernel_cost_bce0_accumulate(void **state) {
     sig[0] = 1.0f;
     plane[1] = -1000.0f;
     pos[1] = 1;
-    k->cost_bce0_accumulate(plane, pos, N, sig, acc);
+    k->cost_bce0_accumulate(plane, pos, N, sig, acc, NULL, NULL);
     for (int i = 0; i < N; i++) {
         double p = sqrt((double)(float)tu_sigmoid(plane[pos[i]]) * sig[i]);
         double b0 = 1.0 - p <= 0 ? 100.0 : fmin(-log(1.0 - p), 100.0);
@@ -179,7 +179,7 @@ static void test_kernel_cost_bce0_accumulate(void **state) {
     TU_ASSERT_CLOSE(acc[1], pre[1], 0, 1e-9);
     /* n = 0 touches nothing */
     double before = acc[0];
-    k->cost_bce0_accumulate(plane, pos, 0, sig, acc);
+    k->cost_bce0_accumulate(plane, pos, 0, sig, acc, NULL, NULL);
     assert_true(acc[0] == before);
 }
 

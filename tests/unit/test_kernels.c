@@ -185,18 +185,26 @@ static void test_assignment_kernels(void **state) {
             memcpy(cs.so[1], cs.so[0], sizeof cs.so[0]);
 
             for (size_t c = 0; c < MAXN; c++) cs.sum0[0][c] = cs.sum0[1][c] = tu_range(&r, 0, 50);
+            float p_ref[MAXN], b0_ref[MAXN], p_vec[MAXN], b0_vec[MAXN];
             for (int k = 0; k < 3; k++) {
-                ref->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cr.sig_obj + c0, cr.sum0 + c0);
-                vec->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cv.sig_obj + c0, cv.sum0 + c0);
+                /* class 1 keeps p and BCE(p, 0), as for a class some gt has */
+                ref->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cr.sig_obj + c0, cr.sum0 + c0,
+                                          k == 1 ? p_ref : NULL, k == 1 ? b0_ref : NULL);
+                vec->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cv.sig_obj + c0, cv.sum0 + c0,
+                                          k == 1 ? p_vec : NULL, k == 1 ? b0_vec : NULL);
             }
             for (size_t c = 0; c < MAXN; c++)
                 if (!(fabs(cv.sum0[c] - cr.sum0[c]) <= 3 * 1.2e-7 * 100.0))
                     fail_msg("cost_bce0_accumulate[%zu]: %.17g vs scalar %.17g", c, cv.sum0[c], cr.sum0[c]);
+            for (size_t i = 0; i < len; i++) {
+                expect_close_f(p_vec[i], p_ref[i], "cost_bce0_accumulate.keep_p", i);
+                expect_close_f(b0_vec[i], b0_ref[i], "cost_bce0_accumulate.keep_b0", i);
+            }
             memcpy(cs.sum0[1], cs.sum0[0], sizeof cs.sum0[0]);
 
             float cc_ref[MAXN], cc_vec[MAXN];
-            ref->class_costs(cls + HW, &cr, c0, len, cc_ref);
-            vec->class_costs(cls + HW, &cv, c0, len, cc_vec);
+            ref->class_costs(p_ref, b0_ref, cr.sum0 + c0, len, cc_ref);
+            vec->class_costs(p_ref, b0_ref, cr.sum0 + c0, len, cc_vec);
             for (size_t i = 0; i < len; i++) expect_close_f(cc_vec[i], cc_ref[i], "class_costs", i);
 
             float cc[MAXN];
