@@ -16,13 +16,13 @@ static int before(float a, int ia, float b, int ib) {
 
 /* Sum of the m largest values of row[0..n), taken in descending order as
  * torch.topk returns them. top[m] is scratch. */
-static float sum_largest(const float *row, int n, int m, float *top) {
+static float sum_largest(const yl_kernels *k, const float *row, int n, int m, float *top) {
     int len = 0;
     for (int c = 0; c < n; c++) {
+        /* Most values do not beat the m-th largest: a vector scan skips
+         * them (a NaN on either side stops it for the full test). */
+        if (len == m && (c = k->scan_not_le(row, c, n, top[m - 1])) == n) break;
         float v = row[c];
-        /* Most values do not beat the m-th largest: one compare rejects
-         * them (a NaN on either side fails it and takes the full test). */
-        if (len == m && v <= top[m - 1]) continue;
         /* keep top[] sorted descending; NaN counts as the largest */
         if (len == m && !before(top[len - 1], 0, v, 1)) continue;
         int pos = len < m ? len++ : m - 1;
@@ -42,7 +42,7 @@ size_t yl_simota_work_bytes(int n_cand, int topk) {
     return (size_t)n_cand * sizeof(int32_t) + m * (sizeof(float) + sizeof(int));
 }
 
-void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, int topk,
+void yl_simota_match(const yl_kernels *kt, int n_gt, int n_cand, const float *iou, const float *cost, int topk,
                      int32_t *dynamic_k, int32_t *match, void *work) {
     int m = topk < n_cand ? topk : n_cand;
     /* k never exceeds m, so m slots serve both the IoU sum and the choice
@@ -58,7 +58,7 @@ void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, 
     for (int g = 0; g < n_gt; g++) {
         const float *irow = iou + (size_t)g * n_cand;
         const float *crow = cost + (size_t)g * n_cand;
-        float s = sum_largest(irow, n_cand, m, top);
+        float s = sum_largest(kt, irow, n_cand, m, top);
         int k = (isnan(s) || s < 1.0f) ? 1 : (int)s;
         if (k > m) k = m;
         dynamic_k[g] = k;
@@ -66,9 +66,9 @@ void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, 
         /* the k cheapest candidates, sorted ascending by (cost, index) */
         int len = 0;
         for (int c = 0; c < n_cand; c++) {
-            /* The common rejection in one compare: not cheaper than the k-th
-             * pick, whose index is lower, so a tie loses too. */
-            if (len == k && crow[c] >= crow[pick[k - 1]]) continue;
+            /* The common rejection, by a vector scan: not cheaper than the
+             * k-th pick, whose index is lower, so a tie loses too. */
+            if (len == k && (c = kt->scan_not_ge(crow, c, n_cand, crow[pick[k - 1]])) == n_cand) break;
             if (len == k && !before(crow[c], c, crow[pick[len - 1]], pick[len - 1])) continue;
             int pos = len < k ? len++ : k - 1;
             while (pos > 0 && before(crow[c], c, crow[pick[pos - 1]], pick[pos - 1])) {
@@ -278,7 +278,7 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
         }
     }
 
-    yl_simota_match(n_gt, n_cand, iou, cost, p->topk, dynamic_k, match, work);
+    yl_simota_match(p->kernels, n_gt, n_cand, iou, cost, p->topk, dynamic_k, match, work);
 
     int64_t num_fg = 0;
     for (int c = 0; c < n_cand; c++) {

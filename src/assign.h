@@ -27,7 +27,7 @@
  * (ties: lowest gt index). */
 size_t yl_simota_work_bytes(int n_cand, int topk);
 
-void yl_simota_match(int n_gt, int n_cand, const float *iou, const float *cost, int topk,
+void yl_simota_match(const yl_kernels *k, int n_gt, int n_cand, const float *iou, const float *cost, int topk,
                      int32_t *dynamic_k, int32_t *match, void *work);
 
 /* One feature level of one image, as the assigner and the loss read it.

@@ -83,6 +83,15 @@ typedef struct {
     void (*pair_costs)(const yl_pair_params *p, const yl_cands *cand, size_t c0, size_t n,
                        float *iou, float *cost);
 
+    /* The first c in [from, n) whose row[c] is not <= thr (so greater, or
+     * NaN on either side), else n: the next value that may enter a top-k
+     * of the largest whose smallest member is thr. */
+    int (*scan_not_le)(const float *row, int from, int n, float thr);
+
+    /* The first c in [from, n) whose row[c] is not >= thr, else n: the
+     * next value that may enter a selection of the smallest. */
+    int (*scan_not_ge)(const float *row, int from, int n, float thr);
+
     /* p[0..n) = 0. Large gradient planes are written this way: the SIMD
      * tables use streaming stores, which skip reading the lines first. */
     void (*zero)(float *p, size_t n);

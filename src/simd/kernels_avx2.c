@@ -41,6 +41,13 @@ static inline vm vm_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
 static inline vm vm_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 static inline vm vm_ne(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
 static inline int vm_none(vm m) { return _mm256_movemask_ps(m) == 0; }
+static inline vm vm_not_le(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NLE_UQ); }
+static inline vm vm_not_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NGE_UQ); }
+/* Index of the lowest set lane, VN if none. */
+static inline int vm_first(vm m) {
+    unsigned bits = (unsigned)_mm256_movemask_ps(m);
+    return bits ? __builtin_ctz(bits) : VN;
+}
 static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
 static inline vf vf_select(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
 static inline vm vm_matched(const int32_t *m) {

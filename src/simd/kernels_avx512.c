@@ -42,6 +42,10 @@ static inline vm vm_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
 static inline vm vm_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
 static inline vm vm_ne(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
 static inline int vm_none(vm m) { return m == 0; }
+static inline vm vm_not_le(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NLE_UQ); }
+static inline vm vm_not_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NGE_UQ); }
+/* Index of the lowest set lane, VN if none. */
+static inline int vm_first(vm m) { return m ? __builtin_ctz((unsigned)m) : VN; }
 static inline vm vm_and(vm a, vm b) { return (vm)(a & b); }
 static inline vf vf_select(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
 static inline vm vm_matched(const int32_t *m) {

@@ -257,6 +257,28 @@ static void pair_costs(const yl_pair_params *p, const yl_cands *cd, size_t c0, s
     }
 }
 
+static int scan_not_le(const float *row, int from, int n, float thr) {
+    const vf t = vf_set1(thr);
+    int c = from;
+    for (; c + VN <= n; c += VN) {
+        int first = vm_first(vm_not_le(vf_load(row + c), t));
+        if (first < VN) return c + first;
+    }
+    while (c < n && row[c] <= thr) c++;
+    return c;
+}
+
+static int scan_not_ge(const float *row, int from, int n, float thr) {
+    const vf t = vf_set1(thr);
+    int c = from;
+    for (; c + VN <= n; c += VN) {
+        int first = vm_first(vm_not_ge(vf_load(row + c), t));
+        if (first < VN) return c + first;
+    }
+    while (c < n && row[c] >= thr) c++;
+    return c;
+}
+
 static void zero(float *p, size_t n) {
     size_t i = 0;
     /* Streaming stores need aligned addresses: plain stores up to the
@@ -277,5 +299,7 @@ const yl_kernels YL_KERNELS_TABLE = {
     .decode = decode,
     .class_costs = class_costs,
     .pair_costs = pair_costs,
+    .scan_not_le = scan_not_le,
+    .scan_not_ge = scan_not_ge,
     .zero = zero,
 };

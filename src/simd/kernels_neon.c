@@ -38,6 +38,16 @@ static inline vm vm_lt(vf a, vf b) { return vcltq_f32(a, b); }
 static inline vm vm_gt(vf a, vf b) { return vcgtq_f32(a, b); }
 static inline vm vm_ne(vf a, vf b) { return vmvnq_u32(vceqq_f32(a, b)); }
 static inline int vm_none(vm m) { return vmaxvq_u32(m) == 0; }
+static inline vm vm_not_le(vf a, vf b) { return vmvnq_u32(vcleq_f32(a, b)); }
+static inline vm vm_not_ge(vf a, vf b) { return vmvnq_u32(vcgeq_f32(a, b)); }
+/* Index of the lowest set lane, VN if none. */
+static inline int vm_first(vm m) {
+    uint32_t t[4];
+    vst1q_u32(t, m);
+    for (int i = 0; i < 4; i++)
+        if (t[i]) return i;
+    return VN;
+}
 static inline vm vm_and(vm a, vm b) { return vandq_u32(a, b); }
 static inline vf vf_select(vm m, vf a, vf b) { return vbslq_f32(m, a, b); }
 static inline vm vm_matched(const int32_t *m) { return vcgeq_s32(vld1q_s32(m), vdupq_n_s32(0)); }

@@ -81,6 +81,18 @@ static void pair_costs(const yl_pair_params *p, const yl_cands *cd, size_t c0, s
     }
 }
 
+static int scan_not_le(const float *row, int from, int n, float thr) {
+    int c = from;
+    while (c < n && row[c] <= thr) c++;
+    return c;
+}
+
+static int scan_not_ge(const float *row, int from, int n, float thr) {
+    int c = from;
+    while (c < n && row[c] >= thr) c++;
+    return c;
+}
+
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
 
 const yl_kernels yl_kernels_scalar = {
@@ -93,5 +105,7 @@ const yl_kernels yl_kernels_scalar = {
     .decode = decode,
     .class_costs = class_costs,
     .pair_costs = pair_costs,
+    .scan_not_le = scan_not_le,
+    .scan_not_ge = scan_not_ge,
     .zero = zero,
 };
