@@ -2,17 +2,26 @@
 # Installs the built library into a scratch prefix inside the build tree and
 # builds an outside program against it twice over: through the CMake package
 # (shared and static targets) and through pkg-config (shared, and static with
-# Libs.private). Each program is run. Usage: test_install.sh BUILD_DIR C_COMPILER
+# Libs.private). Each program is run.
+# Usage: test_install.sh BUILD_DIR C_COMPILER [CMAKE]
 set -euo pipefail
 build=$(cd "$1" && pwd)
 cc=$2
+cmake=${3:-cmake}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$build/install-test
 prefix=$work/prefix
 rm -rf "$work"
 mkdir -p "$work"
 
-cmake --install "$build" --prefix "$prefix" >"$work/install.log"
+# Runs a command with its output in a log that is shown only if it fails.
+logged() {
+  local log=$work/$1.log
+  shift
+  "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "failed: $*" >&2; exit 1; }
+}
+
+logged install "$cmake" --install "$build" --prefix "$prefix"
 libdir=$(dirname "$(find "$prefix" -name 'libyoloxloss.so' | head -n1)")
 [ -f "$prefix/include/yoloxloss.h" ] || { echo "header not installed" >&2; exit 1; }
 [ -f "$libdir/libyoloxloss.a" ] || { echo "static library not installed" >&2; exit 1; }
@@ -23,9 +32,9 @@ echo "SONAME: $soname"
 [ -e "$libdir/$soname" ] || { echo "$soname not installed" >&2; exit 1; }
 
 echo "== CMake package"
-cmake -S "$here/consumer" -B "$work/cmake-build" -DCMAKE_C_COMPILER="$cc" \
-      -DCMAKE_PREFIX_PATH="$prefix" >"$work/consumer-configure.log"
-cmake --build "$work/cmake-build" >"$work/consumer-build.log"
+logged consumer-configure "$cmake" -S "$here/consumer" -B "$work/cmake-build" \
+       -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix"
+logged consumer-build "$cmake" --build "$work/cmake-build"
 "$work/cmake-build/consumer_shared"
 "$work/cmake-build/consumer_static"
 if readelf -d "$work/cmake-build/consumer_static" | grep -q 'libyoloxloss'; then
