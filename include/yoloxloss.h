@@ -1,9 +1,11 @@
-/*
- * yoloxloss: the YOLOX training loss (SimOTA assignment, IoU/obj/cls/L1 terms)
+/**
+ * @file yoloxloss.h
+ * @brief yoloxloss: the YOLOX training loss (SimOTA assignment, IoU/obj/cls/L1 terms)
  * and its exact gradients, on the CPU, over raw NCHW head outputs.
  *
  * Typical use:
  *
+ * @code
  *   yoloxloss_config cfg;
  *   yoloxloss_config_defaults(&cfg);          // 80 classes, strides 8/16/32
  *   yoloxloss_context *ctx;
@@ -12,6 +14,7 @@
  *       yoloxloss_forward(ctx, &batch, &losses);     // assignment + loss terms
  *       yoloxloss_backward(ctx, grads, NULL, 0);     // d total / d outputs
  *   yoloxloss_destroy(ctx);
+ * @endcode
  *
  * Semantics follow the official YOLOX code (docs/algorithm.md gives every
  * formula). All buffers are caller-owned; the library keeps no global state,
@@ -28,7 +31,7 @@
 extern "C" {
 #endif
 
-/* Marks the exported functions; the library is built with every other
+/** Marks the exported functions; the library is built with every other
  * symbol hidden. */
 #if defined(__GNUC__)
 #define YOLOXLOSS_API __attribute__((visibility("default")))
@@ -36,162 +39,167 @@ extern "C" {
 #define YOLOXLOSS_API
 #endif
 
-#define YOLOXLOSS_VERSION_MAJOR 0
-#define YOLOXLOSS_VERSION_MINOR 1
-#define YOLOXLOSS_VERSION_PATCH 0
+#define YOLOXLOSS_VERSION_MAJOR 0 /**< Incompatible API or ABI changes. */
+#define YOLOXLOSS_VERSION_MINOR 1 /**< Compatible additions. */
+#define YOLOXLOSS_VERSION_PATCH 0 /**< Fixes only. */
 
-/* MAJOR * 10000 + MINOR * 100 + PATCH of this header; compare with
+/** MAJOR * 10000 + MINOR * 100 + PATCH of this header; compare with
  * yoloxloss_version_number() to detect a library built from another one. */
 #define YOLOXLOSS_VERSION_NUMBER \
     (YOLOXLOSS_VERSION_MAJOR * 10000 + YOLOXLOSS_VERSION_MINOR * 100 + YOLOXLOSS_VERSION_PATCH)
 
-/* The version the library was built as: YOLOXLOSS_VERSION_NUMBER's form,
- * and "MAJOR.MINOR.PATCH". */
+/** The version the library was built as, in YOLOXLOSS_VERSION_NUMBER's form. */
 YOLOXLOSS_API int yoloxloss_version_number(void);
+/** The version the library was built as: "MAJOR.MINOR.PATCH". */
 YOLOXLOSS_API const char *yoloxloss_version_string(void);
 
-/* Every function that can fail returns one of these. On any status other
+/** Every function that can fail returns one of these. On any status other
  * than YOLOXLOSS_OK nothing has been written to the caller's buffers, and
  * yoloxloss_last_error() names what was wrong. */
 typedef enum {
-    YOLOXLOSS_OK = 0,
-    YOLOXLOSS_ERR_NULL_ARGUMENT = 1,  /* a required pointer is NULL */
-    YOLOXLOSS_ERR_INVALID_CONFIG = 2, /* a config field is out of range */
-    YOLOXLOSS_ERR_INVALID_SHAPE = 3,  /* zero/negative image count or grid size */
-    YOLOXLOSS_ERR_SIZE_OVERFLOW = 4,  /* a buffer size does not fit in size_t / int32 anchors */
-    YOLOXLOSS_ERR_INVALID_LABEL = 5,  /* negative gt count, or class id outside [0, C) */
-    YOLOXLOSS_ERR_INVALID_BOX = 6,    /* gt box with non-finite value or non-positive w/h */
-    YOLOXLOSS_ERR_NONFINITE_INPUT = 7,/* NaN/Inf in a head output (only with check_finite) */
-    YOLOXLOSS_ERR_OUT_OF_MEMORY = 8,  /* workspace allocation failed; context still usable */
-    YOLOXLOSS_ERR_NO_FORWARD = 9,     /* backward/assignment read without a successful forward */
-    YOLOXLOSS_ERR_INVALID_ARGUMENT = 10 /* a value or combination of arguments is not accepted:
+    YOLOXLOSS_OK = 0,                 /**< success */
+    YOLOXLOSS_ERR_NULL_ARGUMENT = 1,  /**< a required pointer is NULL */
+    YOLOXLOSS_ERR_INVALID_CONFIG = 2, /**< a config field is out of range */
+    YOLOXLOSS_ERR_INVALID_SHAPE = 3,  /**< zero/negative image count or grid size */
+    YOLOXLOSS_ERR_SIZE_OVERFLOW = 4,  /**< a buffer size does not fit in size_t / int32 anchors */
+    YOLOXLOSS_ERR_INVALID_LABEL = 5,  /**< negative gt count, or class id outside [0, C) */
+    YOLOXLOSS_ERR_INVALID_BOX = 6,    /**< gt box with non-finite value or non-positive w/h */
+    YOLOXLOSS_ERR_NONFINITE_INPUT = 7,/**< NaN/Inf in a head output (only with check_finite) */
+    YOLOXLOSS_ERR_OUT_OF_MEMORY = 8,  /**< workspace allocation failed; context still usable */
+    YOLOXLOSS_ERR_NO_FORWARD = 9,     /**< backward/assignment read without a successful forward */
+    YOLOXLOSS_ERR_INVALID_ARGUMENT = 10 /**< a value or combination of arguments is not accepted:
                                           fused and split buffers both set, a non-finite
                                           upstream gradient, a normaliser that is not > 0 */
 } yoloxloss_status;
 
-/* A fixed English sentence for a status; never NULL. */
+/** A fixed English sentence for a status; never NULL. */
 YOLOXLOSS_API const char *yoloxloss_status_string(yoloxloss_status status);
 
-/* Label-assignment rule (docs/algorithm.md, section 3). */
+/** Label-assignment rule (docs/algorithm.md, "SimOTA assignment"). */
 typedef enum {
-    YOLOXLOSS_ASSIGNER_YOLOX = 0,       /* current YOLOX: centre box r=1.5, penalty 1e6 */
-    YOLOXLOSS_ASSIGNER_YOLOX_LEGACY = 1 /* YOLOX 0.1-0.3 / MMDetection: box or centre r=2.5, penalty 1e5 */
+    YOLOXLOSS_ASSIGNER_YOLOX = 0,       /**< current YOLOX: centre box r=1.5, penalty 1e6 */
+    YOLOXLOSS_ASSIGNER_YOLOX_LEGACY = 1 /**< YOLOX 0.1-0.3 / MMDetection: box or centre r=2.5, penalty 1e5 */
 } yoloxloss_assigner;
 
-/* Box-regression loss. */
+/** Box-regression loss. */
 typedef enum {
-    YOLOXLOSS_IOU_LOSS_IOU = 0, /* 1 - IoU^2 (YOLOX's default) */
-    YOLOXLOSS_IOU_LOSS_GIOU = 1 /* 1 - clamp(GIoU, -1, 1) */
+    YOLOXLOSS_IOU_LOSS_IOU = 0, /**< 1 - IoU^2 (YOLOX's default) */
+    YOLOXLOSS_IOU_LOSS_GIOU = 1 /**< 1 - clamp(GIoU, -1, 1) */
 } yoloxloss_iou_loss;
 
-/* Instruction set of the per-anchor kernels (src/simd/). Every one gives the
+/** Instruction set of the per-anchor kernels (src/simd/). Every one gives the
  * same assignment and, to float32 rounding, the same losses and gradients. */
 typedef enum {
-    YOLOXLOSS_ISA_AUTO = 0,   /* the best this CPU has, or the YOLOXLOSS_ISA environment variable */
-    YOLOXLOSS_ISA_SCALAR = 1, /* plain C, the reference the others are tested against */
-    YOLOXLOSS_ISA_AVX2 = 2,   /* x86-64 with AVX2 and FMA */
-    YOLOXLOSS_ISA_AVX512 = 3, /* x86-64 with AVX-512 F, BW, DQ and VL */
-    YOLOXLOSS_ISA_NEON = 4    /* aarch64 Advanced SIMD */
+    YOLOXLOSS_ISA_AUTO = 0,   /**< the best this CPU has, or the YOLOXLOSS_ISA environment variable */
+    YOLOXLOSS_ISA_SCALAR = 1, /**< plain C, the reference the others are tested against */
+    YOLOXLOSS_ISA_AVX2 = 2,   /**< x86-64 with AVX2 and FMA */
+    YOLOXLOSS_ISA_AVX512 = 3, /**< x86-64 with AVX-512 F, BW, DQ and VL */
+    YOLOXLOSS_ISA_NEON = 4    /**< aarch64 Advanced SIMD */
 } yoloxloss_isa;
 
-/* Everything fixed for the lifetime of a context. Fill it with
+/** Everything fixed for the lifetime of a context. Fill it with
  * yoloxloss_config_defaults() and change what differs. */
 typedef struct {
-    int num_classes;                     /* C, >= 1. Default 80. */
-    int num_levels;                      /* L >= 1, any number. Default 3. */
-    const float *strides;                /* [L] pixels per grid cell, finite and > 0; copied by
+    int num_classes;                     /**< C, >= 1. Default 80. */
+    int num_levels;                      /**< L >= 1, any number. Default 3. */
+    const float *strides;                /**< [L] pixels per grid cell, finite and > 0; copied by
                                             yoloxloss_create. Default: a constant {8, 16, 32}. */
-    yoloxloss_assigner assigner;         /* Default YOLOXLOSS_ASSIGNER_YOLOX. */
-    float center_radius;                 /* centre-box half size in strides; 0 = the assigner's own (1.5 / 2.5). */
-    int candidate_topk;                  /* IoUs summed for dynamic k, >= 1. Default 10. */
-    float iou_cost_weight;               /* weight of -log(IoU) in the matching cost, >= 0. Default 3. */
-    float cls_cost_weight;               /* weight of the class BCE in the matching cost, >= 0. Default 1. */
-    yoloxloss_iou_loss iou_loss;         /* Default YOLOXLOSS_IOU_LOSS_IOU. */
-    int use_l1;                          /* add the L1 loss on raw reg outputs. Default 0. */
-    float reg_weight;                    /* weights of the four terms in total, finite. */
-    float obj_weight;                    /*   Defaults 5, 1, 1, 1. */
-    float cls_weight;
-    float l1_weight;
-    int num_threads;                     /* OpenMP threads; 0 = OpenMP's default. */
-    int check_finite;                    /* forward scans every head output for NaN/Inf and
+    yoloxloss_assigner assigner;         /**< Default YOLOXLOSS_ASSIGNER_YOLOX. */
+    float center_radius;                 /**< centre-box half size in strides; 0 = the assigner's own (1.5 / 2.5). */
+    int candidate_topk;                  /**< IoUs summed for dynamic k, >= 1. Default 10. */
+    float iou_cost_weight;               /**< weight of -log(IoU) in the matching cost, >= 0. Default 3. */
+    float cls_cost_weight;               /**< weight of the class BCE in the matching cost, >= 0. Default 1. */
+    yoloxloss_iou_loss iou_loss;         /**< Default YOLOXLOSS_IOU_LOSS_IOU. */
+    int use_l1;                          /**< add the L1 loss on raw reg outputs. Default 0. */
+    float reg_weight;                    /**< weight of the box term in total, finite. Default 5. */
+    float obj_weight;                    /**< weight of the objectness term, finite. Default 1. */
+    float cls_weight;                    /**< weight of the class term, finite. Default 1. */
+    float l1_weight;                     /**< weight of the L1 term, finite. Default 1. */
+    int num_threads;                     /**< OpenMP threads; 0 = OpenMP's default. */
+    int check_finite;                    /**< forward scans every head output for NaN/Inf and
                                             names the first one. Default: on in debug builds
                                             (NDEBUG not defined), off otherwise. */
-    yoloxloss_isa isa;                   /* kernels to use. Default YOLOXLOSS_ISA_AUTO. With AUTO the
+    yoloxloss_isa isa;                   /**< kernels to use. Default YOLOXLOSS_ISA_AUTO. With AUTO the
                                             environment variable YOLOXLOSS_ISA (scalar, avx2, avx512,
                                             neon) may name one. Naming one this build or CPU lacks makes
                                             yoloxloss_create fail with YOLOXLOSS_ERR_INVALID_CONFIG. */
 } yoloxloss_config;
 
-/* Writes the defaults listed above into *config. */
+/** Writes the defaults listed above into *config. */
 YOLOXLOSS_API void yoloxloss_config_defaults(yoloxloss_config *config);
 
-/* Checks a config. On failure writes a sentence naming the bad field into
- * message (if message != NULL and capacity > 0; always NUL-terminated). */
+/** Checks a config. On failure writes a sentence naming the bad field into
+ * message (if message != NULL and capacity > 0; always NUL-terminated).
+ * @return YOLOXLOSS_OK, or the status of the first bad field. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *config,
                                            char *message, size_t capacity);
 
+/** Opaque: a config's copy, the workspace and the last forward's results. */
 typedef struct yoloxloss_context yoloxloss_context;
 
-/* Whether this build, on this CPU, has the kernels of isa (AUTO: always 1). */
+/** Whether this build, on this CPU, has the kernels of isa (AUTO: always 1). */
 YOLOXLOSS_API int yoloxloss_isa_supported(yoloxloss_isa isa);
 
-/* Lower-case name of isa ("auto", "scalar", "avx2", "avx512", "neon"); "unknown"
+/** Lower-case name of isa ("auto", "scalar", "avx2", "avx512", "neon"); "unknown"
  * for a value outside the enum. */
 YOLOXLOSS_API const char *yoloxloss_isa_name(yoloxloss_isa isa);
 
-/* Creates a context for config (copied). *out is NULL on failure. */
+/** Creates a context for config (copied). *out is NULL on failure.
+ * @return YOLOXLOSS_OK, YOLOXLOSS_ERR_NULL_ARGUMENT, YOLOXLOSS_ERR_INVALID_CONFIG
+ *         or YOLOXLOSS_ERR_OUT_OF_MEMORY. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out);
 
-/* Frees a context and its workspace. NULL is accepted. */
+/** Frees a context and its workspace. NULL is accepted. */
 YOLOXLOSS_API void yoloxloss_destroy(yoloxloss_context *ctx);
 
-/* The config the context was created with. */
+/** The config the context was created with. */
 YOLOXLOSS_API const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx);
 
-/* The instruction set the context's kernels use; AUTO only for a NULL ctx. */
+/** The instruction set the context's kernels use; AUTO only for a NULL ctx. */
 YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
 
-/* A sentence about the last failed call on ctx (which image, which label,
+/** A sentence about the last failed call on ctx (which image, which label,
  * which level/channel/position), or "" if the last call succeeded. */
 YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
 
-/* Head outputs of one level, NCHW float32, batch size B = yoloxloss_batch.num_images.
+/** Head outputs of one level, NCHW float32, batch size B = yoloxloss_batch.num_images.
  * Either `fused` is set ([B, 5+C, H, W], channels reg(4) | obj(1) | cls(C),
  * YOLOX's order) and the other three are NULL, or `fused` is NULL and all
  * three of reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W] are set. */
 typedef struct {
-    int height, width; /* grid H, W, >= 1 */
-    const float *fused;
-    const float *reg;
-    const float *obj;
-    const float *cls;
+    int height;        /**< grid H, >= 1 */
+    int width;         /**< grid W, >= 1 */
+    const float *fused; /**< [B, 5+C, H, W], or NULL when split */
+    const float *reg;   /**< [B, 4, H, W], or NULL when fused */
+    const float *obj;   /**< [B, 1, H, W], or NULL when fused */
+    const float *cls;   /**< [B, C, H, W], or NULL when fused */
 } yoloxloss_level;
 
-/* One training step's inputs. Ground truth is flat: image b owns the
+/** One training step's inputs. Ground truth is flat: image b owns the
  * num_gt[b] rows starting at row sum(num_gt[0..b-1]). */
 typedef struct {
-    int num_images;                 /* B >= 1 */
-    const yoloxloss_level *levels;  /* config.num_levels entries, in stride order of the config */
-    const int32_t *num_gt;          /* [B], each >= 0 */
-    const int32_t *gt_classes;      /* [total_gt], each in [0, C); may be NULL if total_gt == 0 */
-    const float *gt_boxes;          /* [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0 */
+    int num_images;                 /**< B >= 1 */
+    const yoloxloss_level *levels;  /**< config.num_levels entries, in stride order of the config */
+    const int32_t *num_gt;          /**< [B], each >= 0 */
+    const int32_t *gt_classes;      /**< [total_gt], each in [0, C); may be NULL if total_gt == 0 */
+    const float *gt_boxes;          /**< [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0 */
 } yoloxloss_batch;
 
-/* What forward reports. Each term is its weighted contribution to total,
+/** What forward reports. Each term is its weighted contribution to total,
  * as YOLOX reports them: total = iou + obj + cls + l1. */
 typedef struct {
-    float total;
-    float iou;         /* reg_weight * loss_iou */
-    float obj;         /* obj_weight * loss_obj */
-    float cls;         /* cls_weight * loss_cls */
-    float l1;          /* l1_weight * loss_l1; 0 when use_l1 is off */
-    float normalizer;  /* N: max(num_fg, 1), or the value given to yoloxloss_renormalize */
-    float fg_ratio;    /* max(num_fg, 1) / max(num_gt, 1), YOLOX's logged ratio */
-    int64_t num_fg;    /* foreground anchors over the batch */
-    int64_t num_gt;    /* ground-truth boxes over the batch */
+    float total;       /**< iou + obj + cls + l1 */
+    float iou;         /**< reg_weight * loss_iou */
+    float obj;         /**< obj_weight * loss_obj */
+    float cls;         /**< cls_weight * loss_cls */
+    float l1;          /**< l1_weight * loss_l1; 0 when use_l1 is off */
+    float normalizer;  /**< N: max(num_fg, 1), or the value given to yoloxloss_renormalize */
+    float fg_ratio;    /**< max(num_fg, 1) / max(num_gt, 1), YOLOX's logged ratio */
+    int64_t num_fg;    /**< foreground anchors over the batch */
+    int64_t num_gt;    /**< ground-truth boxes over the batch */
 } yoloxloss_losses;
 
-/* Assigns labels (SimOTA) and computes the loss terms into *losses. The
+/** Assigns labels (SimOTA) and computes the loss terms into *losses. The
  * context keeps the assignment and pointers to the head outputs for
  * yoloxloss_backward: the output buffers must stay valid and unchanged until
  * backward has run (as autograd's saved tensors must). The batch struct, the
@@ -201,41 +209,45 @@ typedef struct {
 YOLOXLOSS_API yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch *batch,
                                    yoloxloss_losses *losses);
 
-/* Replaces the normaliser N of the last forward by `normalizer` (finite,
+/** Replaces the normaliser N of the last forward by `normalizer` (finite,
  * > 0), e.g. the mean num_fg over data-parallel ranks, rewrites *losses
  * (if not NULL) with the terms divided by it, and makes backward use it.
  * No assignment or loss is recomputed. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, float normalizer,
                                        yoloxloss_losses *losses);
 
-/* Gradient buffers of one level, in the same layout as that level's inputs
+/** Gradient buffers of one level, in the same layout as that level's inputs
  * (fused, or the three split buffers). */
 typedef struct {
-    float *fused;
-    float *reg;
-    float *obj;
-    float *cls;
+    float *fused; /**< [B, 5+C, H, W] when the inputs were fused */
+    float *reg;   /**< [B, 4, H, W] when the inputs were split */
+    float *obj;   /**< [B, 1, H, W] when the inputs were split */
+    float *cls;   /**< [B, C, H, W] when the inputs were split */
 } yoloxloss_level_grad;
 
-/* Upstream gradients of the reported terms. The gradient written is
+/** Upstream gradients of the reported terms. The gradient written is
  * total * d(total) + iou * d(iou) + obj * d(obj) + cls * d(cls) + l1 * d(l1),
  * each d(.) of a reported (weighted) term. A plain total.backward() is
  * {1, 0, 0, 0, 0}, which is what a NULL upstream means. */
 typedef struct {
-    float total, iou, obj, cls, l1;
+    float total; /**< d loss / d total */
+    float iou;   /**< d loss / d iou (the weighted term) */
+    float obj;   /**< d loss / d obj */
+    float cls;   /**< d loss / d cls */
+    float l1;    /**< d loss / d l1 */
 } yoloxloss_upstream;
 
-/* Writes the gradient with respect to every head output of the last forward
+/** Writes the gradient with respect to every head output of the last forward
  * into grads (config.num_levels entries, same layout as the inputs).
  * accumulate = 0 overwrites every element; accumulate != 0 adds to what is
  * there (elements whose gradient is zero are left untouched). */
 YOLOXLOSS_API yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                     const yoloxloss_upstream *upstream, int accumulate);
 
-/* Number of anchors per image of the last forward: sum over levels of H*W. */
+/** Number of anchors per image of the last forward: sum over levels of H*W. */
 YOLOXLOSS_API int64_t yoloxloss_num_anchors(const yoloxloss_context *ctx);
 
-/* Copies the assignment of the last forward. Each pointer may be NULL.
+/** Copies the assignment of the last forward. Each pointer may be NULL.
  *   matched_gt [B, A]: gt row (within its image) matched to each anchor, in
  *                      YOLOX's anchor order (level-major, then i*W+j); -1 = background.
  *   pred_iou   [B, A]: IoU of each fg anchor's decoded box with its gt; 0 for background.

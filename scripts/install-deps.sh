@@ -4,7 +4,7 @@
 # are present.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libsleef-dev libcmocka-dev
+packages=(build-essential cmake pkg-config libsleef-dev libcmocka-dev doxygen
           python3 python3-torch python3-numpy python3-matplotlib)
 
 missing=()
