@@ -68,15 +68,17 @@ def isa_table(res):
 
 
 def linear_fit(xs, ys):
-    """Least squares y = a + b x; returns (a, b, R^2)."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else 0.0
-    a = my - b * mx
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys))
-    return a, b, (1.0 - ss_res / ss_tot) if ss_tot > 0 else 1.0
+    """The line y = a + b x with the least squared relative residuals (weights
+    1/y^2, so the small points count as much as the large ones, as on a log
+    axis); returns (a, b, the largest |residual| / y)."""
+    w = [1.0 / (y * y) for y in ys]
+    s, sx, sy = sum(w), sum(wi * x for wi, x in zip(w, xs)), sum(wi * y for wi, y in zip(w, ys))
+    sxx = sum(wi * x * x for wi, x in zip(w, xs))
+    sxy = sum(wi * x * y for wi, x, y in zip(w, xs, ys))
+    det = s * sxx - sx * sx
+    b = (s * sxy - sx * sy) / det if det > 0 else 0.0
+    a = (sxx * sy - sx * sxy) / det if det > 0 else sy / s
+    return a, b, max(abs(y - a - b * x) / y for x, y in zip(xs, ys))
 
 
 # A line through two points says nothing about linearity.
@@ -92,12 +94,14 @@ def sweep_section(points, axis):
     if len(points) >= MIN_FIT_POINTS:
         xs = [p["x"] for p in points]
         for key, name in SERIES[:3]:
-            a, b, r2 = linear_fit(xs, [p[key] for p in points])
-            fits.append(f"{name} {a:.3g} {'-' if b < 0 else '+'} {abs(b):.3g}·x ms (R² {r2:.3f})")
+            a, b, worst = linear_fit(xs, [p[key] for p in points])
+            fits.append(f"{name} {a:.3g} {'-' if b < 0 else '+'} {abs(b):.3g}·x ms (points within "
+                        f"{100 * worst:.0f}%)")
     text = _table(header, rows)
     if fits:
         unit = "images" if axis == "images" else "boxes per image"
-        text += f"\n\nLeast-squares lines, x = {unit}: " + "; ".join(fits) + "."
+        text += (f"\n\nStraight lines a + b·x fitted to the medians (least relative squares), x = {unit}: "
+                 + "; ".join(fits) + ".")
     return text
 
 
@@ -121,8 +125,9 @@ def plot(res, path):
             ax.plot(xs, ys, style, marker="o", color=colours[key], label=name)
             if key != "c_floor_ms" and len(xs) >= MIN_FIT_POINTS:
                 a, b, _ = linear_fit(xs, ys)
-                dense = [xs[0] + (xs[-1] - xs[0]) * i / 50 for i in range(51)]
-                ax.plot(dense, [a + b * x for x in dense], ":", color=colours[key], linewidth=1)
+                dense = [xs[0] + (xs[-1] - xs[0]) * i / 200 for i in range(201)]
+                line = [(x, a + b * x) for x in dense if a + b * x > 0]  # a log axis has no room for <= 0
+                ax.plot([x for x, _ in line], [y for _, y in line], ":", color=colours[key], linewidth=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(xs)

@@ -102,7 +102,8 @@ def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log):
         c_rows = time_c_isas(c, isas, sc, path, images, sc.boxes, t, cfg["lib"], log, label, drop_total)
         rows.append(dict(scenario=name, images=images, threads=t, torch_ms=torch_t.median_ms, torch_iters=torch_t.iters,
                          torch_total=torch_total, dropin_ms=drop_t.median_ms, dropin_iters=drop_t.iters,
-                         dropin_floor_ms=floor_t.median_ms, dropin_total=drop_total, c=c_rows))
+                         dropin_floor_ms=floor_t.median_ms, dropin_floor_min_ms=floor_t.min_ms,
+                         dropin_total=drop_total, c=c_rows))
     os.remove(path)
     return rows
 
@@ -119,12 +120,13 @@ def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
         label = f"sweep {base.name} images={images} boxes={boxes}, 1 thread"
         torch_t, torch_total = m.time_torch(base, outputs, labels, 1, cfg["sweep_torch"])
         log(f"{label}: PyTorch {fmt(torch_t)}")
-        drop_t, _, drop_total = m.time_dropin(base, outputs, labels, 1, cfg["lib"])
-        log(f"{label}: drop-in {fmt(drop_t)}")
+        drop_t, floor_t, drop_total = m.time_dropin(base, outputs, labels, 1, cfg["lib"])
+        log(f"{label}: drop-in {fmt(drop_t)}; its floor {floor_t.median_ms:.2f} ms")
+        log.check(f"{label} drop-in vs PyTorch", drop_total, torch_total, TOL_TORCH)
         c_row = time_c_isas(c, [isa], base, path, images, boxes, 1, cfg["lib"], log, label, drop_total)[isa]
         os.remove(path)
         points.append(dict(x=v, images=images, boxes=boxes, torch_ms=torch_t.median_ms, dropin_ms=drop_t.median_ms,
-                           c_ms=c_row["ms"], c_floor_ms=c_row["floor_ms"]))
+                           dropin_floor_ms=floor_t.median_ms, c_ms=c_row["ms"], c_floor_ms=c_row["floor_ms"]))
     return points
 
 
