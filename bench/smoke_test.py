@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Smoke test of the benchmark driver (ctest bench_smoke): a --quick run
-must write the table, the JSON and a PNG plot, report progress, time every
-ISA the C program says it has, and find the C API and the drop-in agreeing
-on the loss of identical inputs. It checks that the pipeline works, not
-how fast anything is.
+"""Smoke test of the benchmark (ctest bench_smoke): the C program's --isa
+accepts what --list-isas calls supported and refuses the rest; a --quick
+run of the driver writes the table, the JSON and a PNG plot, reports
+progress, times every supported ISA, and finds the C API and the drop-in
+agreeing on the loss of identical inputs. It checks that the pipeline
+works, not how fast anything is.
 
 usage: smoke_test.py --bench-exe build/bench/yoloxloss_bench
 """
@@ -88,11 +89,32 @@ def check_bad_scenario(exe, out):
         fail("an unknown scenario was not rejected with a clear message", proc)
 
 
+def check_isa_options(exe):
+    """--isa refuses, with a message, a name that is no ISA and one this
+    build or CPU lacks; it accepts every one --list-isas calls supported."""
+    rows = subprocess.run([exe, "--list-isas"], capture_output=True, text=True, check=True).stdout.split()
+    status = dict(re.findall(r"isa=(\w+) supported=([01])", " ".join(rows)))
+    if "scalar" not in status or status["scalar"] != "1":
+        fail(f"--list-isas does not report scalar as supported: {status}")
+    lacking = [name for name, ok in status.items() if ok == "0"]
+    for name in ["sse9"] + lacking[:1]:
+        proc = subprocess.run([exe, "--isa", name, "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                              capture_output=True, text=True)
+        if proc.returncode != 2 or f"--isa {name}:" not in proc.stderr or proc.stdout:
+            fail(f"--isa {name} was not refused with a message (rc {proc.returncode}, stderr {proc.stderr!r})")
+    for name in (n for n, ok in status.items() if ok == "1"):
+        proc = subprocess.run([exe, "--isa", name, "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or f"isa={name} " not in proc.stdout:
+            fail(f"--isa {name} did not time on {name}: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench-exe", required=True)
     args = ap.parse_args()
     exe = os.path.abspath(args.bench_exe)
+    check_isa_options(exe)
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-smoke-") as out:
         check_bad_scenario(exe, out)
         check_quick_run(exe, out)
