@@ -179,7 +179,9 @@ def main():
     isas = [name for name, ok, _ in isa_rows if ok]
     default_isa = next(name for name, _, dflt in isa_rows if dflt)
     info = machine_info()
-    info["command"] = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], m.ROOT)] + sys.argv[1:])
+    # scripts/bench.sh names itself, the command a reader of the table reruns.
+    info["command"] = os.environ.get("YOLOXLOSS_BENCH_COMMAND") or " ".join(
+        shlex.quote(a) for a in [os.path.relpath(sys.argv[0], m.ROOT)] + sys.argv[1:])
     info["policies"] = {k: v._asdict() for k, v in cfg.items() if isinstance(v, m.Policy)}
     log(f"yoloxloss {info['library']}; torch {info['torch']}; {info['cpu']}, {info['cores']} cores; "
         f"ISAs {', '.join(isas)} (default {default_isa}); threads {threads_list}")

@@ -10,5 +10,6 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j"$(nproc)" --target yoloxloss yoloxloss_bench
 python=$(grep -E '^YOLOXLOSS_TORCH_PYTHON:' "$build/CMakeCache.txt" | cut -d= -f2-)
 [ -n "$python" ] || python=/usr/bin/python3
+export YOLOXLOSS_BENCH_COMMAND="bash scripts/bench.sh${*:+ $*}"
 YOLOXLOSS_LIB="$PWD/$build/libyoloxloss.so" exec "$python" bench/run_bench.py \
   --bench-exe "$build/bench/yoloxloss_bench" "$@"
