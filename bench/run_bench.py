@@ -83,28 +83,42 @@ def time_c_isas(c, isas, sc, path, images, boxes, threads, policy, log, label, d
     return result
 
 
+def measure(c, sc, inputs, threads, isas, torch_policy, lib_policy, log, label):
+    """PyTorch, the drop-in with its floor, and the C API on each of isas,
+    all on inputs = (outputs, labels, path of their file)."""
+    outputs, labels, path = inputs
+    torch_t, torch_total = m.time_torch(sc, outputs, labels, threads, torch_policy)
+    log(f"{label}: PyTorch {fmt(torch_t)}")
+    drop_t, floor_t, drop_total = m.time_dropin(sc, outputs, labels, threads, lib_policy)
+    log(f"{label}: drop-in {fmt(drop_t)}; its floor {floor_t.median_ms:.2f} ms")
+    log.check(f"{label} drop-in vs PyTorch", drop_total, torch_total, TOL_TORCH)
+    images, boxes = labels.shape[0], labels.shape[1]
+    c_rows = time_c_isas(c, isas, sc, path, images, boxes, threads, lib_policy, log, label, drop_total)
+    return dict(images=images, boxes=boxes, threads=threads, torch_ms=torch_t.median_ms,
+                torch_iters=torch_t.iters, torch_total=torch_total, dropin_ms=drop_t.median_ms,
+                dropin_iters=drop_t.iters, dropin_floor_ms=floor_t.median_ms, dropin_floor_min_ms=floor_t.min_ms,
+                dropin_total=drop_total, c=c_rows)
+
+
+def make_inputs(sc, images, boxes, tmp, seed):
+    """Inputs for sc with images and boxes per image, and their file for
+    the C program."""
+    outputs, labels = m.make_inputs(images, sc.size, sc.classes, boxes, seed=seed)
+    path = os.path.join(tmp, f"{sc.name}_{images}x{boxes}_{seed}.bin")
+    m.write_inputs(path, outputs, labels, sc.size, sc.classes)
+    return outputs, labels, path
+
+
 def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log):
     """Every implementation on sc (with `images` images if not None) at each
     thread count; one row per thread count."""
     name = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
-    images = images or sc.images
-    outputs, labels = m.make_inputs(images, sc.size, sc.classes, sc.boxes)
-    path = os.path.join(tmp, f"{sc.name}.bin")
-    m.write_inputs(path, outputs, labels, sc.size, sc.classes)
+    inputs = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)
     rows = []
     for t in threads_list:
         label = f"{name}, {t} thread{'s' if t > 1 else ''}"
-        torch_t, torch_total = m.time_torch(sc, outputs, labels, t, cfg["torch"])
-        log(f"{label}: PyTorch {fmt(torch_t)}")
-        drop_t, floor_t, drop_total = m.time_dropin(sc, outputs, labels, t, cfg["lib"])
-        log(f"{label}: drop-in {fmt(drop_t)}; its floor {floor_t.median_ms:.2f} ms")
-        log.check(f"{label} drop-in vs PyTorch", drop_total, torch_total, TOL_TORCH)
-        c_rows = time_c_isas(c, isas, sc, path, images, sc.boxes, t, cfg["lib"], log, label, drop_total)
-        rows.append(dict(scenario=name, images=images, threads=t, torch_ms=torch_t.median_ms, torch_iters=torch_t.iters,
-                         torch_total=torch_total, dropin_ms=drop_t.median_ms, dropin_iters=drop_t.iters,
-                         dropin_floor_ms=floor_t.median_ms, dropin_floor_min_ms=floor_t.min_ms,
-                         dropin_total=drop_total, c=c_rows))
-    os.remove(path)
+        rows.append(dict(scenario=name, **measure(c, sc, inputs, t, isas, cfg["torch"], cfg["lib"], log, label)))
+    os.remove(inputs[2])
     return rows
 
 
@@ -114,19 +128,11 @@ def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
     points = []
     for v in values:
         images, boxes = (v, base.boxes) if axis == "images" else (images_for_boxes, v)
-        outputs, labels = m.make_inputs(images, base.size, base.classes, boxes, seed=1)
-        path = os.path.join(tmp, f"sweep_{axis}_{v}.bin")
-        m.write_inputs(path, outputs, labels, base.size, base.classes)
+        inputs = make_inputs(base, images, boxes, tmp, seed=1)
         label = f"sweep {base.name} images={images} boxes={boxes}, 1 thread"
-        torch_t, torch_total = m.time_torch(base, outputs, labels, 1, cfg["sweep_torch"])
-        log(f"{label}: PyTorch {fmt(torch_t)}")
-        drop_t, floor_t, drop_total = m.time_dropin(base, outputs, labels, 1, cfg["lib"])
-        log(f"{label}: drop-in {fmt(drop_t)}; its floor {floor_t.median_ms:.2f} ms")
-        log.check(f"{label} drop-in vs PyTorch", drop_total, torch_total, TOL_TORCH)
-        c_row = time_c_isas(c, [isa], base, path, images, boxes, 1, cfg["lib"], log, label, drop_total)[isa]
-        os.remove(path)
-        points.append(dict(x=v, images=images, boxes=boxes, torch_ms=torch_t.median_ms, dropin_ms=drop_t.median_ms,
-                           dropin_floor_ms=floor_t.median_ms, c_ms=c_row["ms"], c_floor_ms=c_row["floor_ms"]))
+        r = measure(c, base, inputs, 1, [isa], cfg["sweep_torch"], cfg["lib"], log, label)
+        os.remove(inputs[2])
+        points.append(dict(x=v, c_ms=r["c"][isa]["ms"], c_floor_ms=r["c"][isa]["floor_ms"], **r))
     return points
 
 
