@@ -1,49 +1,30 @@
-/* Times forward + backward of the C API on named scenarios, with caller-
- * owned gradient buffers reused across steps, beside the memory floor: one
- * streaming pass that reads the head outputs and writes buffers of the same
- * size. Prints one line per scenario:
- *   scenario=coco16 threads=1 isa=scalar iters=9 median_ms=... floor_ms=... num_fg=...
- * Inputs are synthetic (fixed seed): logits as a freshly initialised head
- * gives them, boxes uniform over the image. */
-#include <math.h>
-#include <stdint.h>
+/* Times forward + backward of the C API on a named scenario, as a C trainer
+ * calls it (caller-owned gradient buffers reused across steps), beside the
+ * memory floor: one streaming pass that reads the head outputs and writes
+ * gradient buffers of the same size, already allocated. The floor runs right
+ * after each step, so both see the same machine load. Prints one line of
+ * key=value pairs per scenario (see bench/README.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench_inputs.h"
 #include "yoloxloss.h"
 
 typedef struct {
-    const char *name;
-    int images, size, classes, boxes;
-    yoloxloss_assigner assigner;
-} scenario;
-
-static const scenario SCENARIOS[] = {
-    {"coco16", 16, 640, 80, 7, YOLOXLOSS_ASSIGNER_YOLOX},
-    {"coco16_50box", 16, 640, 80, 50, YOLOXLOSS_ASSIGNER_YOLOX},
-    {"legacy16", 16, 640, 80, 7, YOLOXLOSS_ASSIGNER_YOLOX_LEGACY},
-    {"legacy16_50box", 16, 640, 80, 50, YOLOXLOSS_ASSIGNER_YOLOX_LEGACY},
-    {"lvis8", 8, 640, 1203, 15, YOLOXLOSS_ASSIGNER_YOLOX},
-    {"big4_1280", 4, 1280, 80, 7, YOLOXLOSS_ASSIGNER_YOLOX},
-};
-#define NUM_SCENARIOS (sizeof SCENARIOS / sizeof SCENARIOS[0])
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double uniform(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-static double normal(void) {
-    double u = uniform() + 1e-12, v = uniform();
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
+    const char *scenario;     /* NULL: all */
+    const char *inputs_path;  /* NULL: synthetic inputs */
+    int max_iters, min_iters, warmup;
+    double seconds;           /* stop after this much timed work once min_iters are done; 0 = no limit */
+    int threads, images, boxes;
+    yoloxloss_isa isa;
+} options;
 
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -51,136 +32,239 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Sorts v. */
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int run(const scenario *sc, int iters, int threads, int batch_override, int boxes_override) {
-    int B = batch_override > 0 ? batch_override : sc->images;
-    int nbox = boxes_override >= 0 ? boxes_override : sc->boxes;
+/* The floor's pass: read every head output once, write every gradient once. */
+static void stream_pass(const bench_inputs *in, float *const *grads) {
+    for (int l = 0; l < BENCH_LEVELS; l++) {
+        const float *src = in->outputs[l];
+        float *dst = grads[l];
+        for (size_t i = 0; i < in->level_floats[l]; i++) dst[i] = src[i] * 0.5f;
+    }
+}
+
+static int time_scenario(const bench_scenario *sc, const options *o) {
+    int B = o->images > 0 ? o->images : sc->images;
+    int nbox = o->boxes >= 0 ? o->boxes : sc->boxes;
+    char why[512];
+    bench_inputs in;
+    int rc = o->inputs_path ? bench_inputs_load(&in, o->inputs_path, B, sc->size, sc->classes, nbox, why, sizeof why)
+                            : bench_inputs_synthetic(&in, B, sc->size, sc->classes, nbox, why, sizeof why);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", sc->name, why);
+        return 1;
+    }
+
     yoloxloss_config cfg;
     yoloxloss_config_defaults(&cfg);
     cfg.num_classes = sc->classes;
     cfg.assigner = sc->assigner;
-    cfg.num_threads = threads;
+    cfg.num_threads = o->threads;
     cfg.check_finite = 0;
-    yoloxloss_context *ctx;
+    cfg.isa = o->isa;
+    yoloxloss_context *ctx = NULL;
     if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
-        char why[256];
+        yoloxloss_config_validate(&cfg, why, sizeof why);
+        fprintf(stderr, "cannot create a context: %s\n", why);
+        bench_inputs_free(&in);
+        return 1;
+    }
+
+    float *grads[BENCH_LEVELS] = {NULL};
+    yoloxloss_level_grad level_grads[BENCH_LEVELS];
+    double *t = malloc((size_t)o->max_iters * sizeof *t), *f = malloc((size_t)o->max_iters * sizeof *f);
+    int ok = t && f;
+    for (int l = 0; l < BENCH_LEVELS; l++) {
+        grads[l] = calloc(in.level_floats[l], sizeof(float)); /* calloc: first touched below, untimed */
+        level_grads[l] = (yoloxloss_level_grad){grads[l], NULL, NULL, NULL};
+        ok = ok && grads[l];
+    }
+    if (!ok) fprintf(stderr, "%s: out of memory for the gradient buffers\n", sc->name);
+    if (ok) stream_pass(&in, grads);
+
+    yoloxloss_batch batch = {B, in.levels, in.num_gt, in.gt_classes, in.gt_boxes};
+    yoloxloss_losses losses;
+    memset(&losses, 0, sizeof losses);
+    int done = 0;
+    double spent = 0;
+    for (int it = -o->warmup; ok && it < o->max_iters; it++) {
+        double t0 = now_ms();
+        yoloxloss_status st = yoloxloss_forward(ctx, &batch, &losses);
+        if (st == YOLOXLOSS_OK) st = yoloxloss_backward(ctx, level_grads, NULL, 0);
+        double t1 = now_ms();
+        if (st != YOLOXLOSS_OK) {
+            fprintf(stderr, "%s: %s: %s\n", sc->name, yoloxloss_status_string(st), yoloxloss_last_error(ctx));
+            ok = 0;
+            break;
+        }
+        stream_pass(&in, grads);
+        double t2 = now_ms();
+        if (it < 0) continue;
+        t[done] = t1 - t0;
+        f[done] = t2 - t1;
+        done++;
+        spent += t2 - t0;
+        if (o->seconds > 0 && done >= o->min_iters && spent >= o->seconds * 1e3) break;
+    }
+    if (ok) {
+        double fastest = t[0];
+        for (int i = 1; i < done; i++) fastest = t[i] < fastest ? t[i] : fastest;
+        printf("scenario=%s images=%d size=%d boxes=%d classes=%d threads=%d isa=%s iters=%d "
+               "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g\n",
+               sc->name, B, sc->size, nbox, sc->classes, o->threads, yoloxloss_isa_name(yoloxloss_get_isa(ctx)),
+               done, median(t, done), fastest, median(f, done), bench_inputs_bytes(&in),
+               (long long)losses.num_fg, (double)losses.total);
+        fflush(stdout);
+    }
+    for (int l = 0; l < BENCH_LEVELS; l++) free(grads[l]);
+    free(t);
+    free(f);
+    yoloxloss_destroy(ctx);
+    bench_inputs_free(&in);
+    return ok ? 0 : 1;
+}
+
+static void list_scenarios(void) {
+    for (size_t s = 0; s < BENCH_NUM_SCENARIOS; s++) {
+        const bench_scenario *sc = &BENCH_SCENARIOS[s];
+        printf("%s images=%d size=%d classes=%d boxes=%d assigner=%s\n", sc->name, sc->images, sc->size,
+               sc->classes, sc->boxes, sc->assigner == YOLOXLOSS_ASSIGNER_YOLOX ? "yolox" : "yolox-legacy");
+    }
+}
+
+/* Every instruction set the library names (the enum after AUTO, up to the
+ * first value it calls "unknown"), whether this build on this CPU has it,
+ * and which one a context with isa = AUTO picks (YOLOXLOSS_ISA included). */
+static int list_isas(void) {
+    yoloxloss_config cfg;
+    yoloxloss_config_defaults(&cfg);
+    yoloxloss_context *ctx = NULL;
+    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
+        char why[512];
         yoloxloss_config_validate(&cfg, why, sizeof why);
         fprintf(stderr, "cannot create a context: %s\n", why);
         return 1;
     }
-
-    const int C = sc->classes;
-    yoloxloss_level levels[3];
-    yoloxloss_level_grad grads[3];
-    size_t total_floats = 0;
-    float *bufs[3], *gbufs[3];
-    for (int l = 0; l < 3; l++) {
-        int g = sc->size / (int)cfg.strides[l];
-        size_t n = (size_t)B * (size_t)(5 + C) * (size_t)g * (size_t)g;
-        bufs[l] = malloc(n * sizeof(float));
-        gbufs[l] = malloc(n * sizeof(float));
-        if (!bufs[l] || !gbufs[l]) return 1;
-        size_t hw = (size_t)g * g;
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < 5 + C; c++) {
-                float *plane = bufs[l] + ((size_t)b * (5 + C) + c) * hw;
-                for (size_t p = 0; p < hw; p++)
-                    plane[p] = c < 4 ? (float)(0.3 * normal()) : (float)(-4.6 + 0.5 * normal());
-            }
-        memset(gbufs[l], 0, n * sizeof(float));
-        levels[l] = (yoloxloss_level){g, g, bufs[l], NULL, NULL, NULL};
-        grads[l] = (yoloxloss_level_grad){gbufs[l], NULL, NULL, NULL};
-        total_floats += n;
-    }
-    int32_t *num_gt = malloc((size_t)B * sizeof *num_gt);
-    int32_t *classes = malloc((size_t)(B * nbox + 1) * sizeof *classes);
-    float *boxes = malloc((size_t)(B * nbox + 1) * 4 * sizeof *boxes);
-    for (int i = 0; i < B * nbox; i++) {
-        classes[i] = (int32_t)(uniform() * C) % C;
-        boxes[4 * i + 2] = (float)(16 + 240 * uniform());
-        boxes[4 * i + 3] = (float)(16 + 240 * uniform());
-        boxes[4 * i + 0] = (float)(uniform() * sc->size);
-        boxes[4 * i + 1] = (float)(uniform() * sc->size);
-    }
-    for (int b = 0; b < B; b++) num_gt[b] = nbox;
-    yoloxloss_batch batch = {B, levels, num_gt, classes, boxes};
-
-    double *t = malloc((size_t)iters * sizeof *t), *f = malloc((size_t)iters * sizeof *f);
-    yoloxloss_losses losses;
-    for (int it = -1; it < iters; it++) { /* it = -1 warms the workspace */
-        double t0 = now_ms();
-        yoloxloss_status st = yoloxloss_forward(ctx, &batch, &losses);
-        if (st == YOLOXLOSS_OK) st = yoloxloss_backward(ctx, grads, NULL, 0);
-        double t1 = now_ms();
-        if (st != YOLOXLOSS_OK) {
-            fprintf(stderr, "%s: %s\n", yoloxloss_status_string(st), yoloxloss_last_error(ctx));
-            return 1;
-        }
-        /* the floor: read every output once, write every gradient once */
-        for (int l = 0; l < 3; l++) {
-            size_t n = (size_t)B * (size_t)(5 + C) * (size_t)levels[l].height * (size_t)levels[l].width;
-            for (size_t i = 0; i < n; i++) gbufs[l][i] = bufs[l][i] * 0.5f;
-        }
-        double t2 = now_ms();
-        if (it >= 0) {
-            t[it] = t1 - t0;
-            f[it] = t2 - t1;
-        }
-    }
-    printf("scenario=%s images=%d boxes=%d classes=%d threads=%d isa=%s iters=%d median_ms=%.3f "
-           "floor_ms=%.3f bytes=%zu num_fg=%lld total=%.6f\n",
-           sc->name, B, nbox, C, threads, yoloxloss_isa_name(yoloxloss_get_isa(ctx)), iters, median(t, iters), median(f, iters),
-           total_floats * sizeof(float), (long long)losses.num_fg, (double)losses.total);
-    fflush(stdout);
-    for (int l = 0; l < 3; l++) {
-        free(bufs[l]);
-        free(gbufs[l]);
-    }
-    free(num_gt);
-    free(classes);
-    free(boxes);
-    free(t);
-    free(f);
+    yoloxloss_isa chosen = yoloxloss_get_isa(ctx);
     yoloxloss_destroy(ctx);
+    for (int i = YOLOXLOSS_ISA_AUTO + 1; strcmp(yoloxloss_isa_name((yoloxloss_isa)i), "unknown"); i++)
+        printf("isa=%s supported=%d default=%d\n", yoloxloss_isa_name((yoloxloss_isa)i),
+               yoloxloss_isa_supported((yoloxloss_isa)i), i == (int)chosen);
     return 0;
 }
 
+/* The instruction set called name; prints why and returns -1 when there is
+ * none of that name or this build on this CPU lacks it. */
+static int parse_isa(const char *name, yoloxloss_isa *isa) {
+    for (int i = YOLOXLOSS_ISA_AUTO; strcmp(yoloxloss_isa_name((yoloxloss_isa)i), "unknown"); i++) {
+        if (strcmp(name, yoloxloss_isa_name((yoloxloss_isa)i))) continue;
+        if (!yoloxloss_isa_supported((yoloxloss_isa)i)) {
+            fprintf(stderr, "--isa %s: this build on this CPU lacks it (--list-isas shows what it has)\n", name);
+            return -1;
+        }
+        *isa = (yoloxloss_isa)i;
+        return 0;
+    }
+    fprintf(stderr, "--isa %s: no such instruction set (auto, or one --list-isas names)\n", name);
+    return -1;
+}
+
+/* Parses a whole-string integer >= lo into *v; -1 if it is not one. */
+static int parse_int(const char *s, int lo, int *v) {
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (end == s || *end || x < lo || x > 1000000) return -1;
+    *v = (int)x;
+    return 0;
+}
+
+static int takes_value(const char *option) {
+    static const char *const names[] = {"--scenario", "--inputs", "--isa", "--seconds", "--iters",
+                                        "--min-iters", "--warmup", "--threads", "--images", "--boxes"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(option, names[i])) return 1;
+    return 0;
+}
+
+static void usage(const char *argv0) {
+    fprintf(stderr,
+            "usage: %s [--scenario NAME] [--inputs FILE] [--threads T] [--isa NAME] [--images B]\n"
+            "          [--boxes N] [--iters MAX] [--min-iters N] [--seconds S] [--warmup W]\n"
+            "       %s --list | --list-isas\n"
+            "Times forward + backward on each scenario (or only NAME) and prints one key=value line\n"
+            "per scenario. T = 0 is OpenMP's default. --iters is the most timed steps (default 9);\n"
+            "with --seconds, timing stops once at least --min-iters steps (default 3) took S seconds.\n"
+            "--inputs reads the inputs of one scenario from FILE instead of generating them.\n",
+            argv0, argv0);
+}
+
 int main(int argc, char **argv) {
-    const char *only = NULL;
-    int iters = 9, threads = 1, batch = 0, boxes = -1;
+    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--scenario") && i + 1 < argc) only = argv[++i];
-        else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--images") && i + 1 < argc) batch = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--boxes") && i + 1 < argc) boxes = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--list")) {
-            for (size_t s = 0; s < NUM_SCENARIOS; s++)
-                printf("%s images=%d size=%d classes=%d boxes=%d assigner=%s\n", SCENARIOS[s].name,
-                       SCENARIOS[s].images, SCENARIOS[s].size, SCENARIOS[s].classes, SCENARIOS[s].boxes,
-                       SCENARIOS[s].assigner == YOLOXLOSS_ASSIGNER_YOLOX ? "yolox" : "yolox-legacy");
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(argv[0]);
             return 0;
+        } else if (!strcmp(a, "--list")) {
+            list_scenarios();
+            return 0;
+        } else if (!strcmp(a, "--list-isas")) {
+            return list_isas();
+        } else if (!takes_value(a)) {
+            fprintf(stderr, "unknown option %s\n", a);
+            usage(argv[0]);
+            return 2;
+        } else if (!v) {
+            fprintf(stderr, "%s needs a value\n", a);
+            usage(argv[0]);
+            return 2;
+        } else if (!strcmp(a, "--scenario")) {
+            o.scenario = v;
+        } else if (!strcmp(a, "--inputs")) {
+            o.inputs_path = v;
+        } else if (!strcmp(a, "--isa")) {
+            if (parse_isa(v, &o.isa)) return 2;
+        } else if (!strcmp(a, "--seconds")) {
+            char *end;
+            o.seconds = strtod(v, &end);
+            bad = end == v || *end || !(o.seconds >= 0);
+        } else if (!strcmp(a, "--iters")) {
+            bad = parse_int(v, 1, &o.max_iters);
+        } else if (!strcmp(a, "--min-iters")) {
+            bad = parse_int(v, 1, &o.min_iters);
+        } else if (!strcmp(a, "--warmup")) {
+            bad = parse_int(v, 0, &o.warmup);
+        } else if (!strcmp(a, "--threads")) {
+            bad = parse_int(v, 0, &o.threads);
+        } else if (!strcmp(a, "--images")) {
+            bad = parse_int(v, 1, &o.images);
         } else {
-            fprintf(stderr,
-                    "usage: %s [--scenario NAME] [--iters N] [--threads T] [--images B] [--boxes N] [--list]\n",
-                    argv[0]);
+            bad = parse_int(v, 0, &o.boxes); /* --boxes */
+        }
+        if (bad) {
+            fprintf(stderr, "bad value for %s: %s\n", a, v);
+            usage(argv[0]);
             return 2;
         }
+        i++;
     }
-    if (iters < 1) iters = 1;
-    int found = 0;
-    for (size_t s = 0; s < NUM_SCENARIOS; s++) {
-        if (only && strcmp(only, SCENARIOS[s].name)) continue;
-        found = 1;
-        if (run(&SCENARIOS[s], iters, threads, batch, boxes)) return 1;
-    }
-    if (!found) {
-        fprintf(stderr, "unknown scenario %s (see --list)\n", only);
+    if (o.inputs_path && !o.scenario) {
+        fprintf(stderr, "--inputs needs --scenario: a file holds the inputs of one scenario\n");
         return 2;
+    }
+    if (o.scenario && !bench_find_scenario(o.scenario)) {
+        fprintf(stderr, "unknown scenario %s (see --list)\n", o.scenario);
+        return 2;
+    }
+    for (size_t s = 0; s < BENCH_NUM_SCENARIOS; s++) {
+        const bench_scenario *sc = &BENCH_SCENARIOS[s];
+        if (o.scenario && strcmp(o.scenario, sc->name)) continue;
+        if (time_scenario(sc, &o)) return 1;
     }
     return 0;
 }

@@ -1,137 +1,220 @@
 #!/usr/bin/python3
 """Times yoloxloss against the PyTorch reference on the benchmark scenarios.
 
-Per scenario and thread count it prints the median wall time of forward +
-backward for:
-  torch     the PyTorch implementation in tests/reference/ (vectorised as the
-            official YOLOX code is), on the same input tensors as the drop-in;
-  drop-in   yoloxloss through its Python binding (fresh gradient tensors
-            each call, as autograd needs);
-  C API     bench/yoloxloss_bench: caller-owned gradient buffers reused
-            across steps (synthetic inputs of the same shapes and kind);
-  floor     one streaming pass reading the outputs and writing buffers of the
-            same size, timed by the C program in the same run.
-The table goes to stdout and to bench/results/bench.md.
+Per scenario and thread count (1 and all cores) it measures, on identical
+inputs, the median time of forward + backward of:
+  PyTorch       tests/reference/yolox_reference.py (vectorised as the
+                official YOLOX code is);
+  drop-in       yoloxloss through its Python binding (fresh gradient tensors
+                each call, as autograd needs), beside its floor: cloning the
+                head outputs plus allocating and first-touching a gradient
+                buffer of the same size, timed call by call in the same run;
+  C API         bench/yoloxloss_bench on the same tensors (written to a
+                file), caller-owned gradient buffers reused across steps,
+                once per instruction set this build and CPU have, beside its
+                floor: one pass reading the outputs and writing buffers of
+                the same size, timed step by step in the same run.
+Then it sweeps batch size and boxes per image (one thread) for the plot.
+Progress goes to stderr; bench.md (tables), bench.png (plot) and bench.json
+(every number) go to --out-dir. See bench/README.md.
 """
 import argparse
+import datetime
 import os
-import statistics
-import subprocess
+import platform
+import shlex
 import sys
+import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "python"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+import bench_measure as m
+import bench_report
 
-import torch  # noqa: E402
-
-import yoloxloss  # noqa: E402
-from yolox_reference import yolox_loss_reference  # noqa: E402
-
-# name, images, image size, classes, boxes per image, assigner
-SCENARIOS = [
-    ("coco16", 16, 640, 80, 7, "yolox"),
-    ("coco16_50box", 16, 640, 80, 50, "yolox"),
-    ("legacy16", 16, 640, 80, 7, "yolox-legacy"),
-    ("legacy16_50box", 16, 640, 80, 50, "yolox-legacy"),
-    ("lvis8", 8, 640, 1203, 15, "yolox"),
-    ("big4_1280", 4, 1280, 80, 7, "yolox"),
-]
-STRIDES = (8, 16, 32)
+FULL = dict(torch=m.Policy(warmup=1, min_iters=3, max_iters=15, seconds=4.0),
+            lib=m.Policy(warmup=2, min_iters=5, max_iters=51, seconds=2.0),
+            sweep_torch=m.Policy(warmup=1, min_iters=2, max_iters=7, seconds=1.5),
+            sweep_images=(1, 2, 4, 8, 16), sweep_boxes=(1, 5, 10, 20, 50), sweep_boxes_images=16)
+QUICK = dict(torch=m.Policy(warmup=0, min_iters=1, max_iters=1, seconds=0.0),
+             lib=m.Policy(warmup=1, min_iters=2, max_iters=2, seconds=0.0),
+             sweep_torch=m.Policy(warmup=1, min_iters=1, max_iters=1, seconds=0.0),
+             sweep_images=(1, 2), sweep_boxes=(1, 5), sweep_boxes_images=2,
+             scenarios=("coco16",), images=2)
+# Relative difference of total losses above which the run warns: the C
+# program and the drop-in run the same library on the same tensors; PyTorch
+# differs by float rounding.
+TOL_LIB, TOL_TORCH = 1e-4, 1e-3
 
 
-def make_inputs(images, size, classes, boxes, seed=0):
-    """Head outputs as a freshly initialised YOLOX head gives them (class and
-    objectness priors of 0.01), boxes uniform over the image."""
-    g = torch.Generator().manual_seed(seed)
-    outputs = []
-    for s in STRIDES:
-        n = size // s
-        out = torch.empty(images, 5 + classes, n, n)
-        out[:, :4] = 0.3 * torch.randn(images, 4, n, n, generator=g)
-        out[:, 4:] = -4.6 + 0.5 * torch.randn(images, 1 + classes, n, n, generator=g)
-        outputs.append(out)
-    labels = torch.zeros(images, boxes, 5)
-    labels[:, :, 0] = torch.randint(0, classes, (images, boxes), generator=g).float()
-    labels[:, :, 1:3] = torch.rand(images, boxes, 2, generator=g) * size
-    labels[:, :, 3:5] = 16 + 240 * torch.rand(images, boxes, 2, generator=g)
-    return outputs, labels
+class Progress:
+    """One line per measurement on stderr, with the time since the start."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.warnings = []
+
+    def __call__(self, msg):
+        print(f"[{time.perf_counter() - self.t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+        self(f"WARNING: {msg}")
+
+    def check(self, what, total, reference, tol):
+        if abs(total - reference) > tol * max(abs(reference), 1e-30):
+            self.warn(f"{what}: total loss {total:.7g} differs from {reference:.7g}")
 
 
-def time_fn(fn, iters):
-    times = []
-    fn()  # warm-up: workspace, allocator, first-touch
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+def fmt(t):
+    return f"{t.median_ms:.2f} ms (median of {t.iters}" + (
+        f", min {t.min_ms:.2f})" if t.min_ms is not None else ")")
 
 
-def loss_step(impl, outputs, labels, assigner, threads):
-    leaves = [o.clone().requires_grad_(True) for o in outputs]
-
-    def step():
-        for x in leaves:
-            x.grad = None
-        if impl == "torch":
-            total = yolox_loss_reference(leaves, labels, STRIDES, assigner)[0]
-        else:
-            total = yoloxloss.yolox_loss(leaves, labels, STRIDES, assigner=assigner,
-                                         num_threads=threads)[0]
-        total.backward()
-        return float(total)
-
-    return step
+def time_c_isas(c, isas, sc, path, images, boxes, threads, policy, log, label, dropin_total):
+    """The C API on each supported ISA: {isa: fields}."""
+    result = {}
+    for isa in isas:
+        timing, floor, f = c.time(sc, path, images, boxes, threads, isa, policy)
+        log(f"{label}: C API [{isa}] {fmt(timing)}; floor {floor.median_ms:.2f} ms")
+        if dropin_total is not None:
+            log.check(f"{label} C API [{isa}] vs drop-in", float(f["total"]), dropin_total, TOL_LIB)
+        result[isa] = dict(ms=timing.median_ms, min_ms=timing.min_ms, iters=timing.iters,
+                           floor_ms=floor.median_ms, total=float(f["total"]), num_fg=int(f["num_fg"]),
+                           bytes=int(f["bytes"]))
+    return result
 
 
-def c_api(exe, name, threads, iters):
-    out = subprocess.run([exe, "--scenario", name, "--threads", str(threads), "--iters", str(iters)],
-                         check=True, capture_output=True, text=True).stdout
-    fields = dict(kv.split("=", 1) for kv in out.split())
-    return float(fields["median_ms"]), float(fields["floor_ms"])
+def measure(c, sc, inputs, threads, isas, torch_policy, lib_policy, log, label):
+    """PyTorch, the drop-in with its floor, and the C API on each of isas,
+    all on inputs = (outputs, labels, path of their file)."""
+    outputs, labels, path = inputs
+    torch_t, torch_total = m.time_torch(sc, outputs, labels, threads, torch_policy)
+    log(f"{label}: PyTorch {fmt(torch_t)}")
+    drop_t, floor_t, drop_total = m.time_dropin(sc, outputs, labels, threads, lib_policy)
+    log(f"{label}: drop-in {fmt(drop_t)}; its floor {floor_t.median_ms:.2f} ms")
+    log.check(f"{label} drop-in vs PyTorch", drop_total, torch_total, TOL_TORCH)
+    images, boxes = labels.shape[0], labels.shape[1]
+    c_rows = time_c_isas(c, isas, sc, path, images, boxes, threads, lib_policy, log, label, drop_total)
+    return dict(images=images, boxes=boxes, threads=threads, torch_ms=torch_t.median_ms,
+                torch_iters=torch_t.iters, torch_total=torch_total, dropin_ms=drop_t.median_ms,
+                dropin_iters=drop_t.iters, dropin_floor_ms=floor_t.median_ms, dropin_floor_min_ms=floor_t.min_ms,
+                dropin_total=drop_total, c=c_rows)
+
+
+def make_inputs(sc, images, boxes, tmp, seed):
+    """Inputs for sc with images and boxes per image, and their file for
+    the C program."""
+    outputs, labels = m.make_inputs(images, sc.size, sc.classes, boxes, seed=seed)
+    path = os.path.join(tmp, f"{sc.name}_{images}x{boxes}_{seed}.bin")
+    m.write_inputs(path, outputs, labels, sc.size, sc.classes)
+    return outputs, labels, path
+
+
+def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log):
+    """Every implementation on sc (with `images` images if not None) at each
+    thread count; one row per thread count."""
+    name = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
+    inputs = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)
+    rows = []
+    for t in threads_list:
+        label = f"{name}, {t} thread{'s' if t > 1 else ''}"
+        rows.append(dict(scenario=name, **measure(c, sc, inputs, t, isas, cfg["torch"], cfg["lib"], log, label)))
+    os.remove(inputs[2])
+    return rows
+
+
+def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
+    """Times PyTorch, the drop-in and the C API (one thread, isa) on base
+    with images or boxes per image set to each value."""
+    points = []
+    for v in values:
+        images, boxes = (v, base.boxes) if axis == "images" else (images_for_boxes, v)
+        inputs = make_inputs(base, images, boxes, tmp, seed=1)
+        label = f"sweep {base.name} images={images} boxes={boxes}, 1 thread"
+        r = measure(c, base, inputs, 1, [isa], cfg["sweep_torch"], cfg["lib"], log, label)
+        os.remove(inputs[2])
+        points.append(dict(x=v, c_ms=r["c"][isa]["ms"], c_floor_ms=r["c"][isa]["floor_ms"], **r))
+    return points
+
+
+def machine_info():
+    cpu, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    cpu = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    simd = [x for x in ("avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "asimd") if x in flags]
+    return dict(cpu=cpu, cores=os.cpu_count() or 1, simd=simd, torch=m.torch.__version__,
+                library=m.yoloxloss.library_path(), python=sys.executable,
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bench-exe", default=os.path.join(ROOT, "build", "bench", "yoloxloss_bench"))
-    ap.add_argument("--scenario", action="append", help="run only these (repeatable)")
+    ap.add_argument("--bench-exe", default=os.path.join(m.ROOT, "build", "bench", "yoloxloss_bench"))
+    ap.add_argument("--scenario", action="append", help="run only these scenarios (repeatable)")
     ap.add_argument("--threads", type=int, action="append", help="thread counts (default: 1 and all cores)")
-    ap.add_argument("--iters", type=int, default=7, help="timed iterations of yoloxloss")
-    ap.add_argument("--torch-iters", type=int, default=3, help="timed iterations of the PyTorch reference")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "bench.md"))
+    ap.add_argument("--images", type=int, help="images per batch in every scenario (default: the scenario's)")
+    ap.add_argument("--quick", action="store_true",
+                    help="coco16 on 2 images, a tiny sweep, 1-2 timed calls each (the ctest smoke test)")
+    ap.add_argument("--no-sweep", action="store_true", help="skip the batch and box sweeps (no plot)")
+    ap.add_argument("--out-dir", default=os.path.join(m.HERE, "results"))
     args = ap.parse_args()
+    if args.images is not None and args.images < 1:
+        ap.error("--images must be >= 1")
+    if args.threads and min(args.threads) < 1:
+        ap.error("--threads must be >= 1")
 
-    threads = args.threads or sorted({1, os.cpu_count() or 1})
-    scenarios = [s for s in SCENARIOS if not args.scenario or s[0] in args.scenario]
-    header = ("| scenario | threads | PyTorch ms | drop-in ms | C API ms | floor ms "
-              "| PyTorch / C API | PyTorch / drop-in | C API / floor |")
-    rows = [header, "|" + "---|" * 9]
-    print(f"yoloxloss {yoloxloss.library_path()}; torch {torch.__version__}; "
-          f"median of {args.iters} (yoloxloss) and {args.torch_iters} (PyTorch) runs", flush=True)
-    for name, images, size, classes, boxes, assigner in scenarios:
-        outputs, labels = make_inputs(images, size, classes, boxes)
-        for t in threads:
-            print(f"[{name}, {t} thread(s)] PyTorch ...", end="", flush=True)
-            torch.set_num_threads(t)
-            t_torch = time_fn(loss_step("torch", outputs, labels, assigner, t), args.torch_iters)
-            print(f" {t_torch:.1f} ms; drop-in ...", end="", flush=True)
-            t_drop = time_fn(loss_step("yoloxloss", outputs, labels, assigner, t), args.iters)
-            print(f" {t_drop:.1f} ms; C API ...", end="", flush=True)
-            t_c, t_floor = c_api(args.bench_exe, name, t, args.iters)
-            print(f" {t_c:.1f} ms (floor {t_floor:.1f} ms)", flush=True)
-            rows.append(f"| {name} | {t} | {t_torch:.1f} | {t_drop:.1f} | {t_c:.1f} | {t_floor:.1f} "
-                        f"| {t_torch / t_c:.0f}x | {t_torch / t_drop:.0f}x | {t_c / t_floor:.2f}x |")
-    table = "\n".join(rows)
-    print()
-    print(table)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(f"torch {torch.__version__}, {os.cpu_count()} cores; medians of {args.iters} "
-                f"(yoloxloss) and {args.torch_iters} (PyTorch) runs.\n\n{table}\n")
-    print(f"\nwritten to {args.out}")
+    cfg = QUICK if args.quick else FULL
+    log = Progress()
+    c = m.CProgram(args.bench_exe)
+    all_scenarios = c.scenarios()
+    wanted = args.scenario or cfg.get("scenarios")
+    unknown = set(wanted or ()) - {s.name for s in all_scenarios}
+    if unknown:
+        ap.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; the C program has "
+                 f"{', '.join(s.name for s in all_scenarios)}")
+    scenarios = [s for s in all_scenarios if not wanted or s.name in wanted]
+    threads_list = args.threads or sorted({1, os.cpu_count() or 1})
+    isa_rows = c.isas()
+    isas = [name for name, ok, _ in isa_rows if ok]
+    default_isa = next(name for name, _, dflt in isa_rows if dflt)
+    info = machine_info()
+    # scripts/bench.sh names itself, the command a reader of the table reruns.
+    info["command"] = os.environ.get("YOLOXLOSS_BENCH_COMMAND") or " ".join(
+        shlex.quote(a) for a in [os.path.relpath(sys.argv[0], m.ROOT)] + sys.argv[1:])
+    info["policies"] = {k: v._asdict() for k, v in cfg.items() if isinstance(v, m.Policy)}
+    log(f"yoloxloss {info['library']}; torch {info['torch']}; {info['cpu']}, {info['cores']} cores; "
+        f"ISAs {', '.join(isas)} (default {default_isa}); threads {threads_list}")
+
+    results = dict(machine=info, isas=[dict(name=n, supported=ok, default=d) for n, ok, d in isa_rows],
+                   default_isa=default_isa, rows=[], sweeps={})
+    with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-") as tmp:
+        for sc in scenarios:
+            results["rows"] += run_scenario(c, sc, args.images or cfg.get("images"), threads_list, isas, cfg, tmp,
+                                            log)
+        if not args.no_sweep:
+            base = next(s for s in all_scenarios if s.name == "coco16")
+            results["sweeps"]["images"] = run_sweep(c, base, "images", cfg["sweep_images"], None,
+                                                    default_isa, cfg, tmp, log)
+            results["sweeps"]["boxes"] = run_sweep(c, base, "boxes", cfg["sweep_boxes"], cfg["sweep_boxes_images"],
+                                                   default_isa, cfg, tmp, log)
+            results["sweeps"]["base"] = base._asdict()
+    results["warnings"] = log.warnings
+    results["elapsed_s"] = round(time.perf_counter() - log.t0, 1)
+
+    paths = bench_report.write_all(results, args.out_dir)
+    print(bench_report.main_table(results))
+    for w in log.warnings:
+        print(f"WARNING: {w}")
+    print(f"\nfinished in {results['elapsed_s']:.0f} s")
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,179 @@
+"""The measurements of the benchmark: inputs, timing loops, and the three
+ways of computing the loss (PyTorch reference, Python drop-in, C program).
+
+Every timing is a median over timed calls after untimed warm-up calls. A
+Policy bounds the work: at least min_iters calls, then stop once `seconds`
+of timed work are spent or max_iters calls are done.
+"""
+import collections
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "python"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+
+import torch  # noqa: E402
+
+import yoloxloss  # noqa: E402
+from yolox_reference import yolox_loss_reference  # noqa: E402
+
+STRIDES = (8, 16, 32)
+# Header of the inputs file the C program reads (bench/README.md): "YLXB" as
+# a little-endian int32, then the format version.
+INPUTS_MAGIC = 0x42584C59
+INPUTS_VERSION = 1
+
+Policy = collections.namedtuple("Policy", "warmup min_iters max_iters seconds")
+Timing = collections.namedtuple("Timing", "median_ms min_ms iters")
+Scenario = collections.namedtuple("Scenario", "name images size classes boxes assigner")
+
+
+def make_inputs(images, size, classes, boxes, seed=0):
+    """Head outputs as a freshly initialised YOLOX head gives them (class and
+    objectness priors of 0.01), boxes with sides of 16 to 256 pixels centred
+    uniformly over the image."""
+    g = torch.Generator().manual_seed(seed)
+    outputs = []
+    for s in STRIDES:
+        n = size // s
+        out = torch.empty(images, 5 + classes, n, n)
+        out[:, :4] = 0.3 * torch.randn(images, 4, n, n, generator=g)
+        out[:, 4:] = -4.6 + 0.5 * torch.randn(images, 1 + classes, n, n, generator=g)
+        outputs.append(out)
+    labels = torch.zeros(images, boxes, 5)
+    labels[:, :, 0] = torch.randint(0, classes, (images, boxes), generator=g).float()
+    labels[:, :, 1:3] = torch.rand(images, boxes, 2, generator=g) * size
+    labels[:, :, 3:5] = 16 + 240 * torch.rand(images, boxes, 2, generator=g)
+    return outputs, labels
+
+
+def write_inputs(path, outputs, labels, size, classes):
+    """Writes the inputs in the C program's --inputs format."""
+    images, boxes = labels.shape[0], labels.shape[1]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<8i", INPUTS_MAGIC, INPUTS_VERSION, images, size, classes, boxes,
+                            len(outputs), 0))
+        for o in outputs:
+            o.contiguous().numpy().tofile(f)
+        labels[:, :, 0].to(torch.int32).contiguous().numpy().tofile(f)
+        labels[:, :, 1:5].contiguous().numpy().tofile(f)
+
+
+def time_calls(fn, policy, between=None):
+    """Times fn under policy; returns (Timing of fn, Timing of between or
+    None, the last value fn returned). between, if given, runs after every
+    call of fn and is timed too, so both see the same machine load."""
+    for _ in range(policy.warmup):
+        value = fn()
+        if between:
+            between()
+    times, other, spent = [], [], 0.0
+    while len(times) < policy.max_iters:
+        t0 = time.perf_counter()
+        value = fn()
+        t1 = time.perf_counter()
+        if between:
+            between()
+        t2 = time.perf_counter()
+        times.append((t1 - t0) * 1e3)
+        other.append((t2 - t1) * 1e3)
+        spent += t2 - t0
+        if len(times) >= policy.min_iters and spent >= policy.seconds:
+            break
+    summary = Timing(statistics.median(times), min(times), len(times))
+    between_summary = Timing(statistics.median(other), min(other), len(other)) if between else None
+    return summary, between_summary, value
+
+
+def loss_step(impl, outputs, labels, assigner, threads):
+    """One training step's loss: fresh leaves cloned from outputs (a trainer
+    gets new head outputs every step), forward, backward (autograd hands the
+    leaves fresh gradient tensors). Returns the total loss as a float."""
+    def step():
+        leaves = [o.clone().requires_grad_(True) for o in outputs]
+        if impl == "torch":
+            total = yolox_loss_reference(leaves, labels, STRIDES, assigner)[0]
+        else:
+            total = yoloxloss.yolox_loss(leaves, labels, STRIDES, assigner=assigner,
+                                         num_threads=threads)[0]
+        total.backward()
+        return float(total)
+
+    return step
+
+
+def dropin_floor(outputs):
+    """The drop-in's floor (issue 3): what loss_step must do whatever the
+    loss costs, clone the head outputs and allocate and first-touch a fresh
+    gradient buffer of the same size."""
+    def floor():
+        clones = [o.clone() for o in outputs]
+        grads = [torch.empty_like(o).fill_(0.0) for o in outputs]
+        return clones, grads
+
+    return floor
+
+
+def time_torch(sc, outputs, labels, threads, policy):
+    torch.set_num_threads(threads)
+    timing, _, total = time_calls(loss_step("torch", outputs, labels, sc.assigner, threads), policy)
+    return timing, total
+
+
+def time_dropin(sc, outputs, labels, threads, policy):
+    """The drop-in and its floor, interleaved call by call."""
+    torch.set_num_threads(threads)
+    step = loss_step("yoloxloss", outputs, labels, sc.assigner, threads)
+    timing, floor, total = time_calls(step, policy, between=dropin_floor(outputs))
+    return timing, floor, total
+
+
+class CProgram:
+    """bench/yoloxloss_bench, run once per measurement."""
+
+    def __init__(self, exe):
+        if not os.access(exe, os.X_OK):
+            raise SystemExit(f"no benchmark program at {exe} (build it: cmake --build build)")
+        self.exe = exe
+
+    def _run(self, args):
+        proc = subprocess.run([self.exe] + args, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{self.exe} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        return proc.stdout
+
+    def scenarios(self):
+        """The scenarios the C program defines (the one list of them)."""
+        result = []
+        for line in self._run(["--list"]).splitlines():
+            name, *pairs = line.split()
+            f = dict(p.split("=", 1) for p in pairs)
+            result.append(Scenario(name, int(f["images"]), int(f["size"]), int(f["classes"]),
+                                   int(f["boxes"]), f["assigner"]))
+        return result
+
+    def isas(self):
+        """[(name, supported, default)] for every ISA the library names."""
+        rows = []
+        for line in self._run(["--list-isas"]).splitlines():
+            f = dict(p.split("=", 1) for p in line.split())
+            rows.append((f["isa"], f["supported"] == "1", f["default"] == "1"))
+        return rows
+
+    def time(self, sc, inputs_path, images, boxes, threads, isa, policy):
+        """Times the C API on the inputs file; returns (Timing, floor Timing,
+        fields of the program's output line)."""
+        out = self._run(["--scenario", sc.name, "--inputs", inputs_path, "--images", str(images),
+                         "--boxes", str(boxes), "--threads", str(threads), "--isa", isa,
+                         "--warmup", str(policy.warmup), "--min-iters", str(policy.min_iters),
+                         "--iters", str(policy.max_iters), "--seconds", str(policy.seconds)])
+        f = dict(kv.split("=", 1) for kv in out.split())
+        iters = int(f["iters"])
+        return (Timing(float(f["median_ms"]), float(f["min_ms"]), iters),
+                Timing(float(f["floor_ms"]), None, iters), f)

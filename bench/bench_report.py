@@ -1,0 +1,196 @@
+"""The benchmark's outputs: markdown tables ready to paste into
+docs/performance.md, the scaling plot, and every number as JSON."""
+import json
+import os
+
+# CPU flags (/proc/cpuinfo) each ISA's kernels need.
+ISA_CPU_FLAGS = {"scalar": (), "avx2": ("avx2", "fma"), "avx512": ("avx512f", "avx512bw", "avx512dq", "avx512vl"),
+                 "neon": ("asimd",)}
+
+
+def ms(v):
+    return "—" if v is None else f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b <= 0:
+        return "—"
+    r = a / b
+    return f"{r:.0f}x" if r >= 10 else f"{r:.2f}x"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main_table(res):
+    """Per scenario and thread count: every implementation, both floors,
+    the ratios, and the C API's speedup over one thread."""
+    isa = res["default_isa"]
+    one_thread = {r["scenario"]: r["c"][isa]["ms"] for r in res["rows"] if r["threads"] == 1}
+    header = ["scenario", "threads", "PyTorch ms", "drop-in ms", "drop-in floor ms", f"C API ms ({isa})",
+              "C API floor ms", "PyTorch / C API", "PyTorch / drop-in", "C API / floor", "drop-in / floor",
+              "C API speedup vs 1 thread"]
+    rows = []
+    for r in res["rows"]:
+        c = r["c"][isa]
+        base = one_thread.get(r["scenario"])
+        speedup = ratio(base, c["ms"]) if r["threads"] > 1 else "—"
+        rows.append([r["scenario"], r["threads"], ms(r["torch_ms"]), ms(r["dropin_ms"]), ms(r["dropin_floor_ms"]),
+                     ms(c["ms"]), ms(c["floor_ms"]), ratio(r["torch_ms"], c["ms"]),
+                     ratio(r["torch_ms"], r["dropin_ms"]), ratio(c["ms"], c["floor_ms"]),
+                     ratio(r["dropin_ms"], r["dropin_floor_ms"]), speedup])
+    return _table(header, rows)
+
+
+def isa_table(res):
+    """The C API once per ISA this build and CPU have, then one row per ISA
+    they lack, saying which of the two lacks it."""
+    flags = set(res["machine"]["simd"])
+    header = ["scenario", "threads", "ISA", "C API ms", "floor ms", "C API / floor", "PyTorch / C API",
+              "scalar / this ISA"]
+    rows = []
+    for r in res["rows"]:
+        scalar = r["c"].get("scalar", {}).get("ms")
+        for isa, c in r["c"].items():
+            rows.append([r["scenario"], r["threads"], isa, ms(c["ms"]), ms(c["floor_ms"]),
+                         ratio(c["ms"], c["floor_ms"]), ratio(r["torch_ms"], c["ms"]), ratio(scalar, c["ms"])])
+    for i in res["isas"]:
+        if i["supported"]:
+            continue
+        needs = ISA_CPU_FLAGS.get(i["name"])
+        why = ("this CPU lacks it" if needs is None or not all(f in flags for f in needs)
+               else "this build has no kernels for it (the CPU has it)")
+        rows.append(["(all)", "—", i["name"], f"not measured: {why}", "", "", "", ""])
+    return _table(header, rows)
+
+
+def linear_fit(xs, ys):
+    """The line y = a + b x with the least squared relative residuals (weights
+    1/y^2, so the small points count as much as the large ones, as on a log
+    axis); returns (a, b, the largest |residual| / y)."""
+    w = [1.0 / (y * y) for y in ys]
+    s, sx, sy = sum(w), sum(wi * x for wi, x in zip(w, xs)), sum(wi * y for wi, y in zip(w, ys))
+    sxx = sum(wi * x * x for wi, x in zip(w, xs))
+    sxy = sum(wi * x * y for wi, x, y in zip(w, xs, ys))
+    det = s * sxx - sx * sx
+    b = (s * sxy - sx * sy) / det if det > 0 else 0.0
+    a = (sxx * sy - sx * sxy) / det if det > 0 else sy / s
+    return a, b, max(abs(y - a - b * x) / y for x, y in zip(xs, ys))
+
+
+# A line through two points says nothing about linearity.
+MIN_FIT_POINTS = 3
+SERIES = (("torch_ms", "PyTorch"), ("dropin_ms", "drop-in"), ("c_ms", "C API"), ("c_floor_ms", "C API floor"))
+
+
+def sweep_section(points, axis):
+    header = [axis if axis == "images" else "boxes per image"] + [f"{name} ms" for _, name in SERIES] + [
+        "PyTorch / C API"]
+    rows = [[p["x"]] + [ms(p[k]) for k, _ in SERIES] + [ratio(p["torch_ms"], p["c_ms"])] for p in points]
+    fits = []
+    if len(points) >= MIN_FIT_POINTS:
+        xs = [p["x"] for p in points]
+        for key, name in SERIES[:3]:
+            a, b, worst = linear_fit(xs, [p[key] for p in points])
+            fits.append(f"{name} {a:.3g} {'-' if b < 0 else '+'} {abs(b):.3g}·x ms (points within "
+                        f"{100 * worst:.0f}%)")
+    text = _table(header, rows)
+    if fits:
+        unit = "images" if axis == "images" else "boxes per image"
+        text += (f"\n\nStraight lines a + b·x fitted to the medians (least relative squares), x = {unit}: "
+                 + "; ".join(fits) + ".")
+    return text
+
+
+def plot(res, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    sweeps, base = res["sweeps"], res["sweeps"]["base"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    panels = (("images", f"batch size (images of {base['size']}x{base['size']}, {base['boxes']} boxes each)"),
+              ("boxes", f"boxes per image ({sweeps['boxes'][0]['images']} images of {base['size']}x{base['size']})"))
+    colours = dict(torch_ms="tab:red", dropin_ms="tab:green", c_ms="tab:blue", c_floor_ms="tab:gray")
+    for ax, (axis, xlabel) in zip(axes, panels):
+        points = sweeps[axis]
+        xs = [p["x"] for p in points]
+        for key, name in SERIES:
+            ys = [p[key] for p in points]
+            style = "--" if key == "c_floor_ms" else "-"
+            ax.plot(xs, ys, style, marker="o", color=colours[key], label=name)
+            if key != "c_floor_ms" and len(xs) >= MIN_FIT_POINTS:
+                a, b, _ = linear_fit(xs, ys)
+                dense = [xs[0] + (xs[-1] - xs[0]) * i / 200 for i in range(201)]
+                line = [(x, a + b * x) for x in dense if a + b * x > 0]  # a log axis has no room for <= 0
+                ax.plot([x for x, _ in line], [y for _, y in line], ":", color=colours[key], linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(xs)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("forward + backward, median ms")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    m = res["machine"]
+    fig.suptitle(f"yoloxloss vs PyTorch {m['torch']}, {base['classes']} classes, 1 thread, "
+                 f"C API on {res['default_isa']}; dotted: linear fit a + b·x ({m['cpu']}, {m['date']})",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(res, png_name):
+    m = res["machine"]
+    lines = [
+        "# yoloxloss benchmark",
+        "",
+        f"`{m['command']}` on {m['cpu']} ({m['cores']} cores; SIMD: {', '.join(m['simd']) or 'none'}), "
+        f"PyTorch {m['torch']}, {m['date']}; {res['elapsed_s']:.0f} s in all. Forward + backward of the "
+        f"loss, median of timed calls after warm-up calls (counts in bench.json).",
+        "",
+        "## Per scenario",
+        "",
+        main_table(res),
+        "",
+        "PyTorch: the reference in `tests/reference/yolox_reference.py`. drop-in: the Python binding on the "
+        "same tensors (fresh gradient tensors every call); its floor clones the head outputs and allocates "
+        "and first-touches a gradient buffer of the same size, timed call by call in the same run. C API: "
+        f"`bench/yoloxloss_bench` on the same tensors ({res['default_isa']}, the ISA the library picks here), "
+        "gradient buffers reused across steps; its floor is one pass reading the head outputs and writing "
+        "buffers of the same size, timed step by step in the same run.",
+        "",
+        "## C API per instruction set",
+        "",
+        isa_table(res),
+    ]
+    if res["sweeps"]:
+        base = res["sweeps"]["base"]
+        lines += ["", f"## Scaling (one thread, {base['classes']} classes, {base['size']}x{base['size']})", "",
+                  f"Batch size, {base['boxes']} boxes per image:", "", sweep_section(res["sweeps"]["images"], "images"),
+                  "", f"Boxes per image, {res['sweeps']['boxes'][0]['images']} images:", "",
+                  sweep_section(res["sweeps"]["boxes"], "boxes"), "", f"![time vs batch size and boxes]({png_name})"]
+    if res["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in res["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_all(res, out_dir):
+    """Writes bench.md, bench.json and (with sweeps) bench.png into out_dir;
+    returns {what: path}."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"table": os.path.join(out_dir, "bench.md"), "data": os.path.join(out_dir, "bench.json")}
+    if res["sweeps"]:
+        paths["plot"] = os.path.join(out_dir, "bench.png")
+        plot(res, paths["plot"])
+    with open(paths["table"], "w") as f:
+        f.write(markdown(res, "bench.png"))
+    with open(paths["data"], "w") as f:
+        json.dump(res, f, indent=1)
+    return paths

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""Smoke test of the benchmark (ctest bench_smoke): the C program's --isa
+accepts what --list-isas calls supported and refuses the rest; a --quick
+run of the driver writes the table, the JSON and a PNG plot, reports
+progress, times every supported ISA, and finds the C API and the drop-in
+agreeing on the loss of identical inputs. It checks that the pipeline
+works, not how fast anything is.
+
+usage: smoke_test.py --bench-exe build/bench/yoloxloss_bench
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fail(msg, proc=None):
+    if proc is not None:
+        sys.stderr.write(f"--- driver stdout ---\n{proc.stdout}\n--- driver stderr ---\n{proc.stderr}\n")
+    sys.exit(f"bench smoke test FAILED: {msg}")
+
+
+def run_driver(exe, *args):
+    return subprocess.run([sys.executable, os.path.join(HERE, "run_bench.py"), "--bench-exe", exe, *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def check_quick_run(exe, out):
+    proc = run_driver(exe, "--quick", "--out-dir", out)
+    if proc.returncode != 0:
+        fail(f"--quick exited with {proc.returncode}", proc)
+    threads = sorted({1, os.cpu_count() or 1})
+
+    # One progress line per measurement, with the elapsed time.
+    progress = [line for line in proc.stderr.splitlines() if re.match(r"\[\s*\d+\.\d s\] ", line)]
+    measurements = [line for line in progress if " ms (median of " in line]
+    if len(measurements) < 3 * len(threads):
+        fail(f"expected >= {3 * len(threads)} progress lines with timings, got {len(measurements)}", proc)
+
+    table = open(os.path.join(out, "bench.md")).read()
+    for t in threads:
+        row = next((line for line in table.splitlines() if line.startswith(f"| coco16 [2 images] | {t} |")), None)
+        if row is None:
+            fail(f"bench.md has no coco16 row for {t} thread(s):\n{table}")
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for cell in cells[2:11]:  # times and ratios: positive numbers
+            if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
+                fail(f"bad cell {cell!r} in row {row!r}")
+
+    isa_lines = subprocess.run([exe, "--list-isas"], capture_output=True, text=True, check=True).stdout.split("\n")
+    for line in filter(None, isa_lines):
+        name = re.search(r"isa=(\w+)", line).group(1)
+        if not re.search(rf"\| {name} \|", table):
+            fail(f"the ISA table does not mention {name}:\n{table}")
+
+    data = json.load(open(os.path.join(out, "bench.json")))
+    if len(data["rows"]) != len(threads):
+        fail(f"bench.json has {len(data['rows'])} rows, expected {len(threads)}")
+    supported = {i["name"] for i in data["isas"] if i["supported"]}
+    for r in data["rows"]:
+        if set(r["c"]) != supported:
+            fail(f"C API timed on {sorted(r['c'])}, but the supported ISAs are {sorted(supported)}")
+    disagreements = [w for w in data["warnings"] if "vs drop-in" in w]
+    if disagreements:
+        fail("the C API and the drop-in disagree on identical inputs: " + "; ".join(disagreements))
+
+    with open(os.path.join(out, "bench.png"), "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            fail("bench.png is not a PNG")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.image
+    height, width = matplotlib.image.imread(os.path.join(out, "bench.png")).shape[:2]
+    if width < 800 or height < 300:
+        fail(f"bench.png is only {width}x{height}")
+    for name in ("bench.md", "bench.json", "bench.png"):
+        if os.path.join(out, name) not in proc.stdout:
+            fail(f"the driver did not say where it wrote {name}", proc)
+
+
+def check_bad_scenario(exe, out):
+    proc = run_driver(exe, "--scenario", "no_such_scenario", "--out-dir", out)
+    if proc.returncode == 0 or "unknown scenario" not in proc.stderr:
+        fail("an unknown scenario was not rejected with a clear message", proc)
+
+
+def check_isa_options(exe):
+    """--isa refuses, with a message, a name that is no ISA and one this
+    build or CPU lacks; it accepts every one --list-isas calls supported."""
+    rows = subprocess.run([exe, "--list-isas"], capture_output=True, text=True, check=True).stdout.split()
+    status = dict(re.findall(r"isa=(\w+) supported=([01])", " ".join(rows)))
+    if "scalar" not in status or status["scalar"] != "1":
+        fail(f"--list-isas does not report scalar as supported: {status}")
+    lacking = [name for name, ok in status.items() if ok == "0"]
+    for name in ["sse9"] + lacking[:1]:
+        proc = subprocess.run([exe, "--isa", name, "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                              capture_output=True, text=True)
+        if proc.returncode != 2 or f"--isa {name}:" not in proc.stderr or proc.stdout:
+            fail(f"--isa {name} was not refused with a message (rc {proc.returncode}, stderr {proc.stderr!r})")
+    for name in (n for n, ok in status.items() if ok == "1"):
+        proc = subprocess.run([exe, "--isa", name, "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or f"isa={name} " not in proc.stdout:
+            fail(f"--isa {name} did not time on {name}: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench-exe", required=True)
+    args = ap.parse_args()
+    exe = os.path.abspath(args.bench_exe)
+    check_isa_options(exe)
+    with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-smoke-") as out:
+        check_bad_scenario(exe, out)
+        check_quick_run(exe, out)
+    print("bench smoke test passed")
+
+
+if __name__ == "__main__":
+    main()
