@@ -6,6 +6,11 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libsleef-dev libcmocka-dev doxygen
           python3 python3-torch python3-numpy python3-matplotlib)
+# The aarch64 cross build that the tests run under qemu-user: the cross
+# compiler and C library, qemu, and arm64 builds of the libraries it links
+# (libgomp comes with the cross gcc).
+packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libsleef-dev:arm64 libcmocka-dev:arm64)
+command -v qemu-aarch64 >/dev/null || packages+=(qemu-user)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -25,5 +30,8 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+if [[ " ${missing[*]}" == *:arm64* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  "${sudo_cmd[@]}" dpkg --add-architecture arm64
+fi
 "${sudo_cmd[@]}" apt-get update
 "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"

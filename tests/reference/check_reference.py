@@ -5,9 +5,17 @@ PyTorch reference (yolox_reference.py) on random YOLOX training steps.
     /usr/bin/python3 tests/reference/check_reference.py --cases 200 --seed 1
     /usr/bin/python3 tests/reference/check_reference.py --quick
     /usr/bin/python3 tests/reference/check_reference.py --seed 1 --case 17 -v
+    /usr/bin/python3 tests/reference/check_reference.py --isa scalar
+    /usr/bin/python3 tests/reference/check_reference.py --cases 20 --lib-threads 1 \
+        --runner "qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tests/run_case"
 
 The drop-in is imported from this repository (../../python); the shared
 library it loads can be named with $YOLOXLOSS_LIB (default: ../../build).
+--isa NAME sets $YOLOXLOSS_ISA=NAME, which makes the library use the kernels
+of that instruction set. --runner CMD checks a build that Python cannot load:
+instead of the drop-in, each case goes through `CMD CASE_FILE OUT_FILE`
+(tests/reference/run_case.c, the files described there; runner_io.py) and
+is compared exactly as the drop-in's results are.
 
 Pass criteria per case:
   (a) assignment (matched gt per anchor) and dynamic_k identical, except
@@ -40,9 +48,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..", "python")))
 
-import yoloxloss  # noqa: E402
+from runner_io import Runner  # noqa: E402
 from yolox_reference import (count_labels, explain_assignment_difference,  # noqa: E402
                              yolox_loss_reference, ASSIGNERS, anchor_tables, _geometry)
+
+yoloxloss = None  # the drop-in, imported by main() unless --runner is given
+RUNNER = None     # a runner_io.Runner with --runner
 
 LOSS_TOL = 1e-5
 GRAD_TOL = 1e-5
@@ -371,6 +382,9 @@ def run_reference(case, dtype=torch.float32, forced=None, info=False, transcende
 
 
 def run_library(case):
+    if RUNNER is not None:
+        out = RUNNER.run(case)
+        return out["terms"], out["grads"]
     inputs, leaves = make_leaves(case)
     rw, ow, cw, lw = case["weights"]
     terms = yoloxloss.yolox_loss(inputs, case["labels"], strides=case["strides"],
@@ -384,6 +398,9 @@ def run_library(case):
 
 
 def library_assignment(case):
+    if RUNNER is not None:
+        out = RUNNER.run(case)
+        return out["matched"], out["pred_iou"], out["dynamic_k"]
     outs = [tuple(t.detach() for t in x) if isinstance(x, tuple) else x.detach()
             for x in make_leaves(case)[0]]
     if hasattr(yoloxloss, "yolox_assign_details"):
@@ -394,6 +411,21 @@ def library_assignment(case):
     m = yoloxloss.yolox_assign(outs, case["labels"], strides=case["strides"],
                                assigner=case["assigner"], num_threads=case["num_threads"])
     return m, None, None
+
+
+def preflight_error():
+    """None if the library (drop-in or runner) runs a one-anchor, no-gt case,
+    else why not: a wrong --runner command or an --isa this build or CPU
+    lacks is reported once instead of failing every case."""
+    case = dict(idx=-1, B=1, C=1, A=1, strides=(8.0,), shapes=[(1, 1)], layout="fused",
+                outs=[torch.zeros(1, 6, 1, 1)], labels=torch.zeros(1, 1, 5), assigner="yolox",
+                iou_loss="iou", use_l1=False, weights=(5.0, 1.0, 1.0, 1.0), num_threads=1,
+                upstream=(1.0, 0.0, 0.0, 0.0, 0.0))
+    try:
+        library_assignment(case)
+    except Exception as exc:  # any failure here is the message
+        return str(exc)
+    return None
 
 
 def loss_errors(lib, ref):
@@ -608,19 +640,45 @@ def main(argv=None):
     ap.add_argument("--case", type=int, action="append", help="run only these case ids")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--isa", metavar="NAME",
+                    help="kernels the library uses (sets $YOLOXLOSS_ISA: scalar, avx2, avx512, neon)")
+    ap.add_argument("--runner", metavar="CMD",
+                    help="run each case with `CMD CASE_FILE OUT_FILE` (run_case) instead of the drop-in")
+    ap.add_argument("--lib-threads", type=int, metavar="N",
+                    help="the library's num_threads for every case, instead of the case's own "
+                         "(1 under qemu-user, where libgomp hangs with more)")
     args = ap.parse_args(argv)
+    if args.isa:
+        os.environ["YOLOXLOSS_ISA"] = args.isa  # read by the library when it creates a context
+    if args.lib_threads is not None and args.lib_threads < 0:
+        ap.error("--lib-threads must be >= 0")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     ncases = 20 if args.quick and args.cases == 200 else args.cases
     ids = args.case if args.case else list(range(ncases))
 
-    pkg_dir = os.path.dirname(os.path.abspath(yoloxloss.__file__))
-    repo_python = os.path.normpath(os.path.join(HERE, "..", "..", "python"))
-    print("yoloxloss from %s" % pkg_dir)
-    if not pkg_dir.startswith(repo_python + os.sep):
-        print("error: yoloxloss was not imported from this repository (%s)" % repo_python)
+    global yoloxloss, RUNNER
+    if args.runner:
+        RUNNER = Runner(args.runner)
+        print("library: through the runner %s" % args.runner)
+    else:
+        import yoloxloss as dropin
+        yoloxloss = dropin
+        pkg_dir = os.path.dirname(os.path.abspath(yoloxloss.__file__))
+        repo_python = os.path.normpath(os.path.join(HERE, "..", "..", "python"))
+        print("yoloxloss from %s" % pkg_dir)
+        if not pkg_dir.startswith(repo_python + os.sep):
+            print("error: yoloxloss was not imported from this repository (%s)" % repo_python)
+            return 2
+        if hasattr(yoloxloss, "library_path"):
+            print("library %s" % yoloxloss.library_path())
+    if args.isa:
+        print("instruction set: %s ($YOLOXLOSS_ISA)" % args.isa)
+    if args.lib_threads is not None:
+        print("library threads: %d for every case" % args.lib_threads)
+    preflight = preflight_error()
+    if preflight:
+        print("error: the library cannot run a trivial case: %s" % preflight)
         return 2
-    if hasattr(yoloxloss, "library_path"):
-        print("library %s" % yoloxloss.library_path())
     print("torch %s, %d threads; seed %d, %d cases%s" % (torch.__version__, torch.get_num_threads(),
                                                          args.seed, len(ids), " (quick)" if args.quick else ""))
     stats = collections.Counter()
@@ -634,6 +692,8 @@ def main(argv=None):
     shapes_seen = dict(B=[], C=[], gts=[])
     for i in ids:
         case = make_case(args.seed, i, args.quick)
+        if args.lib_threads is not None:
+            case["num_threads"] = args.lib_threads
         for key in ("regime", "assigner", "iou_loss", "layout", "pmode"):
             cover[key][case[key]] += 1
         cover["l1"]["on" if case["use_l1"] else "off"] += 1
@@ -713,6 +773,8 @@ def main(argv=None):
              stats["grad_ok_vs_correct"], stats["loss_ok_vs_f64"], stats["grad_ok_vs_f64"]))
     if failed:
         print("failed cases: %s" % " ".join(str(i) for i in failed))
+    if RUNNER is not None:
+        RUNNER.close()
     print("%d passed, %d failed" % (n_pass, n_fail))
     return 0 if n_fail == 0 else 1
 
