@@ -120,6 +120,17 @@ typedef struct {
                                             environment variable YOLOXLOSS_ISA (scalar, avx2, avx512,
                                             neon) may name one. Naming one this build or CPU lacks makes
                                             yoloxloss_create fail with YOLOXLOSS_ERR_INVALID_CONFIG. */
+    /* Allocator hook: every byte the library allocates (the context and its
+     * workspaces) comes from alloc_fn(alloc_user, bytes) and goes back through
+     * free_fn(alloc_user, ptr); both NULL (the default) means malloc/free,
+     * exactly one NULL is YOLOXLOSS_ERR_INVALID_CONFIG. alloc_fn returns NULL
+     * on failure (the call then fails with YOLOXLOSS_ERR_OUT_OF_MEMORY and the
+     * context stays usable) and must be callable from several OpenMP threads
+     * at once. After a forward + backward of a given shape, later calls of
+     * that shape (or smaller) allocate nothing. */
+    void *(*alloc_fn)(void *alloc_user, size_t bytes);
+    void (*free_fn)(void *alloc_user, void *ptr);
+    void *alloc_user;
 } yoloxloss_config;
 
 /* Writes the defaults listed above into *config. */

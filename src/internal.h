@@ -18,6 +18,7 @@ typedef struct {
 
 struct yoloxloss_context {
     yoloxloss_config cfg;
+    yl_allocator mem; /* cfg's hook; every workspace below points here */
     yl_assign_params assign;
     const yl_kernels *kernels;
     int num_threads;  /* resolved: >= 1 */

@@ -86,6 +86,13 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %zu: num_gt is %" PRId32 "; it must be >= 0",
                            b, batch->num_gt[b]);
         total_gt += batch->num_gt[b];
+        /* The assigner holds two [num_gt, candidates] float matrices per image. */
+        size_t pairs;
+        if (mul_overflows((size_t)batch->num_gt[b], anchors, &pairs) ||
+            mul_overflows(pairs, 2 * sizeof(float), &pairs))
+            return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
+                           "image %zu: %" PRId32 " boxes x %zu anchors cost matrices do not fit in size_t", b,
+                           batch->num_gt[b], anchors);
     }
     if (total_gt > 0 && !batch->gt_classes)
         return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.gt_classes is NULL but there are %" PRId64
