@@ -24,18 +24,18 @@ void yl_free(const yl_allocator *a, void *ptr) {
         free(ptr);
 }
 
-void *yl_buffer_reserve(yl_buffer *b, size_t bytes) {
+static void *grow(yl_buffer *b, size_t bytes, int headroom) {
     if (bytes == 0) bytes = 1; /* a real pointer even when empty: ptr + 0 must be defined */
     if (bytes <= b->bytes) return b->ptr;
-    /* Grow with headroom so a slowly rising size settles after a few calls. */
-    size_t want = bytes + bytes / 4;
+    /* Headroom so a slowly rising size settles after a few calls. */
+    size_t want = headroom ? bytes + bytes / 4 : bytes;
     if (want < bytes) want = bytes;
     void *p = yl_alloc(b->mem, want);
-    if (!p) {
+    if (!p && want > bytes) {
         want = bytes;
         p = yl_alloc(b->mem, want);
-        if (!p) return NULL;
     }
+    if (!p) return NULL;
     /* realloc's contract, by hand: a user hook has no realloc. */
     if (b->ptr) memcpy(p, b->ptr, b->bytes);
     yl_free(b->mem, b->ptr);
@@ -43,6 +43,10 @@ void *yl_buffer_reserve(yl_buffer *b, size_t bytes) {
     b->bytes = want;
     return p;
 }
+
+void *yl_buffer_reserve(yl_buffer *b, size_t bytes) { return grow(b, bytes, 1); }
+
+void *yl_buffer_reserve_exact(yl_buffer *b, size_t bytes) { return grow(b, bytes, 0); }
 
 void yl_buffer_free(yl_buffer *b) {
     yl_free(b->mem, b->ptr);

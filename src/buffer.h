@@ -28,6 +28,8 @@ typedef struct {
  * success) and returns b->ptr, or NULL if allocation failed (b unchanged).
  * Growing keeps the old contents, as realloc would. */
 void *yl_buffer_reserve(yl_buffer *b, size_t bytes);
+/* The same without headroom: growing b to exactly `bytes`. */
+void *yl_buffer_reserve_exact(yl_buffer *b, size_t bytes);
 void yl_buffer_free(yl_buffer *b);
 
 #endif

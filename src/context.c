@@ -212,6 +212,20 @@ void yoloxloss_destroy(yoloxloss_context *ctx) {
     yl_free(&mem, ctx);
 }
 
+int yl_scratch_settle(yoloxloss_context *ctx) {
+    const size_t slots = sizeof ctx->scratch[0].slot / sizeof ctx->scratch[0].slot[0];
+    for (size_t i = 0; i < slots; i++) {
+        size_t most = 0;
+        for (int t = 0; t < ctx->num_threads; t++)
+            if (ctx->scratch[t].slot[i].bytes > most) most = ctx->scratch[t].slot[i].bytes;
+        if (most == 0) continue;
+        for (int t = 0; t < ctx->num_threads; t++)
+            /* exactly: with headroom, each settle would raise the maximum again */
+            if (!yl_buffer_reserve_exact(&ctx->scratch[t].slot[i], most)) return 0;
+    }
+    return 1;
+}
+
 const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx) {
     return ctx ? &ctx->cfg : NULL;
 }

@@ -120,6 +120,15 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
                     return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
                                    "image %zu, label %" PRId32 ": %s is %g; box sizes must be > 0", b, r,
                                    field[k], (double)box[k]);
+            /* The IoU needs the corners and the area in float32: beyond that
+             * it is NaN (in PyTorch too), so the box is refused here. */
+            const float x1 = box[0] - box[2] / 2.0f, x2 = box[0] + box[2] / 2.0f;
+            const float y1 = box[1] - box[3] / 2.0f, y2 = box[1] + box[3] / 2.0f;
+            if (!(isfinite(x1) && isfinite(x2) && isfinite(y1) && isfinite(y2) && isfinite(box[2] * box[3])))
+                return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
+                               "image %zu, label %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area "
+                               "(w*h = %g) beyond float32's range", b, r, (double)box[0], (double)box[1],
+                               (double)box[2], (double)box[3], (double)(box[2] * box[3]));
         }
     }
 
