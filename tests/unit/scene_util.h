@@ -106,6 +106,14 @@ static inline void ts_config(const ts_scene *s, yoloxloss_config *cfg, int num_t
     cfg->check_finite = 1;
 }
 
+/* A context for ts_config(s, threads); NULL if create failed. */
+static inline yoloxloss_context *ts_context(const ts_scene *s, int num_threads) {
+    yoloxloss_config cfg;
+    ts_config(s, &cfg, num_threads);
+    yoloxloss_context *ctx = NULL;
+    return yoloxloss_create(&cfg, &ctx) == YOLOXLOSS_OK ? ctx : NULL;
+}
+
 /* Every field of a and b equal bitwise (memcmp of the whole struct would
  * read its padding). */
 static inline int ts_losses_equal(const yoloxloss_losses *a, const yoloxloss_losses *b) {

