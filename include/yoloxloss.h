@@ -69,6 +69,15 @@ typedef enum {
                                           upstream gradient, a normaliser that is not > 0 */
 } yoloxloss_status;
 
+/* Input contract, in full in docs/reliability.md (each argument, each bad
+ * value, the status it gets; tested). Beyond the one-line notes above:
+ * ERR_INVALID_BOX also covers a box whose values are finite but whose
+ * corners or area w*h overflow float32; ERR_SIZE_OVERFLOW also covers an
+ * image whose num_gt x anchors IoU/cost matrices do not fit in size_t.
+ * Boxes outside the image, more boxes than anchors and any positive stride
+ * are accepted. Head outputs are not range-checked: a tw/th whose exp()
+ * overflows gives an infinite box, handled as docs/reliability.md says. */
+
 /* A fixed English sentence for a status; never NULL. */
 YOLOXLOSS_API const char *yoloxloss_status_string(yoloxloss_status status);
 
