@@ -331,9 +331,12 @@ def _parse_labels(labels, num_images, num_classes):
     nlabel = (lab.sum(dim=2) > 0).sum(dim=1)
     rows = torch.arange(lab.shape[1])
     mask = rows[None, :] < nlabel[:, None]
-    # A label after a padding row: YOLOX would read the padding row as a box
-    # and drop the label; refuse it instead.
-    stray = ((lab.sum(dim=2) > 0) & ~mask).nonzero()
+    # A label after a padding (all-zero) row: YOLOX would read the padding
+    # row as a box and drop the label; refuse it instead. (A row whose sum
+    # is <= 0 but is not all zero is a label YOLOX does not count; that
+    # quirk is followed, as the reference check expects.)
+    after_pad = torch.cummax((lab == 0).all(dim=2).to(torch.int32), dim=1).values.bool()
+    stray = ((lab.sum(dim=2) > 0) & after_pad).nonzero()
     if len(stray):
         b, r = (int(v) for v in stray[0])
         raise ValueError("labels: image %d, row %d: a label after a padding (all-zero) row; YOLOX "

@@ -196,6 +196,19 @@ class LabelContract(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"image 1, row 1: .*padding"):
             yoloxloss.yolox_loss(outs, labels, strides=STRIDES)
 
+    def test_uncounted_row_follows_yolox(self):
+        # A real label whose row sum is <= 0 (a box left of and above the
+        # image) is not a padding row: YOLOX counts n_b = 1 row with a
+        # positive sum and uses the first n_b rows, so the uncounted row is
+        # used and the label after it dropped. The binding follows YOLOX.
+        outs, labels = scene(10)
+        labels[0, 2] = labels[0, 1]
+        labels[0, 1] = torch.tensor([0.0, -40.0, -30.0, 6.0, 5.0])
+        _, info = yolox_loss_reference(outs, labels, strides=STRIDES, return_info=True)
+        details = yoloxloss.yolox_assign_details(outs, labels, strides=STRIDES)
+        self.assertEqual(info["num_gt"], 2)
+        self.assertEqual(len(details.dynamic_k[0]), 2)
+
     def test_more_boxes_than_anchors(self):
         # 12 anchors, 20 boxes: every box gets k >= 1 of the few candidates,
         # conflicts resolved by cost; finite and equal to the reference.
