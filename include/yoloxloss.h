@@ -135,8 +135,10 @@ typedef struct {
      * exactly one NULL is YOLOXLOSS_ERR_INVALID_CONFIG. alloc_fn returns NULL
      * on failure (the call then fails with YOLOXLOSS_ERR_OUT_OF_MEMORY and the
      * context stays usable) and must be callable from several OpenMP threads
-     * at once. After a forward + backward of a given shape, later calls of
-     * that shape (or smaller) allocate nothing. */
+     * at once. Workspaces grow to the largest call seen (batch shape; gt
+     * boxes x candidate anchors of the biggest image) and are reused: a
+     * forward + backward that needs no more than an earlier one, such as
+     * the same step with new head values, allocates nothing. */
     void *(*alloc_fn)(void *alloc_user, size_t bytes);
     void (*free_fn)(void *alloc_user, void *ptr);
     void *alloc_user;
