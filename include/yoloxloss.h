@@ -72,6 +72,15 @@ typedef enum {
                                           upstream gradient, a normaliser that is not > 0 */
 } yoloxloss_status;
 
+/* Input contract, in full in docs/reliability.md (each argument, each bad
+ * value, the status it gets; tested). Beyond the one-line notes above:
+ * ERR_INVALID_BOX also covers a box whose values are finite but whose
+ * corners or area w*h overflow float32; ERR_SIZE_OVERFLOW also covers an
+ * image whose num_gt x anchors IoU/cost matrices do not fit in size_t.
+ * Boxes outside the image, more boxes than anchors and any positive stride
+ * are accepted. Head outputs are not range-checked: a tw/th whose exp()
+ * overflows gives an infinite box, handled as docs/reliability.md says. */
+
 /** A fixed English sentence for a status; never NULL. */
 YOLOXLOSS_API const char *yoloxloss_status_string(yoloxloss_status status);
 
@@ -123,6 +132,19 @@ typedef struct {
                                             environment variable YOLOXLOSS_ISA (scalar, avx2, avx512,
                                             neon) may name one. Naming one this build or CPU lacks makes
                                             yoloxloss_create fail with YOLOXLOSS_ERR_INVALID_CONFIG. */
+    /* Allocator hook: every byte the library allocates (the context and its
+     * workspaces) comes from alloc_fn(alloc_user, bytes) and goes back through
+     * free_fn(alloc_user, ptr); both NULL (the default) means malloc/free,
+     * exactly one NULL is YOLOXLOSS_ERR_INVALID_CONFIG. alloc_fn returns NULL
+     * on failure (the call then fails with YOLOXLOSS_ERR_OUT_OF_MEMORY and the
+     * context stays usable) and must be callable from several OpenMP threads
+     * at once. Workspaces grow to the largest call seen (batch shape; gt
+     * boxes x candidate anchors of the biggest image) and are reused: a
+     * forward + backward that needs no more than an earlier one, such as
+     * the same step with new head values, allocates nothing. */
+    void *(*alloc_fn)(void *alloc_user, size_t bytes);
+    void (*free_fn)(void *alloc_user, void *ptr);
+    void *alloc_user;
 } yoloxloss_config;
 
 /** Writes the defaults listed above into *config. */

@@ -5,7 +5,11 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libsleef-dev libcmocka-dev doxygen
-          python3 python3-torch python3-numpy python3-matplotlib)
+          python3 python3-torch python3-numpy python3-matplotlib
+          # robustness stages of scripts/test.sh: valgrind memcheck, clang 14
+          # for libFuzzer (libclang_rt.fuzzer is in libclang-rt-14-dev) and
+          # ThreadSanitizer with LLVM's OpenMP and its libarcher (libomp-14-dev)
+          valgrind clang-14 libclang-rt-14-dev libomp-14-dev)
 # The aarch64 cross build that the tests run under qemu-user: the cross
 # compiler and C library, qemu, and arm64 builds of the libraries it links
 # (libgomp comes with the cross gcc).

@@ -21,6 +21,14 @@ typedef struct {
     float iou, obj, cls, l1;
 } term_scales;
 
+/* g * d exp(t)/dt. When exp(t) overflows the box side is infinite, its IoU
+ * is 0 for any t and g is 0: the gradient is 0, where autograd's 0 * inf
+ * would give NaN (docs/reliability.md). */
+static float chain_exp(float g, float t) {
+    float e = yl_expf(t);
+    return g == 0.0f && isinf(e) ? 0.0f : g * e;
+}
+
 /* Adds the gradient of the foreground anchors of level l of image b. */
 static void image_level_backward(const yoloxloss_context *ctx, int b, int l, const yl_grad_view *gv,
                                  term_scales s, int accumulate) {
@@ -54,8 +62,8 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
             /* x = (tx + j) s, w = exp(tw) s: chained as autograd does. */
             d[0] = s.iou * (dbox[0] * stride);
             d[1] = s.iou * (dbox[1] * stride);
-            d[2] = s.iou * ((dbox[2] * stride) * yl_expf(t[2]));
-            d[3] = s.iou * ((dbox[3] * stride) * yl_expf(t[3]));
+            d[2] = s.iou * chain_exp(dbox[2] * stride, t[2]);
+            d[3] = s.iou * chain_exp(dbox[3] * stride, t[3]);
         }
         if (cfg->use_l1 && s.l1 != 0.0f) {
             float target[4];

@@ -84,7 +84,8 @@ void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, float gra
         double cc = t.area_c > 1e-16f ? (double)t.area_c : 1e-16;
         g_iou = g_giou;
         g_area_u = g_giou / cc;
-        double g_cc = g_giou * ((double)t.area_c - (double)t.area_u) / (cc * cc);
+        /* g_giou is 0 when GIoU is clamped or NaN (inf - inf of an infinite box) */
+        double g_cc = g_giou == 0.0 ? 0.0 : g_giou * ((double)t.area_c - (double)t.area_u) / (cc * cc);
         g_area_c = -g_giou / cc + (t.area_c >= 1e-16f ? g_cc : 0.0);
     } else {
         g_iou = -2.0 * (double)t.iou;
@@ -101,17 +102,20 @@ void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, float gra
     double g_p1y = -g_iy * wins_max(t.p1y, t.g1y), g_p2y = g_iy * wins_min(t.p2y, t.g2y);
     if (type == YOLOXLOSS_IOU_LOSS_GIOU) {
         /* cx = max(p2x, g2x) - min(p1x, g1x) */
-        double g_cx = g_area_c * t.cy, g_cy = g_area_c * t.cx;
+        double g_cx = g_area_c == 0.0 ? g_area_c : g_area_c * t.cy;   /* as for area_p below */
+        double g_cy = g_area_c == 0.0 ? g_area_c : g_area_c * t.cx;
         g_p1x -= g_cx * wins_min(t.p1x, t.g1x);
         g_p2x += g_cx * wins_max(t.p2x, t.g2x);
         g_p1y -= g_cy * wins_min(t.p1y, t.g1y);
         g_p2y += g_cy * wins_max(t.p2y, t.g2y);
     }
-    /* p1 = c - size/2, p2 = c + size/2, area_p = w * h */
+    /* p1 = c - size/2, p2 = c + size/2, area_p = w * h. When a side is
+     * infinite (exp overflow) the IoU is 0 and g_area_p is a zero: keep it,
+     * where autograd's 0 * inf would make the other side's gradient NaN. */
     grad[0] = (float)(g_p1x + g_p2x);
     grad[1] = (float)(g_p1y + g_p2y);
-    grad[2] = (float)((g_p2x - g_p1x) / 2.0 + g_area_p * pred.h);
-    grad[3] = (float)((g_p2y - g_p1y) / 2.0 + g_area_p * pred.w);
+    grad[2] = (float)((g_p2x - g_p1x) / 2.0 + (g_area_p == 0.0 ? g_area_p : g_area_p * pred.h));
+    grad[3] = (float)((g_p2y - g_p1y) / 2.0 + (g_area_p == 0.0 ? g_area_p : g_area_p * pred.w));
 }
 
 void yl_l1_target(yl_box gt, int i, int j, float stride, float target[4]) {

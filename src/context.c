@@ -116,6 +116,10 @@ yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *mess
         if (!isfinite(weights[i]))
             return config_error(message, capacity, "%s is %g; it must be finite", names[i],
                                 (double)weights[i]);
+    if ((c->alloc_fn == NULL) != (c->free_fn == NULL))
+        return config_error(message, capacity, "alloc_fn is %s but free_fn is %s; set both or neither "
+                            "(neither = malloc/free)", c->alloc_fn ? "set" : "NULL",
+                            c->free_fn ? "set" : "NULL");
     if (c->num_threads < 0)
         return config_error(message, capacity, "num_threads is %d; it must be >= 0 (0 = OpenMP's default)",
                             c->num_threads);
@@ -133,28 +137,45 @@ yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *mess
     return YOLOXLOSS_OK;
 }
 
+enum { NUM_STATE_BUFFERS = 7 };
+
+static void state_buffers(yoloxloss_context *ctx, yl_buffer *out[NUM_STATE_BUFFERS]) {
+    yl_buffer *all[NUM_STATE_BUFFERS] = {&ctx->gt_offset, &ctx->gt_classes, &ctx->gt_boxes, &ctx->dynamic_k,
+                                         &ctx->matched,   &ctx->pred_iou,   &ctx->image_sums};
+    memcpy(out, all, sizeof all);
+}
+
 yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out) {
     if (!out) return YOLOXLOSS_ERR_NULL_ARGUMENT;
     *out = NULL;
     yoloxloss_status st = yoloxloss_config_validate(config, NULL, 0);
     if (st != YOLOXLOSS_OK) return st;
 
-    yoloxloss_context *ctx = calloc(1, sizeof *ctx);
+    const yl_allocator mem = {config->alloc_fn, config->free_fn, config->alloc_user};
+    yoloxloss_context *ctx = yl_calloc(&mem, 1, sizeof *ctx);
     if (!ctx) return YOLOXLOSS_ERR_OUT_OF_MEMORY;
+    ctx->mem = mem;
     const size_t L = (size_t)config->num_levels;
     ctx->cfg = *config;
     ctx->num_threads = config->num_threads > 0 ? config->num_threads : omp_get_max_threads();
     if (ctx->num_threads < 1) ctx->num_threads = 1;
     const size_t T = (size_t)ctx->num_threads;
-    ctx->strides = malloc(L * sizeof *ctx->strides);
-    ctx->levels = calloc(L, sizeof *ctx->levels);
-    ctx->level_offset = calloc(L, sizeof *ctx->level_offset);
-    ctx->views = calloc(T * L, sizeof *ctx->views);
-    ctx->scratch = calloc(T, sizeof *ctx->scratch);
+    ctx->strides = yl_calloc(&ctx->mem, L, sizeof *ctx->strides);
+    ctx->levels = yl_calloc(&ctx->mem, L, sizeof *ctx->levels);
+    ctx->level_offset = yl_calloc(&ctx->mem, L, sizeof *ctx->level_offset);
+    ctx->views = yl_calloc(&ctx->mem, T * L, sizeof *ctx->views);
+    ctx->scratch = yl_calloc(&ctx->mem, T, sizeof *ctx->scratch);
     if (!ctx->strides || !ctx->levels || !ctx->level_offset || !ctx->views || !ctx->scratch) {
         yoloxloss_destroy(ctx);
         return YOLOXLOSS_ERR_OUT_OF_MEMORY;
     }
+    /* Every workspace allocates through the context's allocator. */
+    yl_buffer *buffers[NUM_STATE_BUFFERS];
+    state_buffers(ctx, buffers);
+    for (size_t i = 0; i < NUM_STATE_BUFFERS; i++) buffers[i]->mem = &ctx->mem;
+    for (size_t t = 0; t < T; t++)
+        for (size_t i = 0; i < sizeof ctx->scratch[t].slot / sizeof ctx->scratch[t].slot[0]; i++)
+            ctx->scratch[t].slot[i].mem = &ctx->mem;
     memcpy(ctx->strides, config->strides, L * sizeof *ctx->strides);
     ctx->cfg.strides = ctx->strides; /* the caller's array may go away */
     int legacy = config->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
@@ -177,17 +198,32 @@ yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_cont
 
 void yoloxloss_destroy(yoloxloss_context *ctx) {
     if (!ctx) return;
-    yl_buffer *buffers[] = {&ctx->gt_offset, &ctx->gt_classes, &ctx->gt_boxes, &ctx->dynamic_k,
-                            &ctx->matched,   &ctx->pred_iou,   &ctx->image_sums};
-    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) yl_buffer_free(buffers[i]);
+    yl_buffer *buffers[NUM_STATE_BUFFERS];
+    state_buffers(ctx, buffers);
+    for (size_t i = 0; i < NUM_STATE_BUFFERS; i++) yl_buffer_free(buffers[i]);
     if (ctx->scratch)
         for (int t = 0; t < ctx->num_threads; t++) yl_assign_scratch_free(&ctx->scratch[t]);
-    free(ctx->scratch);
-    free(ctx->views);
-    free(ctx->level_offset);
-    free(ctx->levels);
-    free(ctx->strides);
-    free(ctx);
+    const yl_allocator mem = ctx->mem; /* ctx itself is freed through it */
+    yl_free(&mem, ctx->scratch);
+    yl_free(&mem, ctx->views);
+    yl_free(&mem, ctx->level_offset);
+    yl_free(&mem, ctx->levels);
+    yl_free(&mem, ctx->strides);
+    yl_free(&mem, ctx);
+}
+
+int yl_scratch_settle(yoloxloss_context *ctx) {
+    const size_t slots = sizeof ctx->scratch[0].slot / sizeof ctx->scratch[0].slot[0];
+    for (size_t i = 0; i < slots; i++) {
+        size_t most = 0;
+        for (int t = 0; t < ctx->num_threads; t++)
+            if (ctx->scratch[t].slot[i].bytes > most) most = ctx->scratch[t].slot[i].bytes;
+        if (most == 0) continue;
+        for (int t = 0; t < ctx->num_threads; t++)
+            /* exactly: with headroom, each settle would raise the maximum again */
+            if (!yl_buffer_reserve_exact(&ctx->scratch[t].slot[i], most)) return 0;
+    }
+    return 1;
 }
 
 const yoloxloss_config *yoloxloss_get_config(const yoloxloss_context *ctx) {

@@ -155,7 +155,7 @@ yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch
         }
         sums[b] = image_losses(ctx, b, views);
     }
-    if (out_of_memory)
+    if (out_of_memory || !yl_scratch_settle(ctx))
         return yl_fail(ctx, YOLOXLOSS_ERR_OUT_OF_MEMORY,
                        "could not allocate the assignment workspace (candidates x gts of one image)");
 

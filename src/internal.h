@@ -18,6 +18,7 @@ typedef struct {
 
 struct yoloxloss_context {
     yoloxloss_config cfg;
+    yl_allocator mem; /* cfg's hook; every workspace below points here */
     yl_assign_params assign;
     const yl_kernels *kernels;
     int num_threads;  /* resolved: >= 1 */
@@ -88,6 +89,12 @@ typedef struct {
 
 yl_grad_view yl_grad_view_of(const yoloxloss_level_grad *g, const yoloxloss_level *shape,
                              int num_classes, int image);
+
+/* Grows every thread's assignment scratch to the largest any thread holds.
+ * Which thread assigns which image varies from call to call; after this, a
+ * call whose images all fit what some thread once needed allocates nothing.
+ * 0 if an allocation failed. */
+int yl_scratch_settle(yoloxloss_context *ctx);
 
 /* Fills *losses from the stored sums and ctx->normalizer. */
 void yl_report_losses(const yoloxloss_context *ctx, yoloxloss_losses *losses);

@@ -86,6 +86,13 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %zu: num_gt is %" PRId32 "; it must be >= 0",
                            b, batch->num_gt[b]);
         total_gt += batch->num_gt[b];
+        /* The assigner holds two [num_gt, candidates] float matrices per image. */
+        size_t pairs;
+        if (mul_overflows((size_t)batch->num_gt[b], anchors, &pairs) ||
+            mul_overflows(pairs, 2 * sizeof(float), &pairs))
+            return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
+                           "image %zu: %" PRId32 " boxes x %zu anchors cost matrices do not fit in size_t", b,
+                           batch->num_gt[b], anchors);
     }
     if (total_gt > 0 && !batch->gt_classes)
         return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.gt_classes is NULL but there are %" PRId64
@@ -113,6 +120,15 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
                     return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
                                    "image %zu, label %" PRId32 ": %s is %g; box sizes must be > 0", b, r,
                                    field[k], (double)box[k]);
+            /* The IoU needs the corners and the area in float32: beyond that
+             * it is NaN (in PyTorch too), so the box is refused here. */
+            const float x1 = box[0] - box[2] / 2.0f, x2 = box[0] + box[2] / 2.0f;
+            const float y1 = box[1] - box[3] / 2.0f, y2 = box[1] + box[3] / 2.0f;
+            if (!(isfinite(x1) && isfinite(x2) && isfinite(y1) && isfinite(y2) && isfinite(box[2] * box[3])))
+                return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
+                               "image %zu, label %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area "
+                               "(w*h = %g) beyond float32's range", b, r, (double)box[0], (double)box[1],
+                               (double)box[2], (double)box[3], (double)(box[2] * box[3]));
         }
     }
 

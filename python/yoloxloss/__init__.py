@@ -31,7 +31,9 @@ Notes:
 * Labels follow YOLOX: ``[B, M, 5]``, image ``b`` uses its first ``n_b`` rows,
   ``n_b`` = number of rows whose sum is > 0. Classes must hold integers in
   ``[0, C)`` and boxes must be finite with ``w, h > 0``; any non-finite value
-  anywhere in ``labels`` is rejected (``ValueError`` naming image and row).
+  anywhere in ``labels`` is rejected (``ValueError`` naming image and row),
+  and so is a label after a padding row (YOLOX would read the padding row
+  as a box and drop the label).
 * Exact cost ties in SimOTA are broken by lowest anchor index (YOLOX's
   ``torch.topk`` breaks them arbitrarily). The objectness target is SimOTA's
   foreground set and the box loss is YOLOX's IoU loss.
@@ -329,6 +331,17 @@ def _parse_labels(labels, num_images, num_classes):
     nlabel = (lab.sum(dim=2) > 0).sum(dim=1)
     rows = torch.arange(lab.shape[1])
     mask = rows[None, :] < nlabel[:, None]
+    # A label after a padding (all-zero) row: YOLOX would read the padding
+    # row as a box and drop the label; refuse it instead. (A row whose sum
+    # is <= 0 but is not all zero is a label YOLOX does not count; that
+    # quirk is followed, as the reference check expects.)
+    after_pad = torch.cummax((lab == 0).all(dim=2).to(torch.int32), dim=1).values.bool()
+    stray = ((lab.sum(dim=2) > 0) & after_pad).nonzero()
+    if len(stray):
+        b, r = (int(v) for v in stray[0])
+        raise ValueError("labels: image %d, row %d: a label after a padding (all-zero) row; YOLOX "
+                         "uses only the first %d rows of this image, so the labels must come "
+                         "before the padding (row = %s)" % (b, r, int(nlabel[b]), lab[b, r].tolist()))
     used = lab[mask]                  # [T, 5], image-major
     where = mask.nonzero()            # [T, 2]: (image, row)
 

@@ -77,6 +77,11 @@ class Config(ctypes.Structure):
         ("l1_weight", ctypes.c_float),
         ("num_threads", ctypes.c_int),
         ("check_finite", ctypes.c_int),
+        ("isa", c_enum),
+        # allocator hook; left NULL: the library uses malloc/free
+        ("alloc_fn", ctypes.c_void_p),
+        ("free_fn", ctypes.c_void_p),
+        ("alloc_user", ctypes.c_void_p),
     ]
 
 

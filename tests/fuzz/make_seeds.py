@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of fuzz_yoloxloss.c into tests/fuzz/corpus/.
+
+Each seed follows the harness's byte layout (see LLVMFuzzerTestOneInput):
+flags, classes, levels, 3 stride choices, assigner, iou_loss, topk, radius,
+threads, images, then per level (shape, layout, head values), the gt count
+of each image, per gt (class, 4 x 2-byte box values), one renormalize byte."""
+import os
+import random
+import struct
+import sys
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def box(cx, cy, w, h):
+    out = b""
+    for v in (cx, cy, w, h):
+        q = int(round((v + 128.0) * 64.0))
+        out += bytes([(q >> 8) & 255, q & 255])
+    return out
+
+
+def head(rng, n, extreme=False):
+    if extreme:
+        return bytes(rng.choice([255, 254, 253, 252, 251, 126]) for _ in range(n))
+    return bytes(rng.randrange(96, 160) for _ in range(n))
+
+
+def seed(rng, *, flags=0, C=3, L=2, grids=((4, 4), (2, 2)), split=(0, 0), B=2,
+         gts=((2, 1)), assigner=0, iou=0, extreme=False, renorm=0):
+    data = bytes([flags, C - (0 if (flags >> 2) & 1 else 1), L - 1, 0, 1, 2, assigner, iou, 9, 0,
+                  1, B - 1])
+    for l in range(L):
+        h, w = grids[l]
+        data += bytes([h | (w << 3), split[l]])
+        n = B * (5 + C) * h * w
+        data += head(rng, n, extreme)
+    boxes = b""
+    for b in range(B):
+        data += bytes([gts[b]])
+    for b in range(B):
+        for _ in range(gts[b]):
+            boxes += bytes([rng.randrange(C)]) + box(rng.uniform(2, 30), rng.uniform(2, 30),
+                                                      rng.uniform(3, 24), rng.uniform(3, 24))
+    return data + boxes + bytes([renorm])
+
+
+def main():
+    rng = random.Random(7)
+    os.makedirs(OUT, exist_ok=True)
+    seeds = {
+        "basic": seed(rng),
+        "giou_l1_legacy": seed(rng, flags=8, assigner=1, iou=1, renorm=0x13),
+        "split_layout": seed(rng, split=(1, 1), renorm=0x06),
+        "extreme_values": seed(rng, extreme=True, flags=8),
+        "one_level_many_gts": seed(rng, L=1, grids=((2, 3),), split=(0,), B=1, gts=(5,)),
+        "no_gts": seed(rng, B=3, gts=(0, 0, 0), L=1, grids=((3, 3),), split=(0,)),
+        "three_levels": seed(rng, L=3, grids=((6, 6), (3, 3), (2, 2)), split=(0, 1, 0), B=1, gts=(3,)),
+        "check_finite": seed(rng, flags=16, extreme=True),
+    }
+    for name, data in seeds.items():
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(data)
+    print("wrote %d seeds to %s" % (len(seeds), OUT), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
