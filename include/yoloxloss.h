@@ -132,7 +132,7 @@ typedef struct {
                                             environment variable YOLOXLOSS_ISA (scalar, avx2, avx512,
                                             neon) may name one. Naming one this build or CPU lacks makes
                                             yoloxloss_create fail with YOLOXLOSS_ERR_INVALID_CONFIG. */
-    /* Allocator hook: every byte the library allocates (the context and its
+    /** Allocator hook: every byte the library allocates (the context and its
      * workspaces) comes from alloc_fn(alloc_user, bytes) and goes back through
      * free_fn(alloc_user, ptr); both NULL (the default) means malloc/free,
      * exactly one NULL is YOLOXLOSS_ERR_INVALID_CONFIG. alloc_fn returns NULL
@@ -143,8 +143,8 @@ typedef struct {
      * forward + backward that needs no more than an earlier one, such as
      * the same step with new head values, allocates nothing. */
     void *(*alloc_fn)(void *alloc_user, size_t bytes);
-    void (*free_fn)(void *alloc_user, void *ptr);
-    void *alloc_user;
+    void (*free_fn)(void *alloc_user, void *ptr); /**< gives back what alloc_fn returned; see alloc_fn */
+    void *alloc_user;                    /**< passed to alloc_fn and free_fn as is. Default NULL. */
 } yoloxloss_config;
 
 /** Writes the defaults listed above into *config. */
