@@ -52,19 +52,12 @@ static int same_grads(const ts_scene *s, float *const a[TS_MAX_LEVELS], float *c
     return 1;
 }
 
-/* OpenMP threads inside each context: 2, or 1 when YOLOXLOSS_TEST_MAX_THREADS=1
- * (qemu-user runs of cross builds, where libgomp hangs with a second thread). */
-static int inner_threads(void) {
-    const char *cap = getenv("YOLOXLOSS_TEST_MAX_THREADS");
-    return cap && atoi(cap) == 1 ? 1 : 2;
-}
-
 static void *work(void *arg) {
     worker *w = arg;
     yoloxloss_config cfg;
-    ts_config(&w->scene, &cfg, inner_threads());
+    ts_config(&w->scene, &cfg, 2);
     yoloxloss_config shared_cfg;
-    ts_config(w->shared, &shared_cfg, inner_threads());
+    ts_config(w->shared, &shared_cfg, 2);
     yoloxloss_context *ctx = NULL, *shared_ctx = NULL;
     if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK || yoloxloss_create(&shared_cfg, &shared_ctx) != YOLOXLOSS_OK) {
         w->mismatches = 1000;
