@@ -29,9 +29,10 @@ static float chain_exp(float g, float t) {
     return g == 0.0f && isinf(e) ? 0.0f : g * e;
 }
 
-/* Adds the gradient of the foreground anchors of level l of image b. */
+/* Adds the gradient of the foreground anchors of level l of image b to
+ * planes that dense_planes has zeroed (or, accumulating, left as they were). */
 static void image_level_backward(const yoloxloss_context *ctx, int b, int l, const yl_grad_view *gv,
-                                 term_scales s, int accumulate) {
+                                 term_scales s) {
     const yoloxloss_config *cfg = &ctx->cfg;
     const int C = cfg->num_classes;
     yl_level_view v = yl_input_view(&ctx->levels[l], C, b);
@@ -44,7 +45,6 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
     const int32_t *gt_cls = (const int32_t *)ctx->gt_classes.ptr + g0;
     const float *gt_box = (const float *)ctx->gt_boxes.ptr + 4 * g0;
 
-    (void)accumulate; /* the planes were zeroed or kept by dense_planes */
     for (size_t q = 0; q < hw; q++) {
         int32_t g = m[q];
         if (g < 0) continue;
@@ -155,7 +155,7 @@ yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_leve
     for (int b = 0; b < B; b++) {
         for (int l = 0; l < cfg->num_levels; l++) {
             yl_grad_view gv = yl_grad_view_of(&grads[l], &ctx->levels[l], cfg->num_classes, b);
-            image_level_backward(ctx, b, l, &gv, s, accumulate);
+            image_level_backward(ctx, b, l, &gv, s);
         }
     }
     return YOLOXLOSS_OK;

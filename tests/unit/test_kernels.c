@@ -18,8 +18,7 @@
 #include <cmocka.h>
 
 #include "simd/kernels.h"
-#include "test_util.h"
-#include "test_batch.h"
+#include "scene_util.h"
 
 static const yl_kernels *vec; /* the table under test */
 static const yl_kernels *ref; /* the scalar table */
@@ -247,15 +246,16 @@ static void test_zero(void **state) {
         }
 }
 
-/* forward + backward of one random batch on `isa`; returns the context. */
-static yoloxloss_context *run_batch(yoloxloss_isa isa, const yoloxloss_config *base, const yoloxloss_batch *b,
-                                    yoloxloss_level_grad *grads, yoloxloss_losses *out) {
+/* forward + backward of scene s on `isa` with config base; returns the
+ * context, and the gradients stay in s->grad. */
+static yoloxloss_context *run_scene(yoloxloss_isa isa, const yoloxloss_config *base, ts_scene *s,
+                                    yoloxloss_losses *out) {
     yoloxloss_config cfg = *base;
     cfg.isa = isa;
     yoloxloss_context *ctx = NULL;
     assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
-    assert_int_equal(yoloxloss_forward(ctx, b, out), YOLOXLOSS_OK);
-    assert_int_equal(yoloxloss_backward(ctx, grads, NULL, 0), YOLOXLOSS_OK);
+    assert_int_equal(yoloxloss_forward(ctx, &s->batch, out), YOLOXLOSS_OK);
+    assert_int_equal(yoloxloss_backward(ctx, s->g, NULL, 0), YOLOXLOSS_OK);
     return ctx;
 }
 
@@ -265,20 +265,21 @@ static void test_whole_loss(void **state) {
     (void)state;
     tu_rng r = {104};
     for (int rep = 0; rep < 8; rep++) {
-        tb_batch t;
-        tb_make(&t, &r, tu_int(&r, 1, 3), rep == 5 ? 300 : tu_int(&r, 1, 20), 160 + 32 * tu_int(&r, 0, 3));
-        t.cfg.assigner = rep % 2 ? YOLOXLOSS_ASSIGNER_YOLOX_LEGACY : YOLOXLOSS_ASSIGNER_YOLOX;
-        t.cfg.iou_loss = rep % 3 == 2 ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU;
-        t.cfg.use_l1 = rep % 4 == 3;
-        t.cfg.num_threads = 1;
-        yoloxloss_level_grad g_ref[3], g_vec[3];
-        tb_grads(&t, g_ref);
-        tb_grads(&t, g_vec);
+        ts_scene s;
+        ts_scene_make(&s, tu_int(&r, 1, 3), rep == 5 ? 300 : tu_int(&r, 1, 20), 3, 20 + 4 * tu_int(&r, 0, 3), 40,
+                      tu_next(&r));
+        yoloxloss_config cfg;
+        ts_config(&s, &cfg, 1);
+        cfg.assigner = rep % 2 ? YOLOXLOSS_ASSIGNER_YOLOX_LEGACY : YOLOXLOSS_ASSIGNER_YOLOX;
+        cfg.iou_loss = rep % 3 == 2 ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU;
+        cfg.use_l1 = rep % 4 == 3;
         yoloxloss_losses lr, lvec;
-        yoloxloss_context *cr = run_batch(YOLOXLOSS_ISA_SCALAR, &t.cfg, &t.batch, g_ref, &lr);
-        yoloxloss_context *cv = run_batch(vec->isa, &t.cfg, &t.batch, g_vec, &lvec);
+        yoloxloss_context *cr = run_scene(YOLOXLOSS_ISA_SCALAR, &cfg, &s, &lr);
+        float *g_ref[TS_MAX_LEVELS];
+        ts_grads_copy(&s, g_ref);
+        yoloxloss_context *cv = run_scene(vec->isa, &cfg, &s, &lvec);
 
-        size_t n = (size_t)t.batch.num_images * (size_t)yoloxloss_num_anchors(cr);
+        size_t n = (size_t)s.B * (size_t)yoloxloss_num_anchors(cr);
         int32_t *m_ref = malloc(n * sizeof *m_ref), *m_vec = malloc(n * sizeof *m_vec);
         assert_true(m_ref && m_vec);
         assert_int_equal(yoloxloss_get_assignment(cr, m_ref, NULL, NULL), YOLOXLOSS_OK);
@@ -290,15 +291,14 @@ static void test_whole_loss(void **state) {
         TU_ASSERT_CLOSE(lvec.obj, lr.obj, 1e-6, 0);
         TU_ASSERT_CLOSE(lvec.cls, lr.cls, 1e-6, 0);
         TU_ASSERT_CLOSE(lvec.l1, lr.l1, 1e-6, 0);
-        for (int l = 0; l < 3; l++)
-            for (size_t i = 0; i < t.len[l]; i++) expect_close_f(g_vec[l].fused[i], g_ref[l].fused[i], "gradient", i);
+        for (int l = 0; l < s.L; l++)
+            for (size_t i = 0; i < s.elems[l]; i++) expect_close_f(s.grad[l][i], g_ref[l][i], "gradient", i);
         free(m_ref);
         free(m_vec);
         yoloxloss_destroy(cr);
         yoloxloss_destroy(cv);
-        tb_grads_free(g_ref);
-        tb_grads_free(g_vec);
-        tb_free(&t);
+        ts_grads_release(&s, g_ref);
+        ts_scene_free(&s);
     }
 }
 
