@@ -12,7 +12,8 @@
 #   5. the library and C tests cross-built for aarch64 (NEON) and run under
 #      qemu-user, and PyTorch reference cases through that build.
 # Arguments go to the first ctest. YOLOXLOSS_FUZZ_SECONDS (default 60; 0
-# skips the fuzz run) bounds stage 4; YOLOXLOSS_QUICK=1 runs stage 1 only;
+# skips the fuzz run) bounds stage 4, YOLOXLOSS_FUZZ_SEED (default 1; 0 lets
+# libFuzzer pick one) seeds it; YOLOXLOSS_QUICK=1 runs stage 1 only;
 # YOLOXLOSS_SKIP_AARCH64=1 leaves out stage 5 (and says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,11 +48,21 @@ if [ "$seconds" -gt 0 ]; then
   mkdir -p "$work"
   cp tests/fuzz/corpus/* "$work"/
   if ! (cd build-fuzz && OMP_NUM_THREADS=2 ./tests/fuzz_yoloxloss -max_total_time="$seconds" -max_len=4096 \
+          -seed="${YOLOXLOSS_FUZZ_SEED:-1}" \
           -timeout=20 -print_final_stats=1 -artifact_prefix="$root/build-fuzz/" \
           "$root/$work" "$root/tests/fuzz/regressions" 2>&1 | tee fuzz.log | grep -E "^(stat::|Done|==)" ); then
     :
   fi
   if grep -qE "ERROR: libFuzzer|SUMMARY: (Address|UndefinedBehavior)Sanitizer|fuzz_yoloxloss: " build-fuzz/fuzz.log; then
+    # The report and the input itself go to the log, so a crash found on a
+    # CI machine can be replayed elsewhere (base64 -d > file; fuzz_replay file).
+    grep -E -A25 "runtime error|ERROR: |fuzz_yoloxloss: " build-fuzz/fuzz.log | head -80 >&2
+    for f in build-fuzz/crash-* build-fuzz/timeout-* build-fuzz/oom-*; do
+      [ -f "$f" ] || continue
+      echo "== $f (base64)" >&2
+      base64 -w 0 "$f" >&2
+      echo >&2
+    done
     echo "fuzz run found a crash: the input is build-fuzz/crash-*; add it to tests/fuzz/regressions/" >&2
     exit 1
   fi

@@ -59,7 +59,9 @@ void yl_simota_match(const yl_kernels *kt, int n_gt, int n_cand, const float *io
         const float *irow = iou + (size_t)g * n_cand;
         const float *crow = cost + (size_t)g * n_cand;
         float s = sum_largest(kt, irow, n_cand, m, top);
-        int k = (isnan(s) || s < 1.0f) ? 1 : (int)s;
+        /* k never exceeds m: cap before truncating, as an infinite or huge
+         * IoU sum (corner rounding at large coordinates) has no int. */
+        int k = (isnan(s) || s < 1.0f) ? 1 : s >= (float)m ? m : (int)s;
         if (k > m) k = m;
         dynamic_k[g] = k;
 

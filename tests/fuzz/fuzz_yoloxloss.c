@@ -4,13 +4,15 @@
  * access past one. It runs create, forward, get_assignment, renormalize and
  * backward, and aborts when the library breaks its contract:
  *   - a failed call wrote to the caller's losses,
- *   - a successful forward on finite inputs reported a non-finite loss
- *     although no tw, th exceeds 80 (exp() of more overflows float32, and
- *     an infinite side times a zero one makes the IoU NaN, as in PyTorch),
- *   - the gradient is non-finite although the inputs are of sane size:
- *     head values not raw floats (so |v| <= 1000), every tw, th <= 20 (so
- *     no decoded box area overflows), strides from the list below, gt
- *     values within +-1e6 px and a reg_weight that is not a raw float,
+ *   - a successful forward on sane inputs (below) reported a non-finite
+ *     loss although no tw, th exceeds 80 (exp() of more overflows float32,
+ *     and an infinite side times a zero one makes the IoU NaN, as in
+ *     PyTorch),
+ *   - the gradient is non-finite although the inputs are sane and no tw, th
+ *     exceeds 20 (so no decoded box area overflows). Sane means: head
+ *     values not raw floats (so |v| <= 1000), strides from the list below,
+ *     gt values within +-1e6 px, gt sides that float32 resolves at their
+ *     position (resolvable below) and a reg_weight that is not a raw float,
  *   - a status outside the enum, or an empty error message on failure. */
 #include <math.h>
 #include <stdint.h>
@@ -75,6 +77,19 @@ static void fail(const char *what) {
 static void check_status(yoloxloss_status st, const yoloxloss_context *ctx) {
     if ((int)st < 0 || (int)st > YOLOXLOSS_ERR_INVALID_ARGUMENT) fail("status outside the enum");
     if (st != YOLOXLOSS_OK && ctx && yoloxloss_last_error(ctx)[0] == '\0') fail("failure without a message");
+}
+
+/* Whether float32 can draw the gt box at its position: each side at least
+ * 2^-16 of its far edge's distance from 0 (so its corners are off by under
+ * 2% of the side). Past that, corners rounded by whole ulps can make the
+ * intersection with a tiny predicted box exceed the union; when the two are
+ * equal the reference's IoU is x / 0 = inf, and so is its loss. */
+static int resolvable(const float *box) {
+    for (int k = 0; k < 2; k++) {
+        float side = box[2 + k], far = fabsf(box[k]) + 0.5f * side;
+        if (!(side >= ldexpf(fmaxf(far, 1.0f), -16))) return 0;
+    }
+    return 1;
 }
 
 static int all_finite(const float *x, size_t n) {
@@ -184,6 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             boxes[4 * t + k] = box_value(&r, raw_boxes);
             if (!(fabsf(boxes[4 * t + k]) <= 1e6f)) sane = 0;
         }
+        if (!resolvable(boxes + 4 * t)) sane = 0;
     }
     yoloxloss_batch batch = {B, lv, num_gt, total ? classes : NULL, total ? boxes : NULL};
 

@@ -1,4 +1,5 @@
 /* Dynamic-k matching (yl_simota_match) on hand-built IoU / cost matrices. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +76,30 @@ static void test_dynamic_k(void **state) {
     run_match(1, 1, one, cost, 10, dk, match);
     assert_int_equal(dk[0], 1);
     assert_int_equal(match[0], 0);
+}
+
+/* An IoU far above 1 comes from corners rounded at large coordinates (the
+ * intersection outgrows the union) and an infinite one from a union of
+ * exactly 0. Their sum is no count of boxes; k takes every candidate the
+ * top-k kept rather than an out-of-range float-to-int conversion. */
+static void test_dynamic_k_from_huge_ious(void **state) {
+    (void)state;
+    int32_t dk[1], match[MAXC];
+    float cost[MAXC];
+    for (int c = 0; c < MAXC; c++) cost[c] = (float)c;
+    const float inf[4] = {0.5f, INFINITY, 0.25f, 0.0f};
+    run_match(1, 4, inf, cost, 10, dk, match);
+    assert_int_equal(dk[0], 4);
+    const float huge[3] = {3e9f, 0.5f, 1e38f};
+    run_match(1, 3, huge, cost, 2, dk, match);
+    assert_int_equal(dk[0], 2);
+    assert_int_equal(match[0], 0);
+    assert_int_equal(match[1], 0);
+    assert_int_equal(match[2], -1);
+    /* just below the cap still truncates */
+    const float big[3] = {1.5f, 1.0f, 0.0f};
+    run_match(1, 3, big, cost, 10, dk, match);
+    assert_int_equal(dk[0], 2);
 }
 
 static void test_takes_k_cheapest(void **state) {
@@ -241,6 +266,7 @@ static void test_random_vs_bruteforce(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dynamic_k),
+        cmocka_unit_test(test_dynamic_k_from_huge_ious),
         cmocka_unit_test(test_takes_k_cheapest),
         cmocka_unit_test(test_cost_ties_lowest_index),
         cmocka_unit_test(test_conflict_smaller_cost_wins),
