@@ -2,8 +2,22 @@
 #include <math.h>
 
 #include "assign.h"
-#include "bce.h"
-#include "mathf.h"
+
+yl_assign_params yl_assign_params_for(const yoloxloss_config *cfg, const yl_kernels *kernels) {
+    const int legacy = cfg->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    yl_assign_params p = {
+        .assigner = cfg->assigner,
+        .center_radius = cfg->center_radius > 0.0f ? cfg->center_radius : legacy ? 2.5f : 1.5f,
+        .penalty = legacy ? 100000.0f : 1000000.0f,
+        .topk = cfg->candidate_topk,
+        .iou_cost_weight = cfg->iou_cost_weight,
+        .cls_cost_weight = cfg->cls_cost_weight,
+        .num_classes = cfg->num_classes,
+        .kernels = kernels,
+        .threads = 1,
+    };
+    return p;
+}
 
 /* A total order on (value, index) that puts NaN after every number, so a
  * NaN cost is never preferred and a NaN IoU always counts as the largest
@@ -220,8 +234,17 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
     int32_t *match = scratch_get(scratch, S_MATCH, nc * sizeof *match);
     void *work = scratch_get(scratch, S_WORK, yl_simota_work_bytes(n_cand, p->topk));
     if (!soa || !sum0 || !iou || !cost || !match || !work) return -1;
-    yl_cands cd = {(int32_t *)soa, soa + nc,     soa + 2 * nc, soa + 3 * nc, soa + 4 * nc, soa + 5 * nc,
-                   soa + 6 * nc,    soa + 7 * nc, soa + 8 * nc, soa + 9 * nc, sum0};
+    yl_cands cd = {.pos = (int32_t *)soa,
+                   .gi = soa + nc,
+                   .gj = soa + 2 * nc,
+                   .xc = soa + 3 * nc,
+                   .yc = soa + 4 * nc,
+                   .bx = soa + 5 * nc,
+                   .by = soa + 6 * nc,
+                   .bw = soa + 7 * nc,
+                   .bh = soa + 8 * nc,
+                   .sig_obj = soa + 9 * nc,
+                   .sum0 = sum0};
 
     /* Grid cell and anchor centre of every candidate. */
     for (int l = 0; l < num_levels; l++) {
@@ -269,8 +292,15 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
 #pragma omp for schedule(dynamic, 4)
         for (int g = 0; g < n_gt; g++) {
             const float *gt = gt_boxes + 4 * g;
-            yl_pair_params pp = {gt[0], gt[1], gt[2], gt[3], cls_cost + (size_t)row_of[gt_classes[g]] * nc,
-                                 0.0f, legacy, p->cls_cost_weight, p->iou_cost_weight, p->penalty};
+            yl_pair_params pp = {.cx = gt[0],
+                                 .cy = gt[1],
+                                 .w = gt[2],
+                                 .h = gt[3],
+                                 .cls_cost = cls_cost + (size_t)row_of[gt_classes[g]] * nc,
+                                 .legacy = legacy,
+                                 .cls_weight = p->cls_cost_weight,
+                                 .iou_weight = p->iou_cost_weight,
+                                 .penalty = p->penalty};
             for (int l = 0; l < num_levels; l++) {
                 size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
                 if (n == 0) continue;

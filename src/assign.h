@@ -12,6 +12,7 @@
 
 #include "box.h"
 #include "buffer.h"
+#include "layout.h"
 #include "simd/kernels.h"
 #include "yoloxloss.h"
 
@@ -30,18 +31,6 @@ size_t yl_simota_work_bytes(int n_cand, int topk);
 void yl_simota_match(const yl_kernels *k, int n_gt, int n_cand, const float *iou, const float *cost, int topk,
                      int32_t *dynamic_k, int32_t *match, void *work);
 
-/* One feature level of one image, as the assigner and the loss read it.
- * Channel c of reg (resp. cls) is at reg + c*hw (resp. cls + c*hw). */
-typedef struct {
-    const float *reg;
-    const float *obj;
-    const float *cls;
-    size_t hw;
-    int height, width;
-    float stride;
-    int64_t anchor_offset; /* index of this level's first anchor in the image */
-} yl_level_view;
-
 /* Growable per-thread scratch of the assigner; zero-initialise, free with
  * yl_assign_scratch_free. */
 typedef struct {
@@ -50,16 +39,23 @@ typedef struct {
 
 void yl_assign_scratch_free(yl_assign_scratch *s);
 
+/* Everything the assigner needs of the config, with the constants of each
+ * rule resolved. */
 typedef struct {
     yoloxloss_assigner assigner;
-    float center_radius;   /* already resolved (> 0) */
-    float penalty;         /* 1e6 or 1e5 */
+    float center_radius;   /* in strides, > 0 */
+    float penalty;         /* added to the cost of a candidate outside the centre (and box) test */
     int topk;
     float iou_cost_weight, cls_cost_weight;
     int num_classes;
     const yl_kernels *kernels;
     int threads;           /* OpenMP threads for the work inside the image; <= 1: none */
 } yl_assign_params;
+
+/* The assigner's parameters for cfg: the rule's own radius (1.5 strides for
+ * current YOLOX, 2.5 for the legacy rule) unless cfg sets one, and its
+ * penalty (1e6, or 1e5 for the legacy rule). threads is left 1. */
+yl_assign_params yl_assign_params_for(const yoloxloss_config *cfg, const yl_kernels *kernels);
 
 /* Assigns one image. levels: num_levels views; num_anchors = A.
  * gt_boxes [n_gt, 4], gt_classes [n_gt], n_gt >= 0.

@@ -2,19 +2,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "internal.h"
-#include "mathf.h"
-
-yl_grad_view yl_grad_view_of(const yoloxloss_level_grad *g, const yoloxloss_level *shape,
-                             int num_classes, int image) {
-    yl_grad_view v;
-    size_t hw = (size_t)shape->height * (size_t)shape->width;
-    yl_plane_offsets o = yl_planes(g->fused != NULL, image, num_classes, hw);
-    v.reg = (g->fused ? g->fused : g->reg) + o.reg;
-    v.obj = (g->fused ? g->fused : g->obj) + o.obj;
-    v.cls = (g->fused ? g->fused : g->cls) + o.cls;
-    return v;
-}
+#include "box.h"
+#include "context.h"
+#include "layout.h"
+#include "validate.h"
 
 /* Scale of each term's per-element gradient: upstream * weight / N. */
 typedef struct {
@@ -24,8 +15,8 @@ typedef struct {
 /* g * d exp(t)/dt. When exp(t) overflows the box side is infinite, its IoU
  * is 0 for any t and g is 0: the gradient is 0, where autograd's 0 * inf
  * would give NaN (docs/reliability.md). */
-static float chain_exp(float g, float t) {
-    float e = yl_expf(t);
+static float chain_exp(const yl_mathf *m, float g, float t) {
+    float e = m->exp(t);
     return g == 0.0f && isinf(e) ? 0.0f : g * e;
 }
 
@@ -34,40 +25,37 @@ static float chain_exp(float g, float t) {
 static void image_level_backward(const yoloxloss_context *ctx, int b, int l, const yl_grad_view *gv,
                                  term_scales s) {
     const yoloxloss_config *cfg = &ctx->cfg;
+    const yl_kernels *k = ctx->kernels;
     const int C = cfg->num_classes;
-    yl_level_view v = yl_input_view(&ctx->levels[l], C, b);
-    const float stride = cfg->strides[l];
+    const yl_level_view v = yl_level_view_of(&ctx->step, l, b);
+    const yl_image_state img = yl_image_state_of(&ctx->step, b);
+    const int32_t *m = img.matched + v.anchor_offset;
+    const float *pred_iou = img.pred_iou + v.anchor_offset;
+    const float stride = v.stride;
     const size_t hw = v.hw;
-    const size_t at = (size_t)b * (size_t)ctx->num_anchors + (size_t)ctx->level_offset[l];
-    const int32_t *m = (const int32_t *)ctx->matched.ptr + at;
-    const float *pred_iou = (const float *)ctx->pred_iou.ptr + at;
-    const int64_t g0 = ((const int64_t *)ctx->gt_offset.ptr)[b];
-    const int32_t *gt_cls = (const int32_t *)ctx->gt_classes.ptr + g0;
-    const float *gt_box = (const float *)ctx->gt_boxes.ptr + 4 * g0;
 
     for (size_t q = 0; q < hw; q++) {
         int32_t g = m[q];
         if (g < 0) continue;
-        if (s.cls != 0.0f)
-            ctx->kernels->cls_grad(v.cls + q, hw, C, gt_cls[g], pred_iou[q], s.cls, gv->cls + q, 1);
+        if (s.cls != 0.0f) k->cls_grad(v.cls + q, hw, C, img.gt_classes[g], pred_iou[q], s.cls, gv->cls + q, 1);
         int i = (int)(q / (size_t)v.width), j = (int)(q % (size_t)v.width);
-        const float *gt = gt_box + 4 * g;
+        const float *gt = img.gt_boxes + 4 * g;
         yl_box gb = {gt[0], gt[1], gt[2], gt[3]};
         float t[4] = {v.reg[q], v.reg[hw + q], v.reg[2 * hw + q], v.reg[3 * hw + q]};
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         if (s.iou != 0.0f) {
-            yl_box pb = yl_decode(t[0], t[1], t[2], t[3], i, j, stride);
+            yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, stride);
             float dbox[4];
             yl_iou_loss_grad(pb, gb, cfg->iou_loss, dbox);
             /* x = (tx + j) s, w = exp(tw) s: chained as autograd does. */
             d[0] = s.iou * (dbox[0] * stride);
             d[1] = s.iou * (dbox[1] * stride);
-            d[2] = s.iou * chain_exp(dbox[2] * stride, t[2]);
-            d[3] = s.iou * chain_exp(dbox[3] * stride, t[3]);
+            d[2] = s.iou * chain_exp(k->math, dbox[2] * stride, t[2]);
+            d[3] = s.iou * chain_exp(k->math, dbox[3] * stride, t[3]);
         }
         if (cfg->use_l1 && s.l1 != 0.0f) {
             float target[4];
-            yl_l1_target(gb, i, j, stride, target);
+            yl_l1_target(k->math, gb, i, j, stride, target);
             for (int c = 0; c < 4; c++) {
                 float diff = t[c] - target[c];
                 d[c] += s.l1 * (float)((diff > 0.0f) - (diff < 0.0f));
@@ -82,18 +70,15 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
  * overwriting, each contiguous run of planes in one call. */
 static void dense_planes(const yoloxloss_context *ctx, int b, int l, int ch0, int ch1,
                          const yoloxloss_level_grad *g, float obj_scale, int accumulate) {
-    const int C = ctx->cfg.num_classes;
-    const yoloxloss_level *shape = &ctx->levels[l];
-    const size_t hw = (size_t)shape->height * (size_t)shape->width;
-    yl_grad_view gv = yl_grad_view_of(g, shape, C, b);
+    const yl_grad_view gv = yl_grad_view_of(&ctx->step, g, l, b);
+    const size_t hw = (size_t)ctx->step.levels[l].height * (size_t)ctx->step.levels[l].width;
     if (ch0 < 4 && !accumulate) {
         int end = ch1 < 4 ? ch1 : 4;
         ctx->kernels->zero(gv.reg + (size_t)ch0 * hw, (size_t)(end - ch0) * hw);
     }
     if (ch0 <= 4 && ch1 > 4 && !(accumulate && obj_scale == 0.0f)) {
-        yl_level_view v = yl_input_view(shape, C, b);
-        const int32_t *m = (const int32_t *)ctx->matched.ptr + (size_t)b * (size_t)ctx->num_anchors +
-                           (size_t)ctx->level_offset[l];
+        const yl_level_view v = yl_level_view_of(&ctx->step, l, b);
+        const int32_t *m = yl_image_state_of(&ctx->step, b).matched + v.anchor_offset;
         ctx->kernels->obj_grad(v.obj, m, hw, obj_scale, gv.obj, accumulate);
     }
     if (ch1 > 5 && !accumulate) {
@@ -104,45 +89,27 @@ static void dense_planes(const yoloxloss_context *ctx, int b, int l, int ch0, in
 
 yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                     const yoloxloss_upstream *upstream, int accumulate) {
-    if (!ctx) return YOLOXLOSS_ERR_NULL_ARGUMENT;
-    ctx->error[0] = '\0';
-    if (!ctx->has_forward)
-        return yl_fail(ctx, YOLOXLOSS_ERR_NO_FORWARD, "backward needs a successful forward first");
-    if (!grads) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "grads is NULL");
-    const yoloxloss_config *cfg = &ctx->cfg;
-    for (int l = 0; l < cfg->num_levels; l++) {
-        const yoloxloss_level_grad *g = &grads[l];
-        int fused_in = ctx->levels[l].fused != NULL;
-        int ok = fused_in ? g->fused != NULL : (g->reg && g->obj && g->cls);
-        if (!ok)
-            return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT,
-                           "level %d: the inputs were %s, so grads[%d] needs %s", l,
-                           fused_in ? "fused" : "split", l,
-                           fused_in ? "fused set" : "reg, obj and cls all set");
-    }
-    yoloxloss_upstream up = {1.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    if (upstream) up = *upstream;
-    const yoloxloss_upstream *u = &up;
-    static const char *names[5] = {"total", "iou", "obj", "cls", "l1"};
-    const float vals[5] = {u->total, u->iou, u->obj, u->cls, u->l1};
-    for (int i = 0; i < 5; i++)
-        if (!isfinite(vals[i]))
-            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "upstream.%s is %g; it must be finite",
-                           names[i], (double)vals[i]);
+    yl_clear_error(ctx);
+    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
+    if (!ctx->has_forward) return yl_fail(ctx, YOLOXLOSS_ERR_NO_FORWARD, "backward needs a successful forward first");
+    yoloxloss_status st = yl_validate_backward(ctx, grads, upstream);
+    if (st != YOLOXLOSS_OK) return st;
+    const yoloxloss_upstream u = upstream ? *upstream : (yoloxloss_upstream){1.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 
+    const yoloxloss_config *cfg = &ctx->cfg;
     const float n = ctx->normalizer;
     term_scales s;
-    s.iou = (float)((double)(u->total + u->iou) * cfg->reg_weight / n);
-    s.obj = (float)((double)(u->total + u->obj) * cfg->obj_weight / n);
-    s.cls = (float)((double)(u->total + u->cls) * cfg->cls_weight / n);
-    s.l1 = cfg->use_l1 ? (float)((double)(u->total + u->l1) * cfg->l1_weight / n) : 0.0f;
+    s.iou = (float)((double)(u.total + u.iou) * cfg->reg_weight / n);
+    s.obj = (float)((double)(u.total + u.obj) * cfg->obj_weight / n);
+    s.cls = (float)((double)(u.total + u.cls) * cfg->cls_weight / n);
+    s.l1 = cfg->use_l1 ? (float)((double)(u.total + u.l1) * cfg->l1_weight / n) : 0.0f;
 
     /* First every whole plane: the objectness gradient of all anchors and,
      * when overwriting, zeros in the reg and cls planes (background anchors
      * have no gradient there). These are most of the bytes, so they are
      * split plane by plane across threads, whatever the image count. Then
      * the foreground anchors' reg and cls gradients, image by image. */
-    const int B = ctx->num_images, P = 5 + cfg->num_classes;
+    const int B = ctx->step.num_images, P = 5 + cfg->num_classes;
     const int parts = B >= ctx->num_threads ? 1 : (ctx->num_threads + B - 1) / B;
     const int tasks = B * parts;
 #pragma omp parallel for schedule(static) num_threads(ctx->num_threads)
@@ -154,7 +121,7 @@ yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_leve
 #pragma omp parallel for schedule(dynamic, 1) num_threads(ctx->num_threads)
     for (int b = 0; b < B; b++) {
         for (int l = 0; l < cfg->num_levels; l++) {
-            yl_grad_view gv = yl_grad_view_of(&grads[l], &ctx->levels[l], cfg->num_classes, b);
+            const yl_grad_view gv = yl_grad_view_of(&ctx->step, &grads[l], l, b);
             image_level_backward(ctx, b, l, &gv, s);
         }
     }

@@ -2,14 +2,13 @@
 #include <math.h>
 
 #include "box.h"
-#include "mathf.h"
 
-yl_box yl_decode(float tx, float ty, float tw, float th, int i, int j, float stride) {
+yl_box yl_decode(const yl_mathf *m, float tx, float ty, float tw, float th, int i, int j, float stride) {
     yl_box b;
     b.x = (tx + (float)j) * stride;
     b.y = (ty + (float)i) * stride;
-    b.w = yl_expf(tw) * stride;
-    b.h = yl_expf(th) * stride;
+    b.w = m->exp(tw) * stride;
+    b.h = m->exp(th) * stride;
     return b;
 }
 
@@ -118,9 +117,9 @@ void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, float gra
     grad[3] = (float)((g_p2y - g_p1y) / 2.0 + (g_area_p == 0.0 ? g_area_p : g_area_p * pred.w));
 }
 
-void yl_l1_target(yl_box gt, int i, int j, float stride, float target[4]) {
+void yl_l1_target(const yl_mathf *m, yl_box gt, int i, int j, float stride, float target[4]) {
     target[0] = gt.x / stride - (float)j;
     target[1] = gt.y / stride - (float)i;
-    target[2] = yl_logf(gt.w / stride + 1e-8f);
-    target[3] = yl_logf(gt.h / stride + 1e-8f);
+    target[2] = m->log(gt.w / stride + 1e-8f);
+    target[3] = m->log(gt.h / stride + 1e-8f);
 }

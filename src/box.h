@@ -7,11 +7,13 @@
  * iou_loss_grad: d loss / d (x, y, w, h) of pred, with autograd's conventions
  *                (max/min ties split the gradient in half, comparisons and
  *                clamped values pass none).
- * All arithmetic is float32 in the reference's order of operations.
+ * All arithmetic is float32 in the reference's order of operations; m is the
+ * kernel table's scalar math (mathf.h).
  */
 #ifndef YL_BOX_H
 #define YL_BOX_H
 
+#include "mathf.h"
 #include "yoloxloss.h"
 
 typedef struct {
@@ -26,7 +28,7 @@ static inline int yl_inside(float xc, float yc, float cx, float cy, float half_w
     return l > 0.0f && r > 0.0f && t > 0.0f && b > 0.0f;
 }
 
-yl_box yl_decode(float tx, float ty, float tw, float th, int i, int j, float stride);
+yl_box yl_decode(const yl_mathf *m, float tx, float ty, float tw, float th, int i, int j, float stride);
 
 float yl_pair_iou(yl_box gt, yl_box pred);
 
@@ -36,6 +38,6 @@ void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, float gra
 
 /* YOLOX's L1 target of a gt box for the anchor at (i, j) with stride s:
  * (cx/s - j, cy/s - i, log(w/s + 1e-8), log(h/s + 1e-8)). */
-void yl_l1_target(yl_box gt, int i, int j, float stride, float target[4]);
+void yl_l1_target(const yl_mathf *m, yl_box gt, int i, int j, float stride, float target[4]);
 
 #endif

@@ -1,58 +1,237 @@
-/* Argument checks of forward: every problem is reported before anything is
- * written, with the image, label, level or channel it was found at. */
+/* The input contract: config defaults and checks, batch, gradient-buffer,
+ * upstream and normaliser checks, and the error messages. Every problem is
+ * reported before anything is written, with the image, label, level or
+ * channel it was found at (docs/reliability.md, section 1). */
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "internal.h"
+#include "dispatch.h"
+#include "layout.h"
+#include "validate.h"
 
-static int mul_overflows(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
+/* ---- status strings and messages ---------------------------------------- */
 
-static const char *channel_name(int c) {
-    static const char *names[5] = {"reg tx", "reg ty", "reg tw", "reg th", "obj"};
-    return c < 5 ? names[c] : "cls";
+const char *yoloxloss_status_string(yoloxloss_status status) {
+    switch (status) {
+    case YOLOXLOSS_OK: return "success";
+    case YOLOXLOSS_ERR_NULL_ARGUMENT: return "a required pointer argument is NULL";
+    case YOLOXLOSS_ERR_INVALID_CONFIG: return "a config field is out of range";
+    case YOLOXLOSS_ERR_INVALID_SHAPE: return "an image count or grid size is not positive, or the levels disagree";
+    case YOLOXLOSS_ERR_SIZE_OVERFLOW: return "a buffer size is too large to address";
+    case YOLOXLOSS_ERR_INVALID_LABEL: return "a ground-truth count or class id is out of range";
+    case YOLOXLOSS_ERR_INVALID_BOX: return "a ground-truth box is non-finite or has a non-positive size";
+    case YOLOXLOSS_ERR_NONFINITE_INPUT: return "a head output holds NaN or infinity";
+    case YOLOXLOSS_ERR_OUT_OF_MEMORY: return "workspace allocation failed";
+    case YOLOXLOSS_ERR_NO_FORWARD: return "no successful forward to take the gradient of";
+    case YOLOXLOSS_ERR_INVALID_ARGUMENT: return "an argument value or combination is not accepted";
+    }
+    return "unknown status";
 }
 
-/* First non-finite value of one level, if any, in (image, channel, position) order. */
-static yoloxloss_status check_level_finite(yoloxloss_context *ctx, const yoloxloss_level *lv, int l,
-                                           int num_images) {
-    const size_t hw = (size_t)lv->height * (size_t)lv->width;
-    const int C = ctx->cfg.num_classes;
-    for (int b = 0; b < num_images; b++) {
-        yl_level_view v = yl_input_view(lv, C, b);
-        for (int c = 0; c < 5 + C; c++) {
-            const float *plane = c < 4 ? v.reg + (size_t)c * hw : c == 4 ? v.obj : v.cls + (size_t)(c - 5) * hw;
-            for (size_t p = 0; p < hw; p++) {
-                if (!isfinite(plane[p])) {
-                    return yl_fail(ctx, YOLOXLOSS_ERR_NONFINITE_INPUT,
-                                   "level %d, image %d, channel %d (%s%s), position (row %zu, col %zu): "
-                                   "value is %g",
-                                   l, b, c, channel_name(c), c >= 5 ? " logit" : "", p / (size_t)lv->width,
-                                   p % (size_t)lv->width, (double)plane[p]);
-                }
-            }
-        }
+/* The message of the last failed call without a context, per thread, so
+ * that threads creating contexts at once do not overwrite each other's. */
+static _Thread_local char thread_error[YL_ERROR_CAPACITY];
+
+static char *message_of(yoloxloss_context *ctx) { return ctx ? ctx->error : thread_error; }
+
+const char *yoloxloss_last_error(const yoloxloss_context *ctx) { return ctx ? ctx->error : thread_error; }
+
+void yl_clear_error(yoloxloss_context *ctx) { message_of(ctx)[0] = '\0'; }
+
+yoloxloss_status yl_fail(yoloxloss_context *ctx, yoloxloss_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message_of(ctx), YL_ERROR_CAPACITY, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* ---- the config ---------------------------------------------------------- */
+
+const float yl_default_strides[YL_DEFAULT_NUM_LEVELS] = {8.0f, 16.0f, 32.0f};
+
+void yoloxloss_config_defaults(yoloxloss_config *config) {
+    if (!config) return;
+    memset(config, 0, sizeof *config);
+    config->num_classes = 80;
+    config->num_levels = YL_DEFAULT_NUM_LEVELS;
+    config->strides = yl_default_strides;
+    config->assigner = YOLOXLOSS_ASSIGNER_YOLOX;
+    config->center_radius = 0.0f;
+    config->candidate_topk = 10;
+    config->iou_cost_weight = 3.0f;
+    config->cls_cost_weight = 1.0f;
+    config->iou_loss = YOLOXLOSS_IOU_LOSS_IOU;
+    config->use_l1 = 0;
+    config->reg_weight = 5.0f;
+    config->obj_weight = 1.0f;
+    config->cls_weight = 1.0f;
+    config->l1_weight = 1.0f;
+    config->num_threads = 0;
+#ifdef NDEBUG /* of the library's build, not the caller's (yoloxloss.h says so) */
+    config->check_finite = 0;
+#else
+    config->check_finite = 1;
+#endif
+}
+
+/* Where a config check writes its sentence: the caller's buffer, which may
+ * be absent. */
+typedef struct {
+    char *text;
+    size_t capacity;
+} message_buf;
+
+static yoloxloss_status config_fail(message_buf m, yoloxloss_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static yoloxloss_status config_fail(message_buf m, yoloxloss_status status, const char *fmt, ...) {
+    if (m.text && m.capacity > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m.text, m.capacity, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+static yoloxloss_status check_counts(const yoloxloss_config *c, message_buf m) {
+    if (c->num_classes < 1)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "num_classes is %d; it must be >= 1", c->num_classes);
+    if (c->num_levels < 1)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "num_levels is %d; it must be >= 1", c->num_levels);
+    return YOLOXLOSS_OK;
+}
+
+/* Strides: one per level, finite, > 0 and increasing, so that levels are
+ * in YOLOX's order (finest first) and the batch's grids can be checked
+ * against each other. The defaults' array holds three: a config that asks
+ * for more levels without its own array would read past it. */
+static yoloxloss_status check_strides(const yoloxloss_config *c, message_buf m) {
+    if (!c->strides) return config_fail(m, YOLOXLOSS_ERR_NULL_ARGUMENT, "strides is NULL");
+    if (c->strides == yl_default_strides && c->num_levels > YL_DEFAULT_NUM_LEVELS)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "num_levels is %d but strides is still the default array {8, 16, 32} of %d "
+                           "levels; point strides to an array of %d strides",
+                           c->num_levels, YL_DEFAULT_NUM_LEVELS, c->num_levels);
+    for (int l = 0; l < c->num_levels; l++) {
+        if (!(isfinite(c->strides[l]) && c->strides[l] > 0.0f))
+            return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "strides[%d] is %g; it must be finite and > 0", l,
+                               (double)c->strides[l]);
+        if (l > 0 && !(c->strides[l] > c->strides[l - 1]))
+            return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                               "strides[%d] is %g after strides[%d] = %g; strides must increase (levels "
+                               "finest first, as YOLOX orders them)",
+                               l, (double)c->strides[l], l - 1, (double)c->strides[l - 1]);
     }
     return YOLOXLOSS_OK;
 }
 
-yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
-    const yoloxloss_config *cfg = &ctx->cfg;
+static yoloxloss_status check_assigner(const yoloxloss_config *c, message_buf m) {
+    if (c->assigner != YOLOXLOSS_ASSIGNER_YOLOX && c->assigner != YOLOXLOSS_ASSIGNER_YOLOX_LEGACY)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "assigner is %d; it must be YOLOXLOSS_ASSIGNER_YOLOX (0) or "
+                           "YOLOXLOSS_ASSIGNER_YOLOX_LEGACY (1)", (int)c->assigner);
+    if (!(isfinite(c->center_radius) && c->center_radius >= 0.0f))
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "center_radius is %g; it must be finite and >= 0 (0 = the assigner's own)",
+                           (double)c->center_radius);
+    if (c->candidate_topk < 1)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "candidate_topk is %d; it must be >= 1",
+                           c->candidate_topk);
+    const float costs[2] = {c->iou_cost_weight, c->cls_cost_weight};
+    const char *names[2] = {"iou_cost_weight", "cls_cost_weight"};
+    for (int i = 0; i < 2; i++)
+        if (!(isfinite(costs[i]) && costs[i] >= 0.0f))
+            return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "%s is %g; it must be finite and >= 0", names[i],
+                               (double)costs[i]);
+    return YOLOXLOSS_OK;
+}
+
+static yoloxloss_status check_loss_terms(const yoloxloss_config *c, message_buf m) {
+    if (c->iou_loss != YOLOXLOSS_IOU_LOSS_IOU && c->iou_loss != YOLOXLOSS_IOU_LOSS_GIOU)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "iou_loss is %d; it must be YOLOXLOSS_IOU_LOSS_IOU (0) or YOLOXLOSS_IOU_LOSS_GIOU (1)",
+                           (int)c->iou_loss);
+    const float weights[4] = {c->reg_weight, c->obj_weight, c->cls_weight, c->l1_weight};
+    const char *names[4] = {"reg_weight", "obj_weight", "cls_weight", "l1_weight"};
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(weights[i]))
+            return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "%s is %g; it must be finite", names[i],
+                               (double)weights[i]);
+    return YOLOXLOSS_OK;
+}
+
+static yoloxloss_status check_resources(const yoloxloss_config *c, message_buf m) {
+    if ((c->alloc_fn == NULL) != (c->free_fn == NULL))
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "alloc_fn is %s but free_fn is %s; set both or neither (neither = malloc/free)",
+                           c->alloc_fn ? "set" : "NULL", c->free_fn ? "set" : "NULL");
+    if (c->num_threads < 0)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "num_threads is %d; it must be >= 0 (0 = OpenMP's default)", c->num_threads);
+    return YOLOXLOSS_OK;
+}
+
+static yoloxloss_status check_isa(const yoloxloss_config *c, message_buf m) {
+    if (!yl_isa_known(c->isa))
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "isa is %d; it must be a yoloxloss_isa value (%s)",
+                           (int)c->isa, yl_isa_names);
+    yoloxloss_isa isa = c->isa;
+    if (isa == YOLOXLOSS_ISA_AUTO && !yl_isa_from_env(&isa))
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "the environment variable YOLOXLOSS_ISA is \"%s\"; it must be empty or one of %s",
+                           getenv("YOLOXLOSS_ISA"), yl_isa_names);
+    if (!yoloxloss_isa_supported(isa))
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "isa %s%s is not available: this build or this CPU lacks it",
+                           yoloxloss_isa_name(isa), c->isa == YOLOXLOSS_ISA_AUTO ? " (from YOLOXLOSS_ISA)" : "");
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *message, size_t capacity) {
+    const message_buf m = {message, capacity};
+    if (message && capacity > 0) message[0] = '\0';
+    if (!c) return config_fail(m, YOLOXLOSS_ERR_NULL_ARGUMENT, "config is NULL");
+    yoloxloss_status (*const checks[])(const yoloxloss_config *, message_buf) = {
+        check_counts, check_strides, check_assigner, check_loss_terms, check_resources, check_isa};
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        yoloxloss_status st = checks[i](c, m);
+        if (st != YOLOXLOSS_OK) return st;
+    }
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yl_validate_config_for_create(const yoloxloss_config *config) {
+    return yoloxloss_config_validate(config, thread_error, sizeof thread_error);
+}
+
+/* ---- the batch ----------------------------------------------------------- */
+
+static int mul_overflows(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
+
+static yoloxloss_status check_batch_pointers(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
     if (!batch) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch is NULL");
     if (batch->num_images < 1)
-        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE, "num_images is %d; it must be >= 1",
-                       batch->num_images);
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE, "num_images is %d; it must be >= 1", batch->num_images);
     if (!batch->levels) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.levels is NULL");
     if (!batch->num_gt) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.num_gt is NULL");
+    return YOLOXLOSS_OK;
+}
 
-    const size_t B = (size_t)batch->num_images;
-    const size_t C = (size_t)cfg->num_classes;
+/* Each level: a positive grid, one buffer layout, and sizes that can be
+ * addressed; at most INT32_MAX anchors per image in all. */
+static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_batch *batch, size_t *anchors_out) {
+    const size_t B = (size_t)batch->num_images, C = (size_t)ctx->cfg.num_classes;
     size_t anchors = 0;
-    for (int l = 0; l < cfg->num_levels; l++) {
+    for (int l = 0; l < ctx->cfg.num_levels; l++) {
         const yoloxloss_level *lv = &batch->levels[l];
         if (lv->height < 1 || lv->width < 1)
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE,
-                           "level %d: grid is %d x %d; height and width must be >= 1", l, lv->height,
-                           lv->width);
+                           "level %d: grid is %d x %d; height and width must be >= 1", l, lv->height, lv->width);
         int split = (lv->reg != NULL) + (lv->obj != NULL) + (lv->cls != NULL);
         if (lv->fused && split != 0)
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
@@ -61,82 +240,178 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
         if (!lv->fused && split != 3)
             return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT,
                            "level %d: give either fused, or all three of reg, obj and cls "
-                           "(fused is %s, %d of reg/obj/cls set)",
-                           l, lv->fused ? "set" : "NULL", split);
+                           "(fused is %s, %d of reg/obj/cls set)", l, lv->fused ? "set" : "NULL", split);
         size_t hw, per_image, total;
-        if (mul_overflows((size_t)lv->height, (size_t)lv->width, &hw) ||
-            mul_overflows(hw, 5 + C, &per_image) || mul_overflows(per_image, B, &total) ||
-            mul_overflows(total, sizeof(float), &total))
+        if (mul_overflows((size_t)lv->height, (size_t)lv->width, &hw) || mul_overflows(hw, 5 + C, &per_image) ||
+            mul_overflows(per_image, B, &total) || mul_overflows(total, sizeof(float), &total))
             return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
-                           "level %d: %zu images x %zu channels x %d x %d floats do not fit in size_t", l,
-                           B, 5 + C, lv->height, lv->width);
+                           "level %d: %zu images x %zu channels x %d x %d floats do not fit in size_t", l, B,
+                           5 + C, lv->height, lv->width);
         anchors += hw;
         if (anchors > (size_t)INT32_MAX)
-            return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
-                           "levels 0..%d hold more than %d anchors per image", l, INT32_MAX);
+            return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW, "levels 0..%d hold more than %d anchors per image",
+                           l, INT32_MAX);
     }
     size_t per_batch;
     if (mul_overflows(anchors, B, &per_batch) || mul_overflows(per_batch, sizeof(float), &per_batch))
-        return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW, "%zu images x %zu anchors do not fit in size_t",
-                       B, anchors);
+        return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW, "%zu images x %zu anchors do not fit in size_t", B,
+                       anchors);
+    *anchors_out = anchors;
+    return YOLOXLOSS_OK;
+}
 
+/* Levels of one image that contradict each other: every level's grid
+ * times its stride is the image size, up to the rounding of the grid, so
+ * two consecutive levels must agree within the larger stride in both
+ * directions. A level given twice, levels out of the config's order, or
+ * height and width swapped at one level fail this. */
+static yoloxloss_status check_level_geometry(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+    const float *s = ctx->cfg.strides;
+    for (int l = 1; l < ctx->cfg.num_levels; l++) {
+        const yoloxloss_level *a = &batch->levels[l - 1], *b = &batch->levels[l];
+        const double tol = s[l] > s[l - 1] ? s[l] : s[l - 1];
+        const double ah = a->height * (double)s[l - 1], aw = a->width * (double)s[l - 1];
+        const double bh = b->height * (double)s[l], bw = b->width * (double)s[l];
+        if (!(fabs(ah - bh) < tol && fabs(aw - bw) < tol))
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE,
+                           "level %d (grid %d x %d, stride %g) covers %g x %g px but level %d (grid %d x %d, "
+                           "stride %g) covers %g x %g px; the levels of one image must agree within one stride "
+                           "(%g px): are the levels in the config's stride order, and height and width the "
+                           "right way round?",
+                           l - 1, a->height, a->width, (double)s[l - 1], ah, aw, l, b->height, b->width,
+                           (double)s[l], bh, bw, tol);
+    }
+    return YOLOXLOSS_OK;
+}
+
+/* gt counts, and the per-image IoU and cost matrices they imply. */
+static yoloxloss_status check_gt_counts(yoloxloss_context *ctx, const yoloxloss_batch *batch, size_t anchors) {
     int64_t total_gt = 0;
-    for (size_t b = 0; b < B; b++) {
+    for (int b = 0; b < batch->num_images; b++) {
         if (batch->num_gt[b] < 0)
-            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %zu: num_gt is %" PRId32 "; it must be >= 0",
-                           b, batch->num_gt[b]);
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %d: num_gt is %" PRId32 "; it must be >= 0", b,
+                           batch->num_gt[b]);
         total_gt += batch->num_gt[b];
         /* The assigner holds two [num_gt, candidates] float matrices per image. */
         size_t pairs;
-        if (mul_overflows((size_t)batch->num_gt[b], anchors, &pairs) ||
-            mul_overflows(pairs, 2 * sizeof(float), &pairs))
+        if (mul_overflows((size_t)batch->num_gt[b], anchors, &pairs) || mul_overflows(pairs, 2 * sizeof(float), &pairs))
             return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
-                           "image %zu: %" PRId32 " boxes x %zu anchors cost matrices do not fit in size_t", b,
+                           "image %d: %" PRId32 " boxes x %zu anchors cost matrices do not fit in size_t", b,
                            batch->num_gt[b], anchors);
     }
     if (total_gt > 0 && !batch->gt_classes)
-        return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.gt_classes is NULL but there are %" PRId64
-                       " ground-truth boxes", total_gt);
+        return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT,
+                       "batch.gt_classes is NULL but there are %" PRId64 " ground-truth boxes", total_gt);
     if (total_gt > 0 && !batch->gt_boxes)
-        return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.gt_boxes is NULL but there are %" PRId64
-                       " ground-truth boxes", total_gt);
+        return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT,
+                       "batch.gt_boxes is NULL but there are %" PRId64 " ground-truth boxes", total_gt);
+    return YOLOXLOSS_OK;
+}
 
+/* One label: a class id in [0, C), and a box the IoU can be computed on. */
+static yoloxloss_status check_label(yoloxloss_context *ctx, int b, int32_t r, int32_t cls, const float *box) {
+    const int C = ctx->cfg.num_classes;
+    if (cls < 0 || cls >= C)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %d, label %" PRId32 ": class id %" PRId32
+                       " is outside [0, %d)", b, r, cls, C);
+    static const char *field[4] = {"cx", "cy", "w", "h"};
+    for (int k = 0; k < 4; k++)
+        if (!isfinite(box[k]))
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX, "image %d, label %" PRId32 ": %s is %g", b, r, field[k],
+                           (double)box[k]);
+    for (int k = 2; k < 4; k++)
+        if (!(box[k] > 0.0f))
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX, "image %d, label %" PRId32 ": %s is %g; box sizes must be > 0",
+                           b, r, field[k], (double)box[k]);
+    /* The IoU needs the corners and the area in float32: beyond that it is
+     * NaN (in PyTorch too), so the box is refused here. */
+    const float x1 = box[0] - box[2] / 2.0f, x2 = box[0] + box[2] / 2.0f;
+    const float y1 = box[1] - box[3] / 2.0f, y2 = box[1] + box[3] / 2.0f;
+    if (!(isfinite(x1) && isfinite(x2) && isfinite(y1) && isfinite(y2) && isfinite(box[2] * box[3])))
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
+                       "image %d, label %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area (w*h = %g) "
+                       "beyond float32's range", b, r, (double)box[0], (double)box[1], (double)box[2],
+                       (double)box[3], (double)(box[2] * box[3]));
+    return YOLOXLOSS_OK;
+}
+
+static yoloxloss_status check_labels(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
     int64_t row = 0;
-    for (size_t b = 0; b < B; b++) {
+    for (int b = 0; b < batch->num_images; b++)
         for (int32_t r = 0; r < batch->num_gt[b]; r++, row++) {
-            int32_t cls = batch->gt_classes[row];
-            if (cls < 0 || (size_t)cls >= C)
-                return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL,
-                               "image %zu, label %" PRId32 ": class id %" PRId32 " is outside [0, %zu)", b, r,
-                               cls, C);
-            const float *box = batch->gt_boxes + 4 * row;
-            static const char *field[4] = {"cx", "cy", "w", "h"};
-            for (int k = 0; k < 4; k++)
-                if (!isfinite(box[k]))
-                    return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX, "image %zu, label %" PRId32 ": %s is %g",
-                                   b, r, field[k], (double)box[k]);
-            for (int k = 2; k < 4; k++)
-                if (!(box[k] > 0.0f))
-                    return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
-                                   "image %zu, label %" PRId32 ": %s is %g; box sizes must be > 0", b, r,
-                                   field[k], (double)box[k]);
-            /* The IoU needs the corners and the area in float32: beyond that
-             * it is NaN (in PyTorch too), so the box is refused here. */
-            const float x1 = box[0] - box[2] / 2.0f, x2 = box[0] + box[2] / 2.0f;
-            const float y1 = box[1] - box[3] / 2.0f, y2 = box[1] + box[3] / 2.0f;
-            if (!(isfinite(x1) && isfinite(x2) && isfinite(y1) && isfinite(y2) && isfinite(box[2] * box[3])))
-                return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
-                               "image %zu, label %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area "
-                               "(w*h = %g) beyond float32's range", b, r, (double)box[0], (double)box[1],
-                               (double)box[2], (double)box[3], (double)(box[2] * box[3]));
-        }
-    }
-
-    if (cfg->check_finite) {
-        for (int l = 0; l < cfg->num_levels; l++) {
-            yoloxloss_status st = check_level_finite(ctx, &batch->levels[l], l, batch->num_images);
+            yoloxloss_status st = check_label(ctx, b, r, batch->gt_classes[row], batch->gt_boxes + 4 * row);
             if (st != YOLOXLOSS_OK) return st;
         }
+    return YOLOXLOSS_OK;
+}
+
+static const char *channel_name(int c) {
+    static const char *names[5] = {"reg tx", "reg ty", "reg tw", "reg th", "obj"};
+    return c < 5 ? names[c] : "cls";
+}
+
+/* The first non-finite head output, if any, in (level, image, channel,
+ * position) order. */
+static yoloxloss_status check_outputs_finite(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+    const int C = ctx->cfg.num_classes;
+    for (int l = 0; l < ctx->cfg.num_levels; l++) {
+        const yoloxloss_level *lv = &batch->levels[l];
+        const size_t hw = (size_t)lv->height * (size_t)lv->width;
+        for (int b = 0; b < batch->num_images; b++) {
+            yl_level_view v = yl_input_view(lv, C, b);
+            for (int c = 0; c < 5 + C; c++) {
+                const float *plane = c < 4 ? v.reg + (size_t)c * hw : c == 4 ? v.obj : v.cls + (size_t)(c - 5) * hw;
+                for (size_t p = 0; p < hw; p++)
+                    if (!isfinite(plane[p]))
+                        return yl_fail(ctx, YOLOXLOSS_ERR_NONFINITE_INPUT,
+                                       "level %d, image %d, channel %d (%s%s), position (row %zu, col %zu): "
+                                       "value is %g", l, b, c, channel_name(c), c >= 5 ? " logit" : "",
+                                       p / (size_t)lv->width, p % (size_t)lv->width, (double)plane[p]);
+            }
+        }
     }
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+    size_t anchors = 0;
+    yoloxloss_status st;
+    if ((st = check_batch_pointers(ctx, batch)) != YOLOXLOSS_OK) return st;
+    if ((st = check_levels(ctx, batch, &anchors)) != YOLOXLOSS_OK) return st;
+    if ((st = check_level_geometry(ctx, batch)) != YOLOXLOSS_OK) return st;
+    if ((st = check_gt_counts(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
+    if ((st = check_labels(ctx, batch)) != YOLOXLOSS_OK) return st;
+    if (ctx->cfg.check_finite && (st = check_outputs_finite(ctx, batch)) != YOLOXLOSS_OK) return st;
+    return YOLOXLOSS_OK;
+}
+
+/* ---- backward and renormalize -------------------------------------------- */
+
+yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
+                                      const yoloxloss_upstream *upstream) {
+    if (!grads) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "grads is NULL");
+    for (int l = 0; l < ctx->cfg.num_levels; l++) {
+        const yoloxloss_level_grad *g = &grads[l];
+        int fused_in = ctx->step.levels[l].fused != NULL;
+        int ok = fused_in ? g->fused != NULL : (g->reg && g->obj && g->cls);
+        if (!ok)
+            return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "level %d: the inputs were %s, so grads[%d] needs %s",
+                           l, fused_in ? "fused" : "split", l, fused_in ? "fused set" : "reg, obj and cls all set");
+    }
+    if (upstream) {
+        static const char *names[5] = {"total", "iou", "obj", "cls", "l1"};
+        const float vals[5] = {upstream->total, upstream->iou, upstream->obj, upstream->cls, upstream->l1};
+        for (int i = 0; i < 5; i++)
+            if (!isfinite(vals[i]))
+                return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "upstream.%s is %g; it must be finite", names[i],
+                               (double)vals[i]);
+    }
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yl_validate_normalizer(yoloxloss_context *ctx, float normalizer) {
+    if (!(isfinite(normalizer) && normalizer > 0.0f))
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "normalizer is %g; it must be finite and > 0",
+                       (double)normalizer);
     return YOLOXLOSS_OK;
 }

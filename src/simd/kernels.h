@@ -1,6 +1,7 @@
 /* Per-anchor and per-class kernels. Every instruction set gets one table of
  * these with the same meaning; kernels_scalar.c is the reference the others
  * are tested against, and dispatch.c is the only place that picks one.
+ * The instruction sets are listed once, in isa_list.inc.
  *
  * Each element is computed in float32 by the same formula in every table
  * (bce.h), with SLEEF's exp/log; per-element results therefore agree to
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../mathf.h"
 #include "yoloxloss.h"
 
 /* The candidate anchors of one image, structure of arrays, all [n_cand]. */
@@ -39,6 +41,10 @@ typedef struct {
 
 typedef struct {
     yoloxloss_isa isa;
+
+    /* The scalar exp/log/log1p that give the same bits as this table's
+     * vector functions: the per-foreground-anchor code calls these. */
+    const yl_mathf *math;
 
     /* sum over a < n of BCEWithLogits(x[a], matched[a] >= 0). */
     double (*obj_loss)(const float *x, const int32_t *matched, size_t n);
@@ -97,23 +103,18 @@ typedef struct {
     void (*zero)(float *p, size_t n);
 } yl_kernels;
 
-extern const yl_kernels yl_kernels_scalar;
-#ifdef YL_HAVE_AVX2
-extern const yl_kernels yl_kernels_avx2;
-#endif
-#ifdef YL_HAVE_AVX512
-extern const yl_kernels yl_kernels_avx512;
-#endif
-#ifdef YL_HAVE_NEON
-extern const yl_kernels yl_kernels_neon;
-#endif
+/* One table per instruction set of isa_list.inc. Every kernel file is
+ * compiled on every architecture; on another architecture than its own it
+ * defines its table with no functions, which dispatch reads as "not in this
+ * build" (yl_kernels_built). */
+#define YL_ISA(ENUM, name) extern const yl_kernels yl_kernels_##name;
+#include "isa_list.inc"
 
-/* The table of isa, or for YOLOXLOSS_ISA_AUTO the best this CPU runs;
- * NULL if isa is not built in or the CPU lacks it (dispatch.c). */
-const yl_kernels *yl_kernels_select(yoloxloss_isa isa);
+/* The scalar kernels once more, calling SLEEF's FMA scalar functions: the
+ * scalar table of CPUs that have FMA (mathf.h). */
+extern const yl_kernels yl_kernels_scalar_fma;
 
-/* Reads the YOLOXLOSS_ISA environment variable into *isa (AUTO if unset or
- * empty); 0 if it names no instruction set. */
-int yl_isa_from_env(yoloxloss_isa *isa);
+/* Whether table holds kernels (see above). */
+static inline int yl_kernels_built(const yl_kernels *table) { return table->obj_loss != NULL; }
 
 #endif

@@ -1,9 +1,13 @@
 /* The kernels for x86-64 with AVX2 and FMA: eight float lanes. Compiled
  * with -mavx2 -mfma; dispatch.c calls them only on a CPU that has both. */
+#include "kernels.h"
+
+#if defined(__x86_64__) && !(defined(__AVX2__) && defined(__FMA__))
+#error "on x86-64, kernels_avx2.c is compiled with -mavx2 -mfma (CMakeLists.txt)"
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #include <sleef.h>
-
-#include "kernels.h"
 
 typedef __m256 vf;
 typedef __m256 vm; /* all-ones or all-zeros lanes */
@@ -65,6 +69,12 @@ static inline vf vf_from_vd(vd lo, vd hi) {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1);
 }
 
-#define YL_KERNELS_TABLE yl_kernels_avx2
-#define YL_KERNELS_ISA YOLOXLOSS_ISA_AVX2
-#include "kernels_impl.h"
+#define YL_ISA_NAME avx2
+#define YL_ISA_ENUM YOLOXLOSS_ISA_AVX2
+#include "kernels_simd.inc"
+
+#else
+/* Another architecture: a table without kernels, which dispatch reads as
+ * "this build has no avx2" (kernels.h). */
+const yl_kernels yl_kernels_avx2 = {.isa = YOLOXLOSS_ISA_AVX2};
+#endif

@@ -1,10 +1,14 @@
 /* The kernels for x86-64 with AVX-512 F, BW, DQ and VL: sixteen float
  * lanes, masks in k registers. Compiled with those flags and -mfma;
  * dispatch.c calls them only on a CPU that has them all. */
+#include "kernels.h"
+
+#if defined(__x86_64__) && !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && defined(__FMA__))
+#error "on x86-64, kernels_avx512.c is compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma (CMakeLists.txt)"
+#endif
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && defined(__FMA__)
 #include <immintrin.h>
 #include <sleef.h>
-
-#include "kernels.h"
 
 typedef __m512 vf;
 typedef __mmask16 vm;
@@ -62,6 +66,12 @@ static inline vf vf_from_vd(vd lo, vd hi) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
 }
 
-#define YL_KERNELS_TABLE yl_kernels_avx512
-#define YL_KERNELS_ISA YOLOXLOSS_ISA_AVX512
-#include "kernels_impl.h"
+#define YL_ISA_NAME avx512
+#define YL_ISA_ENUM YOLOXLOSS_ISA_AVX512
+#include "kernels_simd.inc"
+
+#else
+/* Another architecture: a table without kernels, which dispatch reads as
+ * "this build has no avx512" (kernels.h). */
+const yl_kernels yl_kernels_avx512 = {.isa = YOLOXLOSS_ISA_AVX512};
+#endif

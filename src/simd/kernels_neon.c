@@ -1,9 +1,10 @@
 /* The kernels for aarch64 Advanced SIMD: four float lanes. NEON has no
  * gather, so gathers are four scalar loads. */
+#include "kernels.h"
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
 #include <arm_neon.h>
 #include <sleef.h>
-
-#include "kernels.h"
 
 typedef float32x4_t vf;
 typedef uint32x4_t vm;
@@ -60,6 +61,12 @@ static inline vd vd_lo(vf v) { return vcvt_f64_f32(vget_low_f32(v)); }
 static inline vd vd_hi(vf v) { return vcvt_high_f64_f32(v); }
 static inline vf vf_from_vd(vd lo, vd hi) { return vcvt_high_f32_f64(vcvt_f32_f64(lo), hi); }
 
-#define YL_KERNELS_TABLE yl_kernels_neon
-#define YL_KERNELS_ISA YOLOXLOSS_ISA_NEON
-#include "kernels_impl.h"
+#define YL_ISA_NAME neon
+#define YL_ISA_ENUM YOLOXLOSS_ISA_NEON
+#include "kernels_simd.inc"
+
+#else
+/* Another architecture: a table without kernels, which dispatch reads as
+ * "this build has no neon" (kernels.h). */
+const yl_kernels yl_kernels_neon = {.isa = YOLOXLOSS_ISA_NEON};
+#endif

@@ -73,7 +73,7 @@ static void scene_all_pred(scene *sc, const float b[4]) {
                 sc->reg[l][hw + q] = b[1] / s - (float)i;
                 sc->reg[l][2 * hw + q] = tw;
                 sc->reg[l][3 * hw + q] = th;
-                yl_box d = yl_decode(sc->reg[l][q], sc->reg[l][hw + q], tw, th, i, j, s);
+                yl_box d = yl_decode(tu_math(), sc->reg[l][q], sc->reg[l][hw + q], tw, th, i, j, s);
                 assert_true(d.x == b[0] && d.y == b[1] && d.w == b[2] && d.h == b[3]);
             }
     }
@@ -89,7 +89,7 @@ static yl_assign_params params(yoloxloss_assigner a, float radius, float penalty
     p.iou_cost_weight = 3.0f;
     p.cls_cost_weight = 1.0f;
     p.num_classes = C;
-    p.kernels = &yl_kernels_scalar;
+    p.kernels = tu_scalar_kernels();
     return p;
 }
 
@@ -266,7 +266,7 @@ static void test_gt_outside_image(void **state) {
 
 /* ---- brute force -------------------------------------------------------- */
 
-static float sigf(float x) { return 1.0f / (1.0f + yl_expf(-x)); }
+static float sigf(float x) { return 1.0f / (1.0f + tu_expf(-x)); }
 
 static int inside_f(float xc, float yc, float cx, float cy, float hx, float hy) {
     return xc - (cx - hx) > 0.0f && (cx + hx) - xc > 0.0f && yc - (cy - hy) > 0.0f && (cy + hy) - yc > 0.0f;
@@ -322,7 +322,7 @@ static void brute_force(const scene *sc, const yl_assign_params *p, int n_gt, co
         int l = lvl[c], i = ii[c], j = jj[c], hw = sc->H[l] * sc->W[l], q = i * sc->W[l] + j;
         float s = sc->s[l];
         float box[4] = {(sc->reg[l][q] + (float)j) * s, (sc->reg[l][hw + q] + (float)i) * s,
-                        yl_expf(sc->reg[l][2 * hw + q]) * s, yl_expf(sc->reg[l][3 * hw + q]) * s};
+                        tu_expf(sc->reg[l][2 * hw + q]) * s, tu_expf(sc->reg[l][3 * hw + q]) * s};
         float so = sigf(sc->obj[l][q]);
         float xc = legacy ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
         float yc = legacy ? (float)i * s + 0.5f * s : ((float)i + 0.5f) * s;
@@ -334,13 +334,13 @@ static void brute_force(const scene *sc, const yl_assign_params *p, int n_gt, co
             double cc = 0;
             for (int k = 0; k < C; k++) {
                 float pk = sqrtf(sigf(sc->cls[l][k * hw + q]) * so);
-                float bce = k == classes[g] ? -fmaxf(yl_logf(pk), -100.0f) : -fmaxf(yl_logf(1.0f - pk), -100.0f);
+                float bce = k == classes[g] ? -fmaxf(tu_logf(pk), -100.0f) : -fmaxf(tu_logf(1.0f - pk), -100.0f);
                 cc += bce;
             }
             float rs = p->center_radius * s;
             int geom = inside_f(xc, yc, b[0], b[1], rs, rs);
             if (legacy) geom = geom && inside_f(xc, yc, b[0], b[1], 0.5f * b[2], 0.5f * b[3]);
-            float cst = 1.0f * (float)cc + 3.0f * -yl_logf(u + 1e-8f);
+            float cst = 1.0f * (float)cc + 3.0f * -tu_logf(u + 1e-8f);
             if (!geom) cst += p->penalty;
             cost[g * n_cand + c] = cst;
         }

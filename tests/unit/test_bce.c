@@ -16,74 +16,74 @@ static void test_bce_logits_vs_logsumexp(void **state) {
     const float ts[] = {0.0f, 0.3f, 0.5f, 0.875f, 1.0f};
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
         for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++) {
-            double got = yl_bce_logits(xs[i], ts[j]);
+            double got = yl_bce_logits(tu_math(), xs[i], ts[j]);
             long double want = tu_bce_logits_l(xs[i], ts[j]);
             assert_true(isfinite(got));
             TU_ASSERT_NEAR_CTX(got, (double)want, tu_bce_tol(xs[i], ts[j]), "x %g t %g", (double)xs[i],
                                (double)ts[j]);
         }
     /* extremes, exactly */
-    assert_true(yl_bce_logits(-1000.0f, 0.0f) >= 0.0 && yl_bce_logits(-1000.0f, 0.0f) < 1e-300);
-    assert_true(yl_bce_logits(1000.0f, 0.0f) == 1000.0);
-    assert_true(yl_bce_logits(-1000.0f, 1.0f) == 1000.0);
-    assert_true(yl_bce_logits(1000.0f, 1.0f) < 1e-300);
-    assert_true(yl_bce_logits(100.0f, 0.0f) == 100.0);
-    TU_ASSERT_CLOSE(yl_bce_logits(0.0f, 0.0f), log(2.0), 1e-7, 0);
-    TU_ASSERT_CLOSE(yl_bce_logits(0.0f, 1.0f), log(2.0), 1e-7, 0);
+    assert_true(yl_bce_logits(tu_math(), -1000.0f, 0.0f) >= 0.0 && yl_bce_logits(tu_math(), -1000.0f, 0.0f) < 1e-300);
+    assert_true(yl_bce_logits(tu_math(), 1000.0f, 0.0f) == 1000.0);
+    assert_true(yl_bce_logits(tu_math(), -1000.0f, 1.0f) == 1000.0);
+    assert_true(yl_bce_logits(tu_math(), 1000.0f, 1.0f) < 1e-300);
+    assert_true(yl_bce_logits(tu_math(), 100.0f, 0.0f) == 100.0);
+    TU_ASSERT_CLOSE(yl_bce_logits(tu_math(), 0.0f, 0.0f), log(2.0), 1e-7, 0);
+    TU_ASSERT_CLOSE(yl_bce_logits(tu_math(), 0.0f, 1.0f), log(2.0), 1e-7, 0);
 
     /* random logits and targets */
     tu_rng r = {5};
     for (int it = 0; it < 10000; it++) {
         float x = tu_rangef(&r, -60, 60), t = (float)tu_unif(&r);
         long double want = tu_bce_logits_l(x, t);
-        TU_ASSERT_NEAR_CTX(yl_bce_logits(x, t), (double)want, tu_bce_tol(x, t), "x %g t %g",
+        TU_ASSERT_NEAR_CTX(yl_bce_logits(tu_math(), x, t), (double)want, tu_bce_tol(x, t), "x %g t %g",
                            (double)x, (double)t);
     }
 }
 
 static void test_sigmoid(void **state) {
     (void)state;
-    assert_true(yl_sigmoid(0.0f) == 0.5f);
+    assert_true(yl_sigmoid(tu_math(), 0.0f) == 0.5f);
     tu_rng r = {6};
     for (int it = 0; it < 10000; it++) {
         float x = tu_rangef(&r, -20, 20);
         long double want = 1.0L / (1.0L + expl(-(long double)x));
-        TU_ASSERT_NEAR_CTX(yl_sigmoid(x), (double)want, 2e-6 * (double)want, "x %g", (double)x);
+        TU_ASSERT_NEAR_CTX(yl_sigmoid(tu_math(), x), (double)want, 2e-6 * (double)want, "x %g", (double)x);
     }
     /* saturates without NaN */
-    assert_true(yl_sigmoid(1000.0f) == 1.0f);
-    assert_true(yl_sigmoid(-1000.0f) == 0.0f);
-    assert_true(yl_sigmoid(100.0f) == 1.0f);
-    float s = yl_sigmoid(-100.0f);
+    assert_true(yl_sigmoid(tu_math(), 1000.0f) == 1.0f);
+    assert_true(yl_sigmoid(tu_math(), -1000.0f) == 0.0f);
+    assert_true(yl_sigmoid(tu_math(), 100.0f) == 1.0f);
+    float s = yl_sigmoid(tu_math(), -100.0f);
     assert_true(s >= 0.0f && s < 1e-30f);
     /* symmetric: s(x) + s(-x) = 1 */
-    TU_ASSERT_CLOSE(yl_sigmoid(2.5f) + yl_sigmoid(-2.5f), 1.0, 0, 1e-7);
+    TU_ASSERT_CLOSE(yl_sigmoid(tu_math(), 2.5f) + yl_sigmoid(tu_math(), -2.5f), 1.0, 0, 1e-7);
 }
 
 static void test_bce_prob_clamp(void **state) {
     (void)state;
     /* BCE(p, 0) = -max(log(1-p), -100), BCE(p, 1) = -max(log p, -100) */
-    assert_true(yl_bce_prob0(0.0f) == 0.0f);
-    assert_true(yl_bce_prob0(1.0f) == 100.0f);
-    assert_true(yl_bce_prob1(0.0f) == 100.0f);
-    assert_true(yl_bce_prob1(1.0f) == 0.0f);
-    TU_ASSERT_CLOSE(yl_bce_prob0(0.5f), log(2.0), 1e-6, 0);
-    TU_ASSERT_CLOSE(yl_bce_prob1(0.5f), log(2.0), 1e-6, 0);
-    TU_ASSERT_CLOSE(yl_bce_prob0(0.25f), -log(0.75), 1e-6, 0);
-    TU_ASSERT_CLOSE(yl_bce_prob1(0.25f), -log(0.25), 1e-6, 0);
+    assert_true(yl_bce_prob0(tu_math(), 0.0f) == 0.0f);
+    assert_true(yl_bce_prob0(tu_math(), 1.0f) == 100.0f);
+    assert_true(yl_bce_prob1(tu_math(), 0.0f) == 100.0f);
+    assert_true(yl_bce_prob1(tu_math(), 1.0f) == 0.0f);
+    TU_ASSERT_CLOSE(yl_bce_prob0(tu_math(), 0.5f), log(2.0), 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_bce_prob1(tu_math(), 0.5f), log(2.0), 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_bce_prob0(tu_math(), 0.25f), -log(0.75), 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_bce_prob1(tu_math(), 0.25f), -log(0.25), 1e-6, 0);
     /* just under the clamp: log(1e-40) = -92.1 is not clamped; 1e-45 is */
-    TU_ASSERT_CLOSE(yl_bce_prob1(1e-40f), -log((double)1e-40f), 1e-5, 0);
-    assert_true(yl_bce_prob1(1e-45f) == 100.0f);
+    TU_ASSERT_CLOSE(yl_bce_prob1(tu_math(), 1e-40f), -log((double)1e-40f), 1e-5, 0);
+    assert_true(yl_bce_prob1(tu_math(), 1e-45f) == 100.0f);
     tu_rng r = {7};
     for (int it = 0; it < 5000; it++) {
         float p = (float)tu_range(&r, 1e-6, 1.0 - 1e-6);
-        TU_ASSERT_NEAR_CTX(yl_bce_prob0(p), -log(1.0 - (double)p), 1e-6 + 2e-6 * -log(1.0 - (double)p), "p %g",
+        TU_ASSERT_NEAR_CTX(yl_bce_prob0(tu_math(), p), -log(1.0 - (double)p), 1e-6 + 2e-6 * -log(1.0 - (double)p), "p %g",
                            (double)p);
-        TU_ASSERT_NEAR_CTX(yl_bce_prob1(p), -log((double)p), 1e-6 + 2e-6 * -log((double)p), "p %g", (double)p);
+        TU_ASSERT_NEAR_CTX(yl_bce_prob1(tu_math(), p), -log((double)p), 1e-6 + 2e-6 * -log((double)p), "p %g", (double)p);
     }
     /* the cost probability sqrt(sigmoid(c) * sigmoid(o)) */
-    TU_ASSERT_CLOSE(yl_cost_prob(0.0f, 0.5f), 0.5, 1e-6, 0);
-    TU_ASSERT_CLOSE(yl_cost_prob(1.0f, (float)tu_sigmoid(-2.0)), sqrt(tu_sigmoid(1.0) * tu_sigmoid(-2.0)), 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_cost_prob(tu_math(), 0.0f, 0.5f), 0.5, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_cost_prob(tu_math(), 1.0f, (float)tu_sigmoid(-2.0)), sqrt(tu_sigmoid(1.0) * tu_sigmoid(-2.0)), 1e-6, 0);
 }
 
 /* ---- scalar kernels ------------------------------------------------------ */
@@ -104,7 +104,7 @@ static void fill_obj(tu_rng *r, float *x, int32_t *m, size_t n) {
 
 static void test_kernel_obj_loss(void **state) {
     (void)state;
-    const yl_kernels *k = &yl_kernels_scalar;
+    const yl_kernels *k = tu_scalar_kernels();
     assert_int_equal(k->isa, YOLOXLOSS_ISA_SCALAR);
     tu_rng r = {8};
     float x[NA];
@@ -124,7 +124,7 @@ static void test_kernel_obj_loss(void **state) {
 
 static void test_kernel_obj_grad(void **state) {
     (void)state;
-    const yl_kernels *k = &yl_kernels_scalar;
+    const yl_kernels *k = tu_scalar_kernels();
     tu_rng r = {9};
     float x[NA], g[NA + 1], pre[NA];
     int32_t m[NA];
@@ -151,7 +151,7 @@ static void test_kernel_obj_grad(void **state) {
 
 static void test_kernel_cost_bce0_accumulate(void **state) {
     (void)state;
-    const yl_kernels *k = &yl_kernels_scalar;
+    const yl_kernels *k = tu_scalar_kernels();
     tu_rng r = {10};
     enum { PLANE = 64, N = 40 };
     float plane[PLANE], sig[N];
@@ -185,7 +185,7 @@ static void test_kernel_cost_bce0_accumulate(void **state) {
 
 static void test_kernel_cls_loss_and_grad(void **state) {
     (void)state;
-    const yl_kernels *k = &yl_kernels_scalar;
+    const yl_kernels *k = tu_scalar_kernels();
     tu_rng r = {11};
     const int Cs[] = {1, 3, 80};
     const size_t strides[] = {1, 5, 16};

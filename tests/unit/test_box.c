@@ -18,20 +18,20 @@ static yl_box mk(float x, float y, float w, float h) {
 static void test_decode_hand_values(void **state) {
     (void)state;
     /* x = (tx + j) s, y = (ty + i) s, w = exp(tw) s, h = exp(th) s */
-    yl_box b = yl_decode(0.5f, -0.25f, 0.0f, logf(2.0f), 3, 2, 8.0f);
+    yl_box b = yl_decode(tu_math(), 0.5f, -0.25f, 0.0f, logf(2.0f), 3, 2, 8.0f);
     TU_ASSERT_CLOSE(b.x, 20.0, 0, 1e-6);
     TU_ASSERT_CLOSE(b.y, 22.0, 0, 1e-6);
     TU_ASSERT_CLOSE(b.w, 8.0, 0, 1e-6);
     TU_ASSERT_CLOSE(b.h, 16.0, 1e-6, 0);
 
-    b = yl_decode(-1.0f, 2.0f, -1.0f, 1.0f, 0, 5, 32.0f);
+    b = yl_decode(tu_math(), -1.0f, 2.0f, -1.0f, 1.0f, 0, 5, 32.0f);
     TU_ASSERT_CLOSE(b.x, 128.0, 0, 1e-5);
     TU_ASSERT_CLOSE(b.y, 64.0, 0, 1e-5);
     TU_ASSERT_CLOSE(b.w, 32.0 * exp(-1.0), 1e-6, 0);
     TU_ASSERT_CLOSE(b.h, 32.0 * exp(1.0), 1e-6, 0);
 
     /* row i only moves y, column j only moves x */
-    b = yl_decode(0.0f, 0.0f, 0.0f, 0.0f, 7, 0, 16.0f);
+    b = yl_decode(tu_math(), 0.0f, 0.0f, 0.0f, 0.0f, 7, 0, 16.0f);
     TU_ASSERT_CLOSE(b.x, 0.0, 0, 0);
     TU_ASSERT_CLOSE(b.y, 112.0, 0, 0);
 }
@@ -348,20 +348,20 @@ static void test_l1_target_hand(void **state) {
     (void)state;
     float t[4];
     /* (cx/s - j, cy/s - i, log(w/s + 1e-8), log(h/s + 1e-8)) */
-    yl_l1_target(mk(20, 36, 16, 8), 4, 2, 8.0f, t);
+    yl_l1_target(tu_math(), mk(20, 36, 16, 8), 4, 2, 8.0f, t);
     TU_ASSERT_CLOSE(t[0], 0.5, 0, 1e-7);
     TU_ASSERT_CLOSE(t[1], 0.5, 0, 1e-7);
     TU_ASSERT_CLOSE(t[2], log(2.0), 1e-6, 0);
     TU_ASSERT_CLOSE(t[3], 0.0, 0, 1e-7);
 
-    yl_l1_target(mk(100, 10, 4, 160), 0, 3, 32.0f, t);
+    yl_l1_target(tu_math(), mk(100, 10, 4, 160), 0, 3, 32.0f, t);
     TU_ASSERT_CLOSE(t[0], 100.0 / 32 - 3, 0, 1e-6);
     TU_ASSERT_CLOSE(t[1], 10.0 / 32, 0, 1e-6);
     TU_ASSERT_CLOSE(t[2], log(0.125), 1e-6, 0);
     TU_ASSERT_CLOSE(t[3], log(5.0), 1e-6, 0);
 
     /* targets can be negative / outside [0,1] for anchors away from the centre */
-    yl_l1_target(mk(4, 4, 8, 8), 2, 2, 8.0f, t);
+    yl_l1_target(tu_math(), mk(4, 4, 8, 8), 2, 2, 8.0f, t);
     TU_ASSERT_CLOSE(t[0], -1.5, 0, 1e-7);
     TU_ASSERT_CLOSE(t[1], -1.5, 0, 1e-7);
 }

@@ -44,7 +44,7 @@ static void check_C(tu_rng *r, int C, int anchors) {
             int c = rep == 0 ? 0 : rep == 1 ? C - 1 : tu_int(r, 0, C - 1);
             double direct = 0;
             for (int k = 0; k < C; k++) direct += bce_prob(p[k], k == c);
-            float got = yl_cls_cost_pair(S, p[c]);
+            float got = yl_cls_cost_pair(tu_math(), S, p[c]);
             /* float32 result; the decomposition cancels BCE(p_c, 0) */
             double tol = 1e-6 * fabs(direct) + 2e-7 * (bce_prob(p[c], 0) + bce_prob(p[c], 1)) + 1e-6;
             TU_ASSERT_NEAR_CTX(got, direct, tol, "C %d anchor %d class %d p_c %g", C, a, c, (double)p[c]);
@@ -65,13 +65,13 @@ static void test_cls_cost_pair_hand(void **state) {
     (void)state;
     /* C = 2, p = (0.5, 0.5), class 0: BCE(.5,1) + BCE(.5,0) = 2 log 2 */
     double S = 2 * log(2.0);
-    TU_ASSERT_CLOSE(yl_cls_cost_pair(S, 0.5f), 2 * log(2.0), 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_cls_cost_pair(tu_math(), S, 0.5f), 2 * log(2.0), 1e-6, 0);
     /* C = 1, p_c = 0.25: S = -log(.75); result = -log(.25) */
-    TU_ASSERT_CLOSE(yl_cls_cost_pair(-log(0.75), 0.25f), -log(0.25), 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_cls_cost_pair(tu_math(), -log(0.75), 0.25f), -log(0.25), 1e-6, 0);
     /* p_c = 1 exactly: BCE(1,0) = 100 is removed, BCE(1,1) = 0 added */
-    TU_ASSERT_CLOSE(yl_cls_cost_pair(100.0 + 3.0, 1.0f), 3.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_cls_cost_pair(tu_math(), 100.0 + 3.0, 1.0f), 3.0, 1e-6, 0);
     /* p_c = 0: BCE(0,0) = 0 removed, BCE(0,1) = 100 added */
-    TU_ASSERT_CLOSE(yl_cls_cost_pair(5.0, 0.0f), 105.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_cls_cost_pair(tu_math(), 5.0, 0.0f), 105.0, 1e-6, 0);
 }
 
 int main(void) {

@@ -21,7 +21,7 @@ static void run_match(int n_gt, int n_cand, const float *iou, const float *cost,
     memset(buf, 0xCD, bytes + 128);
     for (int c = 0; c < n_cand; c++) match[c] = 12345;
     for (int g = 0; g < n_gt; g++) dk[g] = -777;
-    yl_simota_match(&yl_kernels_scalar, n_gt, n_cand, iou, cost, topk, dk, match, buf + 64);
+    yl_simota_match(tu_scalar_kernels(), n_gt, n_cand, iou, cost, topk, dk, match, buf + 64);
     for (int i = 0; i < 64; i++) {
         assert_int_equal(buf[i], 0xCD);
         assert_int_equal(buf[64 + bytes + (size_t)i], 0xCD);

@@ -10,7 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mathf.h" /* the library's float32 exp and log, for exact float comparisons */
+#include "dispatch.h" /* the library's scalar table and its float32 exp and log, for exact comparisons */
+
+/* The scalar kernel table the library uses on this CPU, and its scalar
+ * math (SLEEF's FMA or portable functions, mathf.h). */
+static inline const yl_kernels *tu_scalar_kernels(void) { return yl_kernels_select(YOLOXLOSS_ISA_SCALAR); }
+static inline const yl_mathf *tu_math(void) { return tu_scalar_kernels()->math; }
+static inline float tu_expf(float x) { return tu_math()->exp(x); }
+static inline float tu_logf(float x) { return tu_math()->log(x); }
 
 /* ---- RNG (splitmix64) ---------------------------------------------------- */
 
@@ -112,18 +119,18 @@ static inline double tu_iou_d(const double a[4], const double b[4]) {
     return inter / (a[2] * a[3] + b[2] * b[3] - inter);
 }
 
-/* tw such that yl_expf(tw) * s == target exactly in float (target/s a power of 2
- * or otherwise reachable); returns NAN if none is found near yl_logf(target/s). */
+/* tw such that tu_expf(tw) * s == target exactly in float (target/s a power of 2
+ * or otherwise reachable); returns NAN if none is found near tu_logf(target/s). */
 static inline float tu_exact_log(float target, float s) {
-    float t = yl_logf(target / s);
+    float t = tu_logf(target / s);
     for (int k = 0; k < 64; k++) {
         float c1 = t, c2 = t;
         for (int m = 0; m < k; m++) {
             c1 = nextafterf(c1, INFINITY);
             c2 = nextafterf(c2, -INFINITY);
         }
-        if (yl_expf(c1) * s == target) return c1;
-        if (yl_expf(c2) * s == target) return c2;
+        if (tu_expf(c1) * s == target) return c1;
+        if (tu_expf(c2) * s == target) return c2;
     }
     return NAN;
 }
