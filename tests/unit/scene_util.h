@@ -149,6 +149,7 @@ static inline void ts_scene_add_split(ts_scene *s) {
     ts_scene_sync_split(s);
 }
 
+/* Frees every buffer of a scene from ts_scene_make or ts_scene_make_small. */
 static inline void ts_scene_free(ts_scene *s) {
     for (int l = 0; l < s->L; l++) {
         free(s->out[l]);
@@ -230,9 +231,9 @@ static inline void ts_grads_release(const ts_scene *s, float *g[TS_MAX_LEVELS]) 
 #define TS_SMALL_MAX_GT (TS_SMALL_MAX_IMAGES * TS_SMALL_MAX_GT_PER_IMAGE)
 
 /* B (at most TS_SMALL_MAX_IMAGES) images of the small scene, with split
- * copies. Boxes lie well inside the image, so every gt has candidates;
- * predicted boxes (about 11 to 30 pixels on both levels) are the size of
- * the gts (6 to 28), so IoUs and costs span a useful range. */
+ * copies. Box centres lie inside the image (4 to 28 of 32 pixels), so every
+ * gt has candidates; predicted boxes (about 11 to 30 pixels on both levels)
+ * are the size of the gts (6 to 28), so IoUs and costs span a useful range. */
 static inline void ts_scene_make_small(ts_scene *s, int B, uint64_t seed) {
     assert_true(B >= 1 && B <= TS_SMALL_MAX_IMAGES);
     ts_scene_alloc(s, B, TS_SMALL_CLASSES, TS_SMALL_LEVELS, 4, TS_SMALL_MAX_GT_PER_IMAGE);
@@ -320,12 +321,15 @@ typedef struct {
     yoloxloss_level_grad as_fused[TS_MAX_LEVELS], as_split[TS_MAX_LEVELS];
 } ts_grad_buffers;
 
+/* n floats from malloc, each set to fill. */
 static inline float *ts_filled(size_t n, float fill) {
     float *x = malloc(n * sizeof(float));
     for (size_t q = 0; q < n; q++) x[q] = fill;
     return x;
 }
 
+/* Buffers shaped for scene s, every element set to fill (NaN or a sentinel
+ * shows which elements backward wrote). */
 static inline void ts_grad_buffers_make(ts_grad_buffers *g, const ts_scene *s, float fill) {
     memset(g, 0, sizeof *g);
     g->L = s->L;
@@ -342,6 +346,7 @@ static inline void ts_grad_buffers_make(ts_grad_buffers *g, const ts_scene *s, f
     }
 }
 
+/* Frees what ts_grad_buffers_make allocated. */
 static inline void ts_grad_buffers_free(ts_grad_buffers *g) {
     for (int l = 0; l < g->L; l++) {
         free(g->fused[l]);
@@ -365,6 +370,7 @@ typedef struct {
     int32_t dk[TS_SMALL_MAX_GT];
 } ts_small_assignment;
 
+/* Reads the assignment of ctx's last forward, which must be held. */
 static inline void ts_get_assignment(yoloxloss_context *ctx, ts_small_assignment *as) {
     memset(as, 0, sizeof *as);
     assert_int_equal(yoloxloss_get_assignment(ctx, as->matched, as->pred_iou, as->dk), YOLOXLOSS_OK);
@@ -376,6 +382,7 @@ static inline yoloxloss_losses ts_sentinel_losses(void) {
     return sentinel;
 }
 
+/* l still holds ts_sentinel_losses(), bit for bit. */
 static inline void ts_assert_losses_untouched(const yoloxloss_losses *l) {
     const yoloxloss_losses sentinel = ts_sentinel_losses();
     assert_true(ts_losses_equal(l, &sentinel));
