@@ -49,11 +49,13 @@ enum { NUM_IMAGES = 24, BATCH = 12, CHECK_EVERY = 25 };
 #define LOSS_FALL_FACTOR 3.0 /* final loss over all images at least this many times below the first */
 /* The two ways give every output element the same gradient but for the
  * scale, upstream * weight / N against (1/K) * weight / (N/K), where 1/K
- * and N/K are rounded to float32 when K is not a power of two: at most a
- * few float32 roundings (~1e-7) apart. The head's backward adds the same
- * products in the same order, so each parameter-gradient component differs
- * by about that relative amount of the terms it sums; measured relative to
- * the largest component, with room for cancellation inside a sum: */
+ * and N/K are rounded to float32 when K is not a power of two: a few
+ * float32 roundings (~1e-7) apart. The head's backward adds the same
+ * products, grouped by micro-batch instead of level by level over the
+ * whole batch, so each parameter-gradient component also rounds
+ * differently, by about that relative amount of the terms it sums.
+ * Measured relative to the largest component (1e-6 seen at most, on the
+ * first steps, where the gradients are large and cancel most), with room: */
 #define GRAD_TOL 1e-5
 /* Each loss is a double sum rounded to float32, added over micro-batches
  * in another grouping than over the whole batch. */
