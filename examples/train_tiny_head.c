@@ -7,7 +7,8 @@
  * strides, whether it is close, its class) plus noise. The head is one 1x1
  * convolution (weights [5+C, D] and a bias, shared by the levels), so all it
  * has to learn is the readout: where the boxes are, which cells are objects,
- * which class. The loss must fall, the boxes SimOTA matches must converge on
+ * which class (tiny_head.h has both, shared with the other example
+ * trainers). The loss must fall, the boxes SimOTA matches must converge on
  * the ground truth, and so must the box a detector would report for each gt
  * (its highest-objectness anchor); the program checks all three against the
  * thresholds below and exits 1 if one fails.
@@ -22,149 +23,14 @@
 
 #include <yoloxloss.h>
 
-enum {
-    NUM_CLASSES = 3,
-    OUT = 5 + NUM_CLASSES, /* head output channels: reg 4 | obj 1 | cls C */
-    SEMANTIC = 5 + NUM_CLASSES, /* dx, dy, log w, log h, near, class one-hot */
-    FEAT = 24,             /* D: backbone channels */
-    LEVELS = 2,
-    IMAGE = 128, /* square images, in pixels */
-    NUM_IMAGES = 16,
-    BATCH = 4,
-    MAX_GT = 4
-};
+#include "tiny_head.h"
+
+enum { NUM_IMAGES = 16, BATCH = 4 };
 
 /* Every pass of the loop and the checks at the end are stated here. */
 #define LOSS_FALL_FACTOR 4.0 /* final total loss at least this many times below the first */
 #define MIN_MEAN_IOU 0.80    /* mean IoU of the matched predictions at the end */
 #define MIN_DETECTION_IOU 0.80 /* mean IoU of each gt's best-scoring box at the end */
-
-static const float kStrides[LEVELS] = {8, 16};
-
-typedef struct {
-    int32_t num_gt;
-    int32_t classes[MAX_GT];
-    float boxes[MAX_GT * 4]; /* cx, cy, w, h */
-    float *features[LEVELS]; /* [FEAT, H, W] */
-} image;
-
-typedef struct {
-    float w[OUT * FEAT], b[OUT];
-} head;
-
-typedef struct {
-    head m, v; /* Adam's moment estimates */
-    int t;
-} adam_state;
-
-/* xorshift32 in [0, 1): reproducible on every platform. */
-static float uniform(uint32_t *state) {
-    uint32_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *state = x;
-    return (float)(x >> 8) * (1.0f / 16777216.0f);
-}
-
-static int grid_size(int level) { return (int)((float)IMAGE / kStrides[level]); }
-
-/* One object per quadrant (so that "nearest object" is the one SimOTA will
- * match), 1 to MAX_GT of them, sizes 16 to 56 pixels. */
-static void make_boxes(image *im, uint32_t *rng) {
-    im->num_gt = 1 + (int32_t)(uniform(rng) * MAX_GT);
-    for (int g = 0; g < im->num_gt; g++) {
-        const float qx = (float)(g % 2) * 64.0f, qy = (float)(g / 2) * 64.0f;
-        float *box = im->boxes + 4 * g;
-        box[0] = qx + 20.0f + 24.0f * uniform(rng);
-        box[1] = qy + 20.0f + 24.0f * uniform(rng);
-        box[2] = 16.0f + 40.0f * uniform(rng);
-        box[3] = 16.0f + 40.0f * uniform(rng);
-        im->classes[g] = (int32_t)(uniform(rng) * NUM_CLASSES);
-    }
-}
-
-/* What the frozen backbone knows at one cell, before mixing. */
-static void semantic_vector(const image *im, float stride, int i, int j, float z[SEMANTIC]) {
-    const float xc = ((float)j + 0.5f) * stride, yc = ((float)i + 0.5f) * stride;
-    int best = 0;
-    float best_d = INFINITY;
-    for (int g = 0; g < im->num_gt; g++) {
-        const float dx = im->boxes[4 * g] - xc, dy = im->boxes[4 * g + 1] - yc;
-        if (dx * dx + dy * dy < best_d) best_d = dx * dx + dy * dy, best = g;
-    }
-    const float *box = im->boxes + 4 * best;
-    /* decoding is x = (tx + j) s, w = exp(tw) s: these are the ideal outputs */
-    z[0] = box[0] / stride - (float)j;
-    z[1] = box[1] / stride - (float)i;
-    z[2] = logf(box[2] / stride);
-    z[3] = logf(box[3] / stride);
-    z[4] = fabsf(box[0] - xc) < 1.5f * stride && fabsf(box[1] - yc) < 1.5f * stride ? 1.0f : 0.0f;
-    for (int k = 0; k < NUM_CLASSES; k++) z[5 + k] = im->classes[best] == k ? 1.0f : 0.0f;
-}
-
-static int make_features(image *im, const float mix[FEAT * SEMANTIC], uint32_t *rng) {
-    for (int l = 0; l < LEVELS; l++) {
-        const int n = grid_size(l);
-        im->features[l] = malloc(sizeof(float) * FEAT * (size_t)(n * n));
-        if (!im->features[l]) return -1;
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
-                float z[SEMANTIC];
-                semantic_vector(im, kStrides[l], i, j, z);
-                for (int d = 0; d < FEAT; d++) {
-                    float f = 0.02f * (uniform(rng) - 0.5f);
-                    for (int s = 0; s < SEMANTIC; s++) f += mix[d * SEMANTIC + s] * z[s];
-                    im->features[l][(d * n + i) * n + j] = f;
-                }
-            }
-    }
-    return 0;
-}
-
-/* out[b] = W f[b] + bias at every cell of one level. */
-static void head_forward(const head *h, image *const *batch, int num, int level, float *out) {
-    const int cells = grid_size(level) * grid_size(level);
-    for (int b = 0; b < num; b++) {
-        const float *f = batch[b]->features[level];
-        float *o = out + (size_t)b * OUT * (size_t)cells;
-        for (int c = 0; c < OUT; c++)
-            for (int p = 0; p < cells; p++) {
-                float acc = h->b[c];
-                for (int d = 0; d < FEAT; d++) acc += h->w[c * FEAT + d] * f[d * cells + p];
-                o[c * cells + p] = acc;
-            }
-    }
-}
-
-/* Chains the library's d loss / d outputs through the 1x1 convolution. */
-static void head_backward(head *grad, image *const *batch, int num, int level, const float *g_out) {
-    const int cells = grid_size(level) * grid_size(level);
-    for (int b = 0; b < num; b++) {
-        const float *f = batch[b]->features[level];
-        const float *g = g_out + (size_t)b * OUT * (size_t)cells;
-        for (int c = 0; c < OUT; c++)
-            for (int p = 0; p < cells; p++) {
-                const float gc = g[c * cells + p];
-                if (gc == 0.0f) continue;
-                grad->b[c] += gc;
-                for (int d = 0; d < FEAT; d++) grad->w[c * FEAT + d] += gc * f[d * cells + p];
-            }
-    }
-}
-
-static void adam_step(head *h, const head *g, adam_state *s, float lr) {
-    const float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
-    float *p = (float *)h, *m = (float *)&s->m, *v = (float *)&s->v;
-    const float *gp = (const float *)g;
-    s->t++;
-    const float c1 = 1.0f - powf(beta1, (float)s->t), c2 = 1.0f - powf(beta2, (float)s->t);
-    for (size_t k = 0; k < sizeof(head) / sizeof(float); k++) {
-        m[k] = beta1 * m[k] + (1.0f - beta1) * gp[k];
-        v[k] = beta2 * v[k] + (1.0f - beta2) * gp[k] * gp[k];
-        p[k] -= lr * (m[k] / c1) / (sqrtf(v[k] / c2) + eps);
-    }
-}
 
 /* IoU of two cx, cy, w, h boxes. */
 static float box_iou(const float *a, const float *b) {
@@ -228,7 +94,7 @@ static int run_loss(yoloxloss_context *ctx, const head *h, image *const *batch, 
     }
     yoloxloss_level levels[LEVELS];
     for (int l = 0; l < LEVELS; l++) {
-        head_forward(h, batch, num, l, buf->out[l]);
+        head_forward(h, batch, num, l, &(head_planes){.fused = buf->out[l]});
         levels[l] = (yoloxloss_level){.height = grid_size(l), .width = grid_size(l), .fused = buf->out[l]};
     }
     const yoloxloss_batch in = {.num_images = num, .levels = levels, .num_gt = num_gt,
@@ -246,7 +112,7 @@ static int run_loss(yoloxloss_context *ctx, const head *h, image *const *batch, 
     }
     if (grad) {
         memset(grad, 0, sizeof(*grad));
-        for (int l = 0; l < LEVELS; l++) head_backward(grad, batch, num, l, buf->grad[l]);
+        for (int l = 0; l < LEVELS; l++) head_backward(grad, batch, num, l, &(head_planes){.fused = buf->grad[l]});
     }
     const int64_t anchors = yoloxloss_num_anchors(ctx);
     double sum = 0;
@@ -272,13 +138,12 @@ int main(int argc, char **argv) {
     }
     uint32_t rng = 12345u;
     float mix[FEAT * SEMANTIC];
-    for (int k = 0; k < FEAT * SEMANTIC; k++) mix[k] = 2.0f * uniform(&rng) - 1.0f;
+    make_mixing(mix, &rng);
 
     static image images[NUM_IMAGES];
     image *all[NUM_IMAGES];
     for (int n = 0; n < NUM_IMAGES; n++) {
-        make_boxes(&images[n], &rng);
-        if (make_features(&images[n], mix, &rng) != 0) return 1;
+        if (make_image(&images[n], mix, &rng) != 0) return 1;
         all[n] = &images[n];
     }
 
@@ -295,10 +160,8 @@ int main(int argc, char **argv) {
     buf.pred_iou = malloc(sizeof(float) * NUM_IMAGES * anchors);
     if (!buf.matched || !buf.pred_iou) return 1;
 
-    /* YOLOX's initialisation: small weights, obj and cls biases at a 1% prior. */
-    head h = {0}, grad;
-    for (int k = 0; k < OUT * FEAT; k++) h.w[k] = 0.02f * (uniform(&rng) - 0.5f);
-    for (int c = 4; c < OUT; c++) h.b[c] = -logf((1.0f - 0.01f) / 0.01f);
+    head h, grad;
+    head_init(&h, &rng);
 
     yoloxloss_config cfg;
     yoloxloss_config_defaults(&cfg);
@@ -337,7 +200,6 @@ int main(int argc, char **argv) {
     for (int l = 0; l < LEVELS; l++) free(buf.out[l]), free(buf.grad[l]);
     free(buf.matched);
     free(buf.pred_iou);
-    for (int n = 0; n < NUM_IMAGES; n++)
-        for (int l = 0; l < LEVELS; l++) free(images[n].features[l]);
+    for (int n = 0; n < NUM_IMAGES; n++) free_image(&images[n]);
     return fall >= LOSS_FALL_FACTOR && last_iou >= MIN_MEAN_IOU && last_det >= MIN_DETECTION_IOU ? 0 : 1;
 }
