@@ -17,9 +17,11 @@
  * @endcode
  *
  * Semantics follow the official YOLOX code (docs/algorithm.md gives every
- * formula). All buffers are caller-owned; the library keeps no global state,
- * and different contexts may be used from different threads at once. One
- * context must not be used by two threads at the same time.
+ * formula). All buffers are caller-owned; the library keeps no global state
+ * (only each thread's message of its last failed call without a context,
+ * see yoloxloss_last_error), and different contexts may be used from
+ * different threads at once. One context must not be used by two threads
+ * at the same time.
  */
 #ifndef YOLOXLOSS_H
 #define YOLOXLOSS_H
@@ -55,12 +57,14 @@ YOLOXLOSS_API const char *yoloxloss_version_string(void);
 
 /** Every function that can fail returns one of these. On any status other
  * than YOLOXLOSS_OK nothing has been written to the caller's buffers, and
- * yoloxloss_last_error() names what was wrong. */
+ * yoloxloss_last_error() names what was wrong (of the context, or, for
+ * yoloxloss_create and calls given a NULL context, of the calling thread). */
 typedef enum {
     YOLOXLOSS_OK = 0,                 /**< success */
     YOLOXLOSS_ERR_NULL_ARGUMENT = 1,  /**< a required pointer is NULL */
     YOLOXLOSS_ERR_INVALID_CONFIG = 2, /**< a config field is out of range */
-    YOLOXLOSS_ERR_INVALID_SHAPE = 3,  /**< zero/negative image count or grid size */
+    YOLOXLOSS_ERR_INVALID_SHAPE = 3,  /**< zero/negative image count or grid size, or levels whose
+                                          grids disagree (see yoloxloss_batch) */
     YOLOXLOSS_ERR_SIZE_OVERFLOW = 4,  /**< a buffer size does not fit in size_t / int32 anchors */
     YOLOXLOSS_ERR_INVALID_LABEL = 5,  /**< negative gt count, or class id outside [0, C) */
     YOLOXLOSS_ERR_INVALID_BOX = 6,    /**< gt box with non-finite value or non-positive w/h */
@@ -111,8 +115,11 @@ typedef enum {
 typedef struct {
     int num_classes;                     /**< C, >= 1. Default 80. */
     int num_levels;                      /**< L >= 1, any number. Default 3. */
-    const float *strides;                /**< [L] pixels per grid cell, finite and > 0; copied by
-                                            yoloxloss_create. Default: a constant {8, 16, 32}. */
+    const float *strides;                /**< [L] pixels per grid cell, finite, > 0 and increasing
+                                            (levels finest first); copied by yoloxloss_create.
+                                            Default: a constant array {8, 16, 32} of 3 strides:
+                                            a config with num_levels > 3 must point strides to its
+                                            own array (validation says so otherwise). */
     yoloxloss_assigner assigner;         /**< Default YOLOXLOSS_ASSIGNER_YOLOX. */
     float center_radius;                 /**< centre-box half size in strides; 0 = the assigner's own (1.5 / 2.5). */
     int candidate_topk;                  /**< IoUs summed for dynamic k, >= 1. Default 10. */
@@ -126,8 +133,10 @@ typedef struct {
     float l1_weight;                     /**< weight of the L1 term, finite. Default 1. */
     int num_threads;                     /**< OpenMP threads; 0 = OpenMP's default. */
     int check_finite;                    /**< forward scans every head output for NaN/Inf and
-                                            names the first one. Default: on in debug builds
-                                            (NDEBUG not defined), off otherwise. */
+                                            names the first one. Default: on when the *library*
+                                            was built without NDEBUG (a Debug build), off in its
+                                            Release build (the default one); the caller's own
+                                            NDEBUG plays no part. Set it to be sure. */
     yoloxloss_isa isa;                   /**< kernels to use. Default YOLOXLOSS_ISA_AUTO. With AUTO the
                                             environment variable YOLOXLOSS_ISA (scalar, avx2, avx512,
                                             neon) may name one. Naming one this build or CPU lacks makes
@@ -152,6 +161,8 @@ YOLOXLOSS_API void yoloxloss_config_defaults(yoloxloss_config *config);
 
 /** Checks a config. On failure writes a sentence naming the bad field into
  * message (if message != NULL and capacity > 0; always NUL-terminated).
+ * yoloxloss_create runs the same checks. Changes no message of
+ * yoloxloss_last_error.
  * @return YOLOXLOSS_OK, or the status of the first bad field. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *config,
                                            char *message, size_t capacity);
@@ -166,7 +177,9 @@ YOLOXLOSS_API int yoloxloss_isa_supported(yoloxloss_isa isa);
  * for a value outside the enum. */
 YOLOXLOSS_API const char *yoloxloss_isa_name(yoloxloss_isa isa);
 
-/** Creates a context for config (copied). *out is NULL on failure.
+/** Creates a context for config (copied). *out is NULL on failure, and
+ * yoloxloss_last_error(NULL) then says why (the sentence
+ * yoloxloss_config_validate gives for a bad config), in the calling thread.
  * @return YOLOXLOSS_OK, YOLOXLOSS_ERR_NULL_ARGUMENT, YOLOXLOSS_ERR_INVALID_CONFIG
  *         or YOLOXLOSS_ERR_OUT_OF_MEMORY. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out);
@@ -181,7 +194,14 @@ YOLOXLOSS_API const yoloxloss_config *yoloxloss_get_config(const yoloxloss_conte
 YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
 
 /** A sentence about the last failed call on ctx (which image, which label,
- * which level/channel/position), or "" if the last call succeeded. */
+ * which level/channel/position), or "" if the last call succeeded.
+ *
+ * The calls that change it are the ones that take a context and can fail:
+ * yoloxloss_forward, yoloxloss_renormalize, yoloxloss_backward and
+ * yoloxloss_get_assignment each clear it when they start and write it when
+ * they fail. With ctx NULL it returns the calling thread's message instead:
+ * that of its last yoloxloss_create ("" after a successful one) or of its
+ * last call given a NULL context. Valid until the next call that changes it. */
 YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
 
 /** Head outputs of one level, NCHW float32, batch size B = yoloxloss_batch.num_images.
@@ -198,7 +218,15 @@ typedef struct {
 } yoloxloss_level;
 
 /** One training step's inputs. Ground truth is flat: image b owns the
- * num_gt[b] rows starting at row sum(num_gt[0..b-1]). */
+ * num_gt[b] rows starting at row sum(num_gt[0..b-1]).
+ *
+ * The levels must describe one image: for consecutive levels l-1 and l,
+ * |height_l * stride_l - height_{l-1} * stride_{l-1}| < stride_l, and the
+ * same for widths. Grids that a network rounds the same way at every level
+ * (up, as strided convolutions do, or down) always pass; a level given
+ * twice, levels out of the config's order or height and width swapped at a
+ * level fail with YOLOXLOSS_ERR_INVALID_SHAPE naming both levels. The check
+ * is always on (it costs a few operations per level). */
 typedef struct {
     int num_images;                 /**< B >= 1 */
     const yoloxloss_level *levels;  /**< config.num_levels entries, in stride order of the config */
@@ -234,7 +262,8 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const y
 /** Replaces the normaliser N of the last forward by `normalizer` (finite,
  * > 0), e.g. the mean num_fg over data-parallel ranks, rewrites *losses
  * (if not NULL) with the terms divided by it, and makes backward use it.
- * No assignment or loss is recomputed. */
+ * No assignment or loss is recomputed. On failure the forward and its
+ * normaliser stay as they were. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, float normalizer,
                                        yoloxloss_losses *losses);
 
@@ -262,7 +291,10 @@ typedef struct {
 /** Writes the gradient with respect to every head output of the last forward
  * into grads (config.num_levels entries, same layout as the inputs).
  * accumulate = 0 overwrites every element; accumulate != 0 adds to what is
- * there (elements whose gradient is zero are left untouched). */
+ * there (elements whose gradient is zero are left untouched): for several
+ * losses on the same outputs, not for micro-batches (docs/trainer-guide.md).
+ * The forward stays held after it, failed or not: backward may run again
+ * (with another upstream, into other buffers) until the next forward. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                     const yoloxloss_upstream *upstream, int accumulate);
 
@@ -270,6 +302,8 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const 
 YOLOXLOSS_API int64_t yoloxloss_num_anchors(const yoloxloss_context *ctx);
 
 /** Copies the assignment of the last forward. Each pointer may be NULL.
+ * Like every call that can fail it sets the context's message (the one
+ * thing of ctx it changes).
  *   matched_gt [B, A]: gt row (within its image) matched to each anchor, in
  *                      YOLOX's anchor order (level-major, then i*W+j); -1 = background.
  *   pred_iou   [B, A]: IoU of each fg anchor's decoded box with its gt; 0 for background.

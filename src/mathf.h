@@ -26,24 +26,39 @@ typedef struct {
     float (*log1p)(float);
 } yl_mathf;
 
+/* Wrapped, because sleef.h declares some of its functions
+ * __attribute__((const)), which clang takes as part of their type. */
 #if defined(__x86_64__) || defined(__aarch64__)
-/* sleef.h declares the FMA variants only when compiling for FMA. */
+/* sleef.h declares the FMA variants only where it defines FP_FAST_FMA
+ * (compiling for FMA); elsewhere the library still calls them, on CPUs
+ * that dispatch found to have FMA. */
+#ifndef FP_FAST_FMA
 float Sleef_expf1_u10purecfma(float);
 float Sleef_logf1_u10purecfma(float);
 float Sleef_log1pf1_u10purecfma(float);
+#endif
 
-/* SLEEF's scalar functions that use fused multiply-add: for CPUs with FMA
- * (every aarch64 CPU). */
-static const yl_mathf yl_mathf_fma = {Sleef_expf1_u10purecfma, Sleef_logf1_u10purecfma,
-                                      Sleef_log1pf1_u10purecfma};
-/* SLEEF's portable scalar functions: for CPUs without FMA. */
-static const yl_mathf yl_mathf_portable = {Sleef_expf1_u10purec, Sleef_logf1_u10purec,
-                                           Sleef_log1pf1_u10purec};
+static inline float yl_expf_fma(float x) { return Sleef_expf1_u10purecfma(x); }
+static inline float yl_logf_fma(float x) { return Sleef_logf1_u10purecfma(x); }
+static inline float yl_log1pf_fma(float x) { return Sleef_log1pf1_u10purecfma(x); }
+static inline float yl_expf_portable(float x) { return Sleef_expf1_u10purec(x); }
+static inline float yl_logf_portable(float x) { return Sleef_logf1_u10purec(x); }
+static inline float yl_log1pf_portable(float x) { return Sleef_log1pf1_u10purec(x); }
 #else
 /* No FMA variant in SLEEF's build for this architecture: both sets are its
  * portable entry points. */
-static const yl_mathf yl_mathf_fma = {Sleef_expf_u10, Sleef_logf_u10, Sleef_log1pf_u10};
-static const yl_mathf yl_mathf_portable = {Sleef_expf_u10, Sleef_logf_u10, Sleef_log1pf_u10};
+static inline float yl_expf_fma(float x) { return Sleef_expf_u10(x); }
+static inline float yl_logf_fma(float x) { return Sleef_logf_u10(x); }
+static inline float yl_log1pf_fma(float x) { return Sleef_log1pf_u10(x); }
+static inline float yl_expf_portable(float x) { return Sleef_expf_u10(x); }
+static inline float yl_logf_portable(float x) { return Sleef_logf_u10(x); }
+static inline float yl_log1pf_portable(float x) { return Sleef_log1pf_u10(x); }
 #endif
+
+/* SLEEF's scalar functions that use fused multiply-add: for CPUs with FMA
+ * (every aarch64 CPU). */
+static const yl_mathf yl_mathf_fma = {yl_expf_fma, yl_logf_fma, yl_log1pf_fma};
+/* SLEEF's portable scalar functions: for CPUs without FMA. */
+static const yl_mathf yl_mathf_portable = {yl_expf_portable, yl_logf_portable, yl_log1pf_portable};
 
 #endif

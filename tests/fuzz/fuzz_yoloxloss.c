@@ -13,7 +13,14 @@
  *     values not raw floats (so |v| <= 1000), strides from the list below,
  *     gt values within +-1e6 px, gt sides that float32 resolves at their
  *     position (resolvable below) and a reg_weight that is not a raw float,
- *   - a status outside the enum, or an empty error message on failure. */
+ *   - a status outside the enum, or an empty error message on failure
+ *     (of the context, or of the thread for a failed create),
+ *   - a config left with the defaults' 3 strides but more levels was
+ *     accepted (AddressSanitizer also sees any read past that array).
+ * Strides increase and the grids of levels after the first follow from the
+ * first (rounded up) in most inputs, as the library requires; some bytes
+ * ask for raw strides or grids instead, which the library must refuse or
+ * take without harm. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +73,8 @@ static float box_value(reader *r, int raw) {
 }
 
 static const float STRIDE_CHOICES[8] = {8.0f, 16.0f, 32.0f, 1.0f, 4.0f, 0.5f, 3.75f, 64.0f};
+/* Each level's stride over the previous one's, unless the input asks for raw strides. */
+static const float STRIDE_FACTORS[4] = {2.0f, 2.0f, 2.0f, 1.5f};
 
 #define MAX_LEVELS 3
 
@@ -74,9 +83,10 @@ static void fail(const char *what) {
     abort();
 }
 
+/* ctx NULL: the call had no context (create), its message is the thread's. */
 static void check_status(yoloxloss_status st, const yoloxloss_context *ctx) {
     if ((int)st < 0 || (int)st > YOLOXLOSS_ERR_INVALID_ARGUMENT) fail("status outside the enum");
-    if (st != YOLOXLOSS_OK && ctx && yoloxloss_last_error(ctx)[0] == '\0') fail("failure without a message");
+    if (st != YOLOXLOSS_OK && yoloxloss_last_error(ctx)[0] == '\0') fail("failure without a message");
 }
 
 /* Whether float32 can draw the gt box at its position: each side at least
@@ -107,14 +117,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     yoloxloss_config cfg;
     yoloxloss_config_defaults(&cfg);
     cfg.num_classes = (int)(byte(&r) % 6) + ((flags >> 2) & 1 ? 0 : 1); /* 0 is invalid */
-    cfg.num_levels = (int)(byte(&r) % MAX_LEVELS) + 1;
+    const unsigned levels = byte(&r);
+    cfg.num_levels = (int)(levels % MAX_LEVELS) + 1;
+    const int raw_strides = (flags >> 7) & 1;
     float strides[MAX_LEVELS];
     for (int l = 0; l < MAX_LEVELS; l++) {
         unsigned s = byte(&r);
-        strides[l] = s == 255 ? raw_float(&r) : STRIDE_CHOICES[s % 8];
+        strides[l] = s == 255                 ? raw_float(&r)
+                     : l == 0 || raw_strides ? STRIDE_CHOICES[s % 8]
+                                             : strides[l - 1] * STRIDE_FACTORS[s % 4];
         if (s == 255) sane = 0;
     }
     cfg.strides = strides;
+    /* The defaults' strides array holds 3: more levels on it must be refused. */
+    const int default_strides_beyond_end = levels >= 252;
+    if (default_strides_beyond_end) {
+        yoloxloss_config d;
+        yoloxloss_config_defaults(&d);
+        cfg.strides = d.strides;
+        cfg.num_levels = (int)levels - 248; /* 4 to 7 */
+    }
     cfg.assigner = (yoloxloss_assigner)(byte(&r) % 3);
     cfg.iou_loss = (yoloxloss_iou_loss)(byte(&r) % 3);
     cfg.use_l1 = (flags >> 3) & 1;
@@ -131,6 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     yoloxloss_context *ctx = NULL;
     yoloxloss_status st = yoloxloss_create(&cfg, &ctx);
     check_status(st, NULL);
+    if (default_strides_beyond_end && st != YOLOXLOSS_ERR_INVALID_CONFIG)
+        fail("more levels than the default strides array holds was not refused");
     if (st != YOLOXLOSS_OK) {
         if (ctx) fail("failed create returned a context");
         return 0;
@@ -150,6 +174,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         unsigned shape = byte(&r);
         lv[l].height = (int)(shape & 7) - (shape == 0xff ? 9 : 0); /* 0 and negative are invalid */
         lv[l].width = (int)((shape >> 3) & 7);
+        /* Levels of one image: the first level's grid, rounded up at this
+         * stride; a top bits pattern of 3 keeps the raw grid. */
+        if (l > 0 && (shape >> 6) != 3 && lv[0].height > 0 && lv[0].width > 0) {
+            double scale = (double)strides[0] / (double)strides[l];
+            lv[l].height = (int)fmax(1.0, ceil(lv[0].height * scale));
+            lv[l].width = (int)fmax(1.0, ceil(lv[0].width * scale));
+        }
         unsigned layout = byte(&r) % 8;
         int split = layout & 1;
         size_t hw = lv[l].height > 0 && lv[l].width > 0 ? (size_t)lv[l].height * (size_t)lv[l].width : 0;

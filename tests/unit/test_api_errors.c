@@ -302,6 +302,78 @@ static void test_forward_failure_clears_state(void **state) {
     ts_scene_free(&sc);
 }
 
+/* Every call that fails leaves its own message: a context's calls in the
+ * context, a failed create and calls given no context in the calling
+ * thread's (yoloxloss_last_error(NULL)); a call that succeeds clears it. A
+ * failed backward or renormalize keeps the forward (the header says so). */
+static void test_every_failure_leaves_its_message(void **state) {
+    (void)state;
+    ts_scene sc;
+    ts_scene_make_small(&sc, 2, 9);
+    yoloxloss_config cfg;
+    ts_config(&sc, &cfg, 1);
+
+    /* a failed create says why, as config_validate does */
+    yoloxloss_config bad = cfg;
+    bad.candidate_topk = 0;
+    yoloxloss_context *ctx = NULL;
+    assert_int_equal(yoloxloss_create(&bad, &ctx), YOLOXLOSS_ERR_INVALID_CONFIG);
+    assert_null(ctx);
+    char want[256];
+    assert_int_equal(yoloxloss_config_validate(&bad, want, sizeof want), YOLOXLOSS_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(want, "candidate_topk"));
+    assert_string_equal(yoloxloss_last_error(NULL), want);
+    assert_int_equal(yoloxloss_create(NULL, &ctx), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(NULL), "config"));
+    assert_int_equal(yoloxloss_create(&cfg, NULL), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(NULL), "out"));
+    ctx = ts_create_ok(&cfg);
+    assert_string_equal(yoloxloss_last_error(NULL), "");
+
+    /* calls given no context */
+    yoloxloss_losses l;
+    assert_int_equal(yoloxloss_forward(NULL, &sc.batch, &l), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(NULL), "ctx"));
+    yoloxloss_context *other = ts_create_ok(&cfg); /* a successful call without a context clears it */
+    assert_string_equal(yoloxloss_last_error(NULL), "");
+    yoloxloss_destroy(other);
+    assert_int_equal(yoloxloss_get_assignment(NULL, NULL, NULL, NULL), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(NULL), "ctx"));
+    assert_int_equal(yoloxloss_backward(NULL, NULL, NULL, 0), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_int_equal(yoloxloss_renormalize(NULL, 1.0f, NULL), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(NULL), "ctx"));
+
+    /* get_assignment before any forward, and after a failed one: its own
+     * message, not the previous call's */
+    assert_int_equal(yoloxloss_get_assignment(ctx, NULL, NULL, NULL), YOLOXLOSS_ERR_NO_FORWARD);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "get_assignment"));
+    sc.classes[0] = 99;
+    assert_int_equal(yoloxloss_forward(ctx, &sc.batch, &l), YOLOXLOSS_ERR_INVALID_LABEL);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "class id 99"));
+    assert_int_equal(yoloxloss_get_assignment(ctx, NULL, NULL, NULL), YOLOXLOSS_ERR_NO_FORWARD);
+    assert_null(strstr(yoloxloss_last_error(ctx), "class id"));
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "get_assignment"));
+    sc.classes[0] = 0;
+
+    /* success clears; a failed renormalize or backward keeps the forward */
+    assert_int_equal(yoloxloss_forward(ctx, &sc.batch, &l), YOLOXLOSS_OK);
+    assert_string_equal(yoloxloss_last_error(ctx), "");
+    assert_int_equal(yoloxloss_renormalize(ctx, -1.0f, NULL), YOLOXLOSS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "normalizer"));
+    assert_int_equal(yoloxloss_get_assignment(ctx, NULL, NULL, NULL), YOLOXLOSS_OK);
+    assert_string_equal(yoloxloss_last_error(ctx), "");
+    assert_int_equal(yoloxloss_backward(ctx, NULL, NULL, 0), YOLOXLOSS_ERR_NULL_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "grads"));
+    assert_int_equal(yoloxloss_renormalize(ctx, 2.0f, NULL), YOLOXLOSS_OK);
+    ts_grad_buffers g;
+    ts_grad_buffers_make(&g, &sc, 0.0f);
+    assert_int_equal(yoloxloss_backward(ctx, g.as_fused, NULL, 0), YOLOXLOSS_OK);
+    assert_string_equal(yoloxloss_last_error(ctx), "");
+    ts_grad_buffers_free(&g);
+    yoloxloss_destroy(ctx);
+    ts_scene_free(&sc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_pointer_and_shape_errors),
@@ -309,6 +381,7 @@ int main(void) {
         cmocka_unit_test(test_check_finite),
         cmocka_unit_test(test_backward_errors),
         cmocka_unit_test(test_forward_failure_clears_state),
+        cmocka_unit_test(test_every_failure_leaves_its_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* Many contexts on many pthreads at once, each running OpenMP inside with
  * two threads: every loss, assignment and gradient must equal, bitwise, the
  * one a lone single-threaded context computes for the same step. Contexts
- * share nothing but the read-only inputs of one of the scenes. */
+ * share nothing but the read-only inputs of one of the scenes; the message
+ * of a failed create belongs to the thread that made the call. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,9 +65,19 @@ static void *work(void *arg) {
         return NULL;
     }
     for (int step = 0; step < STEPS; step++) {
+        /* A failed create leaves its message in this thread's slot, which
+         * neither the other threads' failures nor this thread's calls on a
+         * context change. */
+        yoloxloss_config bad = cfg;
+        bad.candidate_topk = -1 - w->id - 100 * step;
+        yoloxloss_context *none = NULL;
+        char own[64];
+        snprintf(own, sizeof own, "candidate_topk is %d;", bad.candidate_topk);
+        if (yoloxloss_create(&bad, &none) != YOLOXLOSS_ERR_INVALID_CONFIG) w->mismatches++;
         ts_scene_fill(&w->scene, step_seed(w->id, step));
         yoloxloss_losses l;
         if (!run_step(ctx, &w->scene, NULL, &l)) w->mismatches++;
+        w->mismatches += strstr(yoloxloss_last_error(NULL), own) == NULL;
         int32_t *m = assignment_of(ctx, &w->scene);
         size_t n = (size_t)w->scene.B * (size_t)yoloxloss_num_anchors(ctx);
         w->mismatches += !ts_losses_equal(&l, &w->want[step]);

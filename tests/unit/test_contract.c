@@ -1,6 +1,8 @@
-/* The input contract cases test_api.c does not reach: sizes whose products
- * overflow size_t, gt boxes beyond float32's range, more boxes than anchors,
- * strides that do not divide the image. docs/reliability.md lists them all. */
+/* The input contract cases the test_api_* programs do not reach: sizes whose
+ * products overflow size_t, gt boxes beyond float32's range, more boxes than
+ * anchors, strides that do not divide the image, a config that would read
+ * past the default strides, levels that disagree. docs/reliability.md lists
+ * them all. */
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -165,12 +167,98 @@ static void test_strides_not_dividing_the_image(void **state) {
     }
 }
 
+
+/* yoloxloss_config_defaults points strides to a constant array of 3; a
+ * caller who asks for more levels without an array of their own must get a
+ * message, not a read past that array (AddressSanitizer reported the read,
+ * a global-buffer-overflow, before the check existed). */
+static void test_default_strides_with_more_levels(void **state) {
+    (void)state;
+    for (int levels = 4; levels <= 6; levels++) {
+        yoloxloss_config cfg;
+        yoloxloss_config_defaults(&cfg);
+        cfg.num_levels = levels;
+        char msg[256];
+        assert_int_equal(yoloxloss_config_validate(&cfg, msg, sizeof msg), YOLOXLOSS_ERR_INVALID_CONFIG);
+        if (!strstr(msg, "strides") || !strstr(msg, "default"))
+            fail_msg("message \"%s\" names neither strides nor the default", msg);
+        yoloxloss_context *ctx = (yoloxloss_context *)&cfg; /* must be set to NULL */
+        assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_ERR_INVALID_CONFIG);
+        assert_null(ctx);
+        assert_string_equal(yoloxloss_last_error(NULL), msg);
+    }
+    /* three levels or fewer on the defaults' array are fine */
+    for (int levels = 1; levels <= 3; levels++) {
+        yoloxloss_config cfg;
+        yoloxloss_config_defaults(&cfg);
+        cfg.num_levels = levels;
+        assert_int_equal(yoloxloss_config_validate(&cfg, NULL, 0), YOLOXLOSS_OK);
+    }
+}
+
+/* Strides must increase: levels in the config are finest first. */
+static void test_strides_must_increase(void **state) {
+    (void)state;
+    static const float bad[3][3] = {{8, 32, 16}, {16, 16, 32}, {32, 16, 8}};
+    for (int k = 0; k < 3; k++) {
+        yoloxloss_config cfg;
+        yoloxloss_config_defaults(&cfg);
+        cfg.strides = bad[k];
+        char msg[256];
+        assert_int_equal(yoloxloss_config_validate(&cfg, msg, sizeof msg), YOLOXLOSS_ERR_INVALID_CONFIG);
+        if (!strstr(msg, "increase") || !strstr(msg, "strides["))
+            fail_msg("case %d: message \"%s\" does not say the strides must increase", k, msg);
+    }
+}
+
+/* A batch whose levels contradict each other: the config says strides 8,
+ * 16, 32 over a 64 x 96 px image (grids 8 x 12, 4 x 6, 2 x 3). */
+static void test_levels_that_disagree(void **state) {
+    (void)state;
+    ts_scene s;
+    ts_scene_make(&s, 1, 2, 3, 8, 2, 11);
+    yoloxloss_config cfg;
+    ts_config(&s, &cfg, 1);
+    yoloxloss_context *ctx = ts_create_ok(&cfg);
+    static float buf[8 * 12 * 7];
+    yoloxloss_level lv[3] = {{8, 12, buf, NULL, NULL, NULL}, {4, 6, buf, NULL, NULL, NULL},
+                             {2, 3, buf, NULL, NULL, NULL}};
+    int32_t num_gt[1] = {0};
+    yoloxloss_batch batch = {1, lv, num_gt, NULL, NULL};
+    yoloxloss_losses l;
+    assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_OK);
+
+    /* a level with the grid of the next one */
+    lv[1].height = 2, lv[1].width = 3;
+    expect_failure(ctx, &batch, YOLOXLOSS_ERR_INVALID_SHAPE, "level 0 (grid 8 x 12, stride 8)",
+                   "level 1 (grid 2 x 3, stride 16)");
+    /* height and width swapped at one level */
+    lv[1].height = 6, lv[1].width = 4;
+    expect_failure(ctx, &batch, YOLOXLOSS_ERR_INVALID_SHAPE, "covers 96 x 64 px", "right way round");
+    /* levels given coarsest first */
+    lv[0].height = 2, lv[0].width = 3, lv[1].height = 4, lv[1].width = 6, lv[2].height = 8, lv[2].width = 12;
+    expect_failure(ctx, &batch, YOLOXLOSS_ERR_INVALID_SHAPE, "stride order", "level 0 (grid 2 x 3, stride 8)");
+    /* an image of 70 x 100 px, whose grids a network rounds up (strided
+     * convolutions) or down (pooling) at every level, agrees */
+    const int grids[2][3][2] = {{{9, 13}, {5, 7}, {3, 4}}, {{8, 12}, {4, 6}, {2, 3}}};
+    for (int round = 0; round < 2; round++) {
+        for (int k = 0; k < 3; k++) lv[k].height = grids[round][k][0], lv[k].width = grids[round][k][1];
+        if (yoloxloss_forward(ctx, &batch, &l) != YOLOXLOSS_OK)
+            fail_msg("grids rounded %s refused: %s", round ? "down" : "up", yoloxloss_last_error(ctx));
+    }
+    yoloxloss_destroy(ctx);
+    ts_scene_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_size_t_overflow),
         cmocka_unit_test(test_gt_beyond_float_range),
         cmocka_unit_test(test_more_boxes_than_anchors),
         cmocka_unit_test(test_strides_not_dividing_the_image),
+        cmocka_unit_test(test_default_strides_with_more_levels),
+        cmocka_unit_test(test_strides_must_increase),
+        cmocka_unit_test(test_levels_that_disagree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
