@@ -705,7 +705,7 @@ class TestContexts(unittest.TestCase):
     def test_contexts_are_reused(self):
         outputs, labels = case(17)
         loss_and_grads(outputs, labels)
-        before = yoloxloss._Context.created
+        before = yoloxloss._pool.Context.created
         for _ in range(10):
             res, _ = loss_and_grads(outputs, labels)
             del res
@@ -713,7 +713,7 @@ class TestContexts(unittest.TestCase):
             for _ in range(5):
                 yoloxloss.yolox_loss(outputs, labels)
                 yoloxloss.yolox_assign(outputs, labels)
-        self.assertLessEqual(yoloxloss._Context.created - before, 1)
+        self.assertLessEqual(yoloxloss._pool.Context.created - before, 1)
 
     def test_outstanding_graphs_use_own_contexts(self):
         # Several forwards before any backward: each graph keeps its own
@@ -727,11 +727,11 @@ class TestContexts(unittest.TestCase):
             for g, t in zip(expect[k], xs[k]):
                 self.assertTrue(torch.equal(g, t.grad))
         # A graph dropped without backward gives its context back.
-        before = yoloxloss._Context.created
+        before = yoloxloss._pool.Context.created
         for _ in range(5):
             res = yoloxloss.yolox_loss(clone_outputs(cases[0][0]), cases[0][1])
             del res
-        self.assertLessEqual(yoloxloss._Context.created - before, 1)
+        self.assertLessEqual(yoloxloss._pool.Context.created - before, 1)
 
     def test_threads(self):
         cases = [case(30 + i, num_boxes=(2, 1)) for i in range(4)]
