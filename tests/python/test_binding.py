@@ -705,7 +705,7 @@ class TestContexts(unittest.TestCase):
     def test_contexts_are_reused(self):
         outputs, labels = case(17)
         loss_and_grads(outputs, labels)
-        before = yoloxloss._Context.created
+        before = yoloxloss._pool.Context.created
         for _ in range(10):
             res, _ = loss_and_grads(outputs, labels)
             del res
@@ -713,7 +713,7 @@ class TestContexts(unittest.TestCase):
             for _ in range(5):
                 yoloxloss.yolox_loss(outputs, labels)
                 yoloxloss.yolox_assign(outputs, labels)
-        self.assertLessEqual(yoloxloss._Context.created - before, 1)
+        self.assertLessEqual(yoloxloss._pool.Context.created - before, 1)
 
     def test_outstanding_graphs_use_own_contexts(self):
         # Several forwards before any backward: each graph keeps its own
@@ -727,11 +727,31 @@ class TestContexts(unittest.TestCase):
             for g, t in zip(expect[k], xs[k]):
                 self.assertTrue(torch.equal(g, t.grad))
         # A graph dropped without backward gives its context back.
-        before = yoloxloss._Context.created
+        before = yoloxloss._pool.Context.created
         for _ in range(5):
             res = yoloxloss.yolox_loss(clone_outputs(cases[0][0]), cases[0][1])
             del res
-        self.assertLessEqual(yoloxloss._Context.created - before, 1)
+        self.assertLessEqual(yoloxloss._pool.Context.created - before, 1)
+
+    def test_spellings_of_one_configuration_share_a_pool(self):
+        from dataclasses import FrozenInstanceError
+        LossOptions = yoloxloss._options.LossOptions
+        a = LossOptions(num_classes=3, strides=[8, 16, 32], assigner="YOLOX_legacy",
+                        iou_loss="GIoU", use_l1=1, reg_weight=5, num_threads=1)
+        b = LossOptions(num_classes=3, strides=(8.0, 16.0, 32.0), assigner="yolox-legacy",
+                        iou_loss="giou", use_l1=True, reg_weight=5.0, num_threads=1)
+        self.assertEqual(a, b)
+        self.assertEqual(hash(a), hash(b))
+        self.assertNotEqual(a, LossOptions(num_classes=3, strides=(8, 16, 32), num_threads=1))
+        with self.assertRaises(FrozenInstanceError):
+            a.num_threads = 2
+        self.assertIs(yoloxloss._pool.pool_for(a), yoloxloss._pool.pool_for(b))
+        outputs, labels = case(18)
+        yoloxloss.yolox_loss(outputs, labels, assigner="yolox_legacy", num_threads=1)
+        before = yoloxloss._pool.Context.created
+        for spelling in ("yolox-legacy", "YOLOX_LEGACY", "Yolox-Legacy"):
+            yoloxloss.yolox_loss(outputs, labels, assigner=spelling, num_threads=1)
+        self.assertEqual(yoloxloss._pool.Context.created - before, 0)
 
     def test_threads(self):
         cases = [case(30 + i, num_boxes=(2, 1)) for i in range(4)]
