@@ -50,8 +50,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..", "python")))
 
 from runner_io import Runner  # noqa: E402
-from yolox_reference import (count_labels, explain_assignment_difference,  # noqa: E402
-                             yolox_loss_reference, ASSIGNERS, anchor_tables, _geometry)
+from tie_analysis import explain_assignment_difference  # noqa: E402
+from yolox_reference import (count_labels, yolox_loss_reference, ASSIGNERS,  # noqa: E402
+                             anchor_tables, _geometry)
 
 yoloxloss = None  # the drop-in, imported by main() unless --runner is given
 RUNNER = None     # a runner_io.Runner with --runner
