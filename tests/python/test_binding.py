@@ -15,15 +15,13 @@ import sys
 import threading
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-PYDIR = os.path.join(REPO, "python")
-sys.path.insert(0, PYDIR)
+import torch
 
-import torch  # noqa: E402
-
-import yoloxloss  # noqa: E402
+import repo_paths  # puts python/ (yoloxloss) and tests/reference/ on sys.path
+import yoloxloss
 from yoloxloss import _capi  # noqa: E402
+
+PYDIR = repo_paths.PYTHON_DIR
 
 STRIDES = (8, 16, 32)
 IMG = 64  # grids 8x8, 4x4, 2x2 -> 84 anchors
@@ -168,17 +166,16 @@ class TestLibrary(unittest.TestCase):
         self.assertIn(b"num_classes", msg.value)
 
     def test_missing_library_message(self):
-        env = dict(os.environ, YOLOXLOSS_LIB="/nonexistent/dir/libyoloxloss.so")
-        code = "import sys; sys.path.insert(0, %r); import yoloxloss" % PYDIR
+        env = repo_paths.child_env(dict(os.environ, YOLOXLOSS_LIB="/nonexistent/dir/libyoloxloss.so"))
+        code = "import yoloxloss"
         p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("ImportError", p.stderr)
         self.assertIn("/nonexistent/dir/libyoloxloss.so", p.stderr)
 
     def test_env_var_selects_library(self):
-        env = dict(os.environ, YOLOXLOSS_LIB=yoloxloss.library_path())
-        code = ("import sys; sys.path.insert(0, %r); import yoloxloss; "
-                "print(yoloxloss.library_path())" % PYDIR)
+        env = repo_paths.child_env(dict(os.environ, YOLOXLOSS_LIB=yoloxloss.library_path()))
+        code = "import yoloxloss; print(yoloxloss.library_path())"
         p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.strip(), os.path.abspath(yoloxloss.library_path()))
@@ -196,17 +193,17 @@ class TestLibrary(unittest.TestCase):
     def test_search_order(self):
         import tempfile
         env = {k: v for k, v in os.environ.items() if k != "YOLOXLOSS_LIB"}
-        code = "import sys; sys.path.insert(0, %r); import yoloxloss; print(yoloxloss.library_path())"
+        code = "import yoloxloss; print(yoloxloss.library_path())"
         with tempfile.TemporaryDirectory() as tmp:
             # A copy of the package with the library beside it loads that one.
             pkg = self._copy_package(os.path.join(tmp, "a"), True)
-            p = subprocess.run([sys.executable, "-c", code % pkg], env=env,
+            p = subprocess.run([sys.executable, "-c", code], env=repo_paths.child_env(env, pkg),
                                capture_output=True, text=True)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(p.stdout.strip(), os.path.join(pkg, "yoloxloss", "libyoloxloss.so"))
             # Without one (and no build/ two levels up) the error lists both places.
             pkg = self._copy_package(os.path.join(tmp, "b"), False)
-            p = subprocess.run([sys.executable, "-c", code % pkg], env=env,
+            p = subprocess.run([sys.executable, "-c", code], env=repo_paths.child_env(env, pkg),
                                capture_output=True, text=True)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("ImportError", p.stderr)

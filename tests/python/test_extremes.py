@@ -10,19 +10,13 @@ terms and gradients are compared on the same foreground set.
 """
 
 import math
-import os
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "python"))
-sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
+import torch
 
-import torch  # noqa: E402
-
-import yoloxloss  # noqa: E402
-from yolox_reference import yolox_loss_reference  # noqa: E402
+import repo_paths  # noqa: F401  (puts python/ and tests/reference/ on sys.path)
+import yoloxloss
+from yolox_reference import yolox_loss_reference
 
 STRIDES = (8, 16)
 C = 3

@@ -45,13 +45,10 @@ import time
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..", "python")))
-
-from runner_io import Runner  # noqa: E402
-from yolox_reference import (count_labels, explain_assignment_difference,  # noqa: E402
-                             yolox_loss_reference, ASSIGNERS, anchor_tables, _geometry)
+import repo_paths  # puts python/ (yoloxloss) on sys.path
+from runner_io import Runner
+from tie_analysis import explain_assignment_difference
+from yolox_reference import count_labels, yolox_loss_reference, ASSIGNERS, anchor_tables, _geometry
 
 yoloxloss = None  # the drop-in, imported by main() unless --runner is given
 RUNNER = None     # a runner_io.Runner with --runner
@@ -678,7 +675,7 @@ def main(argv=None):
         import yoloxloss as dropin
         yoloxloss = dropin
         pkg_dir = os.path.dirname(os.path.abspath(yoloxloss.__file__))
-        repo_python = os.path.normpath(os.path.join(HERE, "..", "..", "python"))
+        repo_python = repo_paths.PYTHON_DIR
         print("yoloxloss from %s" % pkg_dir)
         if not pkg_dir.startswith(repo_python + os.sep):
             print("error: yoloxloss was not imported from this repository (%s)" % repo_python)

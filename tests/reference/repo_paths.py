@@ -1,0 +1,1 @@
+../python/repo_paths.py
