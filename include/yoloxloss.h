@@ -81,8 +81,8 @@ typedef enum {
  * ERR_INVALID_BOX also covers a box whose values are finite but whose
  * corners or area w*h overflow float32; ERR_SIZE_OVERFLOW also covers an
  * image whose num_gt x anchors IoU/cost matrices do not fit in size_t.
- * Boxes outside the image, more boxes than anchors and any positive stride
- * are accepted. Head outputs are not range-checked: a tw/th whose exp()
+ * Boxes outside the image, more boxes than anchors and any positive,
+ * increasing strides are accepted. Head outputs are not range-checked: a tw/th whose exp()
  * overflows gives an infinite box, handled as docs/reliability.md says. */
 
 /** A fixed English sentence for a status; never NULL. */

@@ -656,11 +656,16 @@ class TestErrors(unittest.TestCase):
         self.assertValueError("strides", strides=(8, 16))
         self.assertValueError(strides=(8, 16, 0))
         self.assertValueError(strides=(8, 16, float("nan")))
-        # any number of levels is accepted: nine copies of one level
-        o = [self.outputs[0]] * 9
-        m = yoloxloss.yolox_assign(o, self.labels, strides=(8,) * 9)
-        h, w = self.outputs[0].shape[-2:]
-        self.assertEqual(tuple(m.shape), (self.outputs[0].shape[0], 9 * h * w))
+        # any number of levels is accepted: nine, strides 4 to 1024 over one image
+        B, ch = self.outputs[0].shape[:2]
+        img = 8 * self.outputs[0].shape[-1]
+        strides = tuple(4 << k for k in range(9))
+        o = [torch.randn(B, ch, -(-img // s), -(-img // s)) for s in strides]
+        m = yoloxloss.yolox_assign(o, self.labels, strides=strides)
+        self.assertEqual(tuple(m.shape), (B, sum(x.shape[-1] * x.shape[-2] for x in o)))
+        # but the strides must increase, and the levels describe one image
+        self.assertValueError("increase", outputs=[self.outputs[0]] * 3, strides=(8, 8, 8))
+        self.assertValueError("level 1", outputs=[self.outputs[0]] * 3)
         self.assertValueError(outputs=[], strides=())
         self.assertValueError(outputs=[self.outputs[0][:, :, :, :0]], strides=(8,))
         self.assertValueError(outputs=[self.outputs[0][0]], strides=(8,))

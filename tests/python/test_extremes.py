@@ -204,9 +204,9 @@ class LabelContract(unittest.TestCase):
         self.assertEqual(len(details.dynamic_k[0]), 2)
 
     def test_more_boxes_than_anchors(self):
-        # 12 anchors, 20 boxes: every box gets k >= 1 of the few candidates,
+        # 13 anchors, 20 boxes: every box gets k >= 1 of the few candidates,
         # conflicts resolved by cost; finite and equal to the reference.
-        outs = [torch.randn(1, 5 + C, 3, 3), torch.randn(1, 5 + C, 1, 3)]
+        outs = [torch.randn(1, 5 + C, 3, 3), torch.randn(1, 5 + C, 2, 2)]
         g = torch.Generator().manual_seed(9)
         labels = torch.zeros(1, 20, 5)
         labels[0, :, 0] = torch.randint(0, C, (20,), generator=g).float()
@@ -215,7 +215,7 @@ class LabelContract(unittest.TestCase):
         lib = yoloxloss.yolox_loss(outs, labels, strides=STRIDES)
         matched = yoloxloss.yolox_assign(outs, labels, strides=STRIDES)
         ref = yolox_loss_reference(outs, labels, strides=STRIDES, forced_matched=matched)
-        self.assertLessEqual(int(matched.ge(0).sum()), 12)
+        self.assertLessEqual(int(matched.ge(0).sum()), 13)
         for a, b in zip(lib[:5], ref[:5]):
             self.assertTrue(math.isfinite(float(a)))
             self.assertLessEqual(abs(float(a) - float(b)), 1e-5 * max(abs(float(b)), 0.1))
