@@ -178,9 +178,12 @@ static int whole_batch_gradient(yoloxloss_context *ctx, const head *h, image *co
 static double relative_difference(const head *a, const head *b) {
     const float *x = (const float *)a, *y = (const float *)b;
     double diff = 0.0, scale = 0.0;
+    /* Plain comparisons, not fmax: gcc 12's aarch64 vectoriser crashes on
+     * this loop's two fmax reductions (an internal compiler error at -O3). */
     for (size_t k = 0; k < sizeof(head) / sizeof(float); k++) {
-        diff = fmax(diff, fabs((double)x[k] - (double)y[k]));
-        scale = fmax(scale, fabs((double)y[k]));
+        double d = fabs((double)x[k] - (double)y[k]), m = fabs((double)y[k]);
+        if (d > diff) diff = d;
+        if (m > scale) scale = m;
     }
     return scale > 0.0 ? diff / scale : diff;
 }
