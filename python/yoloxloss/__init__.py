@@ -46,7 +46,7 @@ import collections
 
 import torch
 
-from . import _autograd, _inputs, _options, _run
+from . import _autograd, _grad_memory, _inputs, _options, _run
 from . import _capi as _c
 from ._options import ASSIGNERS, IOU_LOSSES
 
@@ -60,6 +60,7 @@ __all__ = [
     "VERSION",
     "ASSIGNERS",
     "IOU_LOSSES",
+    "release_gradient_memory",
 ]
 
 VERSION = (_c.VERSION_MAJOR, _c.VERSION_MINOR, _c.VERSION_PATCH)
@@ -154,3 +155,11 @@ def yolox_assign(outputs, labels, strides=(8, 16, 32), assigner="yolox", num_thr
     """int64 ``[B, A]``: the gt row matched to each anchor (-1 = background),
     anchors in YOLOX's order (level-major, then i * W + j)."""
     return yolox_assign_details(outputs, labels, strides, assigner, num_threads).matched
+
+
+def release_gradient_memory():
+    """Unmap the idle gradient memory the drop-in keeps for reuse; returns
+    the bytes released. Gradients still alive are not affected. The pool
+    refills on the next backward; call this when training is over or the
+    batch shapes change for good."""
+    return _grad_memory.release_idle()
