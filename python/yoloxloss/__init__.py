@@ -22,6 +22,12 @@ Example::
 Split heads are accepted too: give each level as a ``(reg [B,4,H,W],
 obj [B,1,H,W], cls [B,C,H,W])`` triple instead of one ``[B,5+C,H,W]`` tensor.
 
+Install: ``python3 -m pip install --no-build-isolation ./python`` from the
+repository root builds the C library with CMake and puts it inside the
+package (``$YOLOXLOSS_LIB`` still overrides it). For a Megvii YOLOX model,
+``import yoloxloss.yolox; yoloxloss.yolox.use_library(model)`` switches its
+head's training loss to this library in one line (see ``yoloxloss.yolox``).
+
 Notes:
 
 * Head outputs must be CPU tensors (``ValueError`` otherwise; call ``.cpu()``
@@ -40,6 +46,11 @@ Notes:
 * Calls from several threads at once are safe: each forward/backward pair
   owns a C context, taken from a small per-configuration pool and returned
   after backward (or when the autograd graph is freed).
+* The gradients of one backward are views of one pooled block of memory,
+  reused only once every tensor sharing it is freed (so a reused block is
+  fully rewritten and never still readable elsewhere) and advised as
+  huge-page memory: no page faults per 4 KiB in steady state.
+  ``release_gradient_memory()`` unmaps the idle blocks.
 """
 
 import collections
