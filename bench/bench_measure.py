@@ -177,3 +177,108 @@ class CProgram:
         iters = int(f["iters"])
         return (Timing(float(f["median_ms"]), float(f["min_ms"]), iters),
                 Timing(float(f["floor_ms"]), None, iters), f)
+
+
+# --- additions: the drop-in without the step's own allocations, and the
+# official YOLOX code when $YOLOX_SRC names a checkout ----------------------
+
+def time_prepared(prepare, fn, policy):
+    """Times fn(prepare()) under policy, prepare() untimed before each call;
+    returns (Timing, the last value fn returned). What prepare made is freed
+    before the next call."""
+    for _ in range(policy.warmup):
+        args = prepare()
+        value = fn(args)
+        del args
+    times, spent = [], 0.0
+    while len(times) < policy.max_iters:
+        args = prepare()
+        t0 = time.perf_counter()
+        value = fn(args)
+        t1 = time.perf_counter()
+        del args
+        times.append((t1 - t0) * 1e3)
+        spent += t1 - t0
+        if len(times) >= policy.min_iters and spent >= policy.seconds:
+            break
+    return Timing(statistics.median(times), min(times), len(times)), value
+
+
+def time_dropin_loss_only(sc, outputs, labels, threads, policy):
+    """The drop-in's forward + backward alone: the fresh leaves of each call
+    are cloned before its timer starts (the clone is the trainer's cost of
+    new head outputs, which the drop-in column includes)."""
+    torch.set_num_threads(threads)
+
+    def prepare():
+        return [o.clone().requires_grad_(True) for o in outputs]
+
+    def run(leaves):
+        total = yoloxloss.yolox_loss(leaves, labels, STRIDES, assigner=sc.assigner, num_threads=threads)[0]
+        total.backward()
+        return float(total)
+
+    return time_prepared(prepare, run, policy)
+
+
+def load_official():
+    """(YOLOXHead class, None) from the checkout $YOLOX_SRC names, or (None,
+    why not)."""
+    src = os.environ.get("YOLOX_SRC")
+    if not src:
+        return None, "YOLOX_SRC is not set (a checkout of Megvii-BaseDetection/YOLOX)"
+    if not os.path.isfile(os.path.join(src, "yolox", "models", "yolo_head.py")):
+        return None, f"YOLOX_SRC={src} is not a YOLOX checkout"
+    sys.path.insert(0, os.path.abspath(src))
+    try:
+        from yolox.models.yolo_head import YOLOXHead
+    except ImportError as exc:
+        return None, f"cannot import YOLOX from {src}: {exc}"
+    return YOLOXHead, None
+
+
+def official_assigner(head_cls):
+    """The SimOTA rule a YOLOX checkout implements: its current code has
+    get_geometry_constraint, 0.1-0.3 had get_in_boxes_info."""
+    if hasattr(head_cls, "get_geometry_constraint"):
+        return "yolox"
+    if hasattr(head_cls, "get_in_boxes_info"):
+        return "yolox-legacy"
+    return None
+
+
+def official_step(head, outputs, labels):
+    """One training step's loss through the official code: fresh leaves as in
+    loss_step, each level concatenated and decoded (get_output_and_grid) as
+    YOLOXHead's training forward does, then YOLOXHead.get_losses and backward."""
+    def step():
+        leaves = [o.clone().requires_grad_(True) for o in outputs]
+        decoded, x_shifts, y_shifts, expanded_strides = [], [], [], []
+        for k, (leaf, stride) in enumerate(zip(leaves, STRIDES)):
+            # YOLOX's forward concatenates the level's reg, obj and cls
+            # outputs first (get_output_and_grid then writes into the result).
+            fused = torch.cat([leaf[:, :4], leaf[:, 4:5], leaf[:, 5:]], 1)
+            out, grid = head.get_output_and_grid(fused, k, stride, leaf.type())
+            decoded.append(out)
+            x_shifts.append(grid[:, :, 0])
+            y_shifts.append(grid[:, :, 1])
+            expanded_strides.append(torch.full((1, grid.shape[1]), float(stride), dtype=leaf.dtype))
+        total = head.get_losses(None, x_shifts, y_shifts, expanded_strides, labels,
+                                torch.cat(decoded, 1), [], dtype=leaves[0].dtype)[0]
+        total.backward()
+        return float(total)
+
+    return step
+
+
+def time_official(head_cls, sc, outputs, labels, threads, policy):
+    """The official get_losses + backward (Timing, total), or (None, why not)."""
+    rule = official_assigner(head_cls)
+    if rule != sc.assigner:
+        return None, f"the YOLOX checkout implements the {rule or 'unknown'} rule, not {sc.assigner}"
+    import warnings
+    warnings.filterwarnings("ignore", message=".*CUDA is not available.*")  # its autocast(enabled=False)
+    torch.set_num_threads(threads)
+    head = head_cls(sc.classes, width=0.25, strides=list(STRIDES))
+    timing, _, total = time_calls(official_step(head, outputs, labels), policy)
+    return timing, total

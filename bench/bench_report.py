@@ -45,6 +45,35 @@ def main_table(res):
     return _table(header, rows)
 
 
+def extras_table(res):
+    """Per scenario and thread count: the drop-in with its leaves made
+    before the timer and the official YOLOX code, against the C API."""
+    isa = res["default_isa"]
+    header = ["scenario", "threads", "drop-in ms", "drop-in, loss only ms", f"C API ms ({isa})",
+              "drop-in / C API", "loss only / C API", "drop-in / its floor", "official YOLOX ms",
+              "official / drop-in"]
+    rows = []
+    for r in res["rows"]:
+        c = r["c"][isa]["ms"]
+        loss_only = r.get("dropin_loss_only_ms")
+        official = r.get("official_ms")
+        rows.append([r["scenario"], r["threads"], ms(r["dropin_ms"]), ms(loss_only), ms(c),
+                     ratio(r["dropin_ms"], c), ratio(loss_only, c), ratio(r["dropin_ms"], r["dropin_floor_ms"]),
+                     ms(official) if official is not None else "not available",
+                     ratio(official, r["dropin_ms"])])
+    return _table(header, rows)
+
+
+def official_note(res):
+    """Where the official column's numbers come from, or why it has none."""
+    o = res.get("official") or {}
+    if o.get("assigner"):
+        return (f"official YOLOX: `YOLOXHead.get_losses` + backward from YOLOX_SRC={o['src']} "
+                f"({o['assigner']} rule; other scenarios say why not), the head outputs decoded by "
+                "`get_output_and_grid` as its training forward does, fresh leaves per call as for PyTorch.")
+    return f"official YOLOX: not available: {o.get('why', 'not measured')}."
+
+
 def isa_table(res):
     """The C API once per ISA this build and CPU have, then one row per ISA
     they lack, saying which of the two lacks it."""
@@ -165,6 +194,13 @@ def markdown(res, png_name):
         f"`bench/yoloxloss_bench` on the same tensors ({res['default_isa']}, the ISA the library picks here), "
         "gradient buffers reused across steps; its floor is one pass reading the head outputs and writing "
         "buffers of the same size, timed step by step in the same run.",
+        "",
+        "## Drop-in without the step's allocations, and the official YOLOX code",
+        "",
+        extras_table(res),
+        "",
+        "drop-in, loss only: the drop-in with each call's fresh leaves cloned before its timer (the clone, "
+        "a trainer's cost of new head outputs, is in the drop-in column and in its floor). " + official_note(res),
         "",
         "## C API per instruction set",
         "",

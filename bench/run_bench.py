@@ -14,6 +14,11 @@ inputs, the median time of forward + backward of:
                 once per instruction set this build and CPU have, beside its
                 floor: one pass reading the outputs and writing buffers of
                 the same size, timed step by step in the same run.
+  drop-in, loss only   the drop-in with each call's fresh leaves cloned
+                before its timer: the library's part of the drop-in;
+  official YOLOX  with $YOLOX_SRC naming a checkout of Megvii's YOLOX, its
+                YOLOXHead.get_losses + backward on the same tensors (the
+                column says "not available" and why otherwise).
 Then it sweeps batch size and boxes per image (one thread) for the plot.
 Progress goes to stderr; bench.md (tables), bench.png (plot) and bench.json
 (every number) go to --out-dir. See bench/README.md.
@@ -100,6 +105,28 @@ def measure(c, sc, inputs, threads, isas, torch_policy, lib_policy, log, label):
                 dropin_total=drop_total, c=c_rows)
 
 
+def measure_extras(sc, inputs, threads, cfg, log, label, official, row):
+    """Adds to row the drop-in with its leaves made before the timer, and the
+    official YOLOX code (official: (YOLOXHead class or None, why not))."""
+    outputs, labels, _ = inputs
+    loss_t, loss_total = m.time_dropin_loss_only(sc, outputs, labels, threads, cfg["lib"])
+    log(f"{label}: drop-in, leaves made untimed {fmt(loss_t)}")
+    log.check(f"{label} drop-in (loss only) vs drop-in", loss_total, row["dropin_total"], TOL_LIB)
+    row.update(dropin_loss_only_ms=loss_t.median_ms, dropin_loss_only_iters=loss_t.iters)
+    head_cls, why = official
+    if head_cls is not None:
+        timing, total = m.time_official(head_cls, sc, outputs, labels, threads, cfg["torch"])
+        if timing is None:
+            why = total
+        else:
+            log(f"{label}: official YOLOX {fmt(timing)}")
+            log.check(f"{label} drop-in vs official YOLOX", row["dropin_total"], total, TOL_TORCH)
+            row.update(official_ms=timing.median_ms, official_iters=timing.iters, official_total=total)
+            return
+    log(f"{label}: official YOLOX not available: {why}")
+    row.update(official_ms=None, official_why=why)
+
+
 def make_inputs(sc, images, boxes, tmp, seed):
     """Inputs for sc with images and boxes per image, and their file for
     the C program."""
@@ -109,7 +136,7 @@ def make_inputs(sc, images, boxes, tmp, seed):
     return outputs, labels, path
 
 
-def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log):
+def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log, official=(None, "not asked for")):
     """Every implementation on sc (with `images` images if not None) at each
     thread count; one row per thread count."""
     name = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
@@ -118,6 +145,7 @@ def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log):
     for t in threads_list:
         label = f"{name}, {t} thread{'s' if t > 1 else ''}"
         rows.append(dict(scenario=name, **measure(c, sc, inputs, t, isas, cfg["torch"], cfg["lib"], log, label)))
+        measure_extras(sc, inputs, t, cfg, log, label, official, rows[-1])
     os.remove(inputs[2])
     return rows
 
@@ -194,10 +222,15 @@ def main():
 
     results = dict(machine=info, isas=[dict(name=n, supported=ok, default=d) for n, ok, d in isa_rows],
                    default_isa=default_isa, rows=[], sweeps={})
+    official = m.load_official()
+    results["official"] = dict(src=os.environ.get("YOLOX_SRC"), why=official[1],
+                               assigner=official[0] and m.official_assigner(official[0]))
+    log("official YOLOX: " + (f"{os.environ.get('YOLOX_SRC')} ({results['official']['assigner']} rule)"
+                              if official[0] else f"not available: {official[1]}"))
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-") as tmp:
         for sc in scenarios:
             results["rows"] += run_scenario(c, sc, args.images or cfg.get("images"), threads_list, isas, cfg, tmp,
-                                            log)
+                                            log, official)
         if not args.no_sweep:
             base = next(s for s in all_scenarios if s.name == "coco16")
             results["sweeps"]["images"] = run_sweep(c, base, "images", cfg["sweep_images"], None,

@@ -3,7 +3,9 @@
 accepts what --list-isas calls supported and refuses the rest; a --quick
 run of the driver writes the table, the JSON and a PNG plot, reports
 progress, times every supported ISA, and finds the C API and the drop-in
-agreeing on the loss of identical inputs. It checks that the pipeline
+agreeing on the loss of identical inputs; the table of the drop-in without
+the step's allocations has its times, and the official YOLOX column a time
+with $YOLOX_SRC or "not available" and why without it. It checks that the pipeline
 works, not how fast anything is.
 
 usage: smoke_test.py --bench-exe build/bench/yoloxloss_bench
@@ -69,6 +71,8 @@ def check_quick_run(exe, out):
     if disagreements:
         fail("the C API and the drop-in disagree on identical inputs: " + "; ".join(disagreements))
 
+    check_extras(table, threads)
+
     with open(os.path.join(out, "bench.png"), "rb") as f:
         if f.read(8) != b"\x89PNG\r\n\x1a\n":
             fail("bench.png is not a PNG")
@@ -81,6 +85,32 @@ def check_quick_run(exe, out):
     for name in ("bench.md", "bench.json", "bench.png"):
         if os.path.join(out, name) not in proc.stdout:
             fail(f"the driver did not say where it wrote {name}", proc)
+
+
+def check_extras(table, threads):
+    """The drop-in without the step's allocations is timed; the official
+    YOLOX column has a time with $YOLOX_SRC, and says "not available" and why
+    without it."""
+    section = table.split("## Drop-in without the step's allocations", 1)
+    if len(section) != 2:
+        fail(f"bench.md has no table of the drop-in without allocations:\n{table}")
+    section = section[1].split("\n## ", 1)[0]
+    have_yolox = bool(os.environ.get("YOLOX_SRC"))
+    for t in threads:
+        row = next((line for line in section.splitlines() if line.startswith(f"| coco16 [2 images] | {t} |")), None)
+        if row is None:
+            fail(f"the drop-in/official table has no coco16 row for {t} thread(s):\n{section}")
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for cell in cells[2:8]:
+            if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
+                fail(f"bad cell {cell!r} in row {row!r}")
+        official = cells[8]
+        if have_yolox and not re.fullmatch(r"\d+(\.\d+)?", official):
+            fail(f"YOLOX_SRC is set but the official column says {official!r}:\n{section}")
+        if not have_yolox and official != "not available":
+            fail(f"without YOLOX_SRC the official column says {official!r}, not 'not available'")
+    if not have_yolox and "official YOLOX: not available: YOLOX_SRC is not set" not in section:
+        fail(f"the table does not say why the official column is not available:\n{section}")
 
 
 def check_bad_scenario(exe, out):

@@ -15,6 +15,9 @@ packages=(build-essential cmake pkg-config libsleef-dev libcmocka-dev doxygen
 # (libgomp comes with the cross gcc).
 packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libsleef-dev:arm64 libcmocka-dev:arm64)
 command -v qemu-aarch64 >/dev/null || packages+=(qemu-user)
+# The Python package's install test: a venv, pip and setuptools' wheel build
+# (pip install --no-build-isolation ./python).
+packages+=(python3-venv python3-pip python3-setuptools python3-wheel)
 
 missing=()
 for p in "${packages[@]}"; do

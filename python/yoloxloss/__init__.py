@@ -22,6 +22,12 @@ Example::
 Split heads are accepted too: give each level as a ``(reg [B,4,H,W],
 obj [B,1,H,W], cls [B,C,H,W])`` triple instead of one ``[B,5+C,H,W]`` tensor.
 
+Install: ``python3 -m pip install --no-build-isolation ./python`` from the
+repository root builds the C library with CMake and puts it inside the
+package (``$YOLOXLOSS_LIB`` still overrides it). For a Megvii YOLOX model,
+``import yoloxloss.yolox; yoloxloss.yolox.use_library(model)`` switches its
+head's training loss to this library in one line (see ``yoloxloss.yolox``).
+
 Notes:
 
 * Head outputs must be CPU tensors (``ValueError`` otherwise; call ``.cpu()``
@@ -40,13 +46,18 @@ Notes:
 * Calls from several threads at once are safe: each forward/backward pair
   owns a C context, taken from a small per-configuration pool and returned
   after backward (or when the autograd graph is freed).
+* The gradients of one backward are views of one pooled block of memory,
+  reused only once every tensor sharing it is freed (so a reused block is
+  fully rewritten and never still readable elsewhere) and advised as
+  huge-page memory: no page faults per 4 KiB in steady state.
+  ``release_gradient_memory()`` unmaps the idle blocks.
 """
 
 import collections
 
 import torch
 
-from . import _autograd, _inputs, _options, _run
+from . import _autograd, _grad_memory, _inputs, _options, _run
 from . import _capi as _c
 from ._options import ASSIGNERS, IOU_LOSSES
 
@@ -60,6 +71,7 @@ __all__ = [
     "VERSION",
     "ASSIGNERS",
     "IOU_LOSSES",
+    "release_gradient_memory",
 ]
 
 VERSION = (_c.VERSION_MAJOR, _c.VERSION_MINOR, _c.VERSION_PATCH)
@@ -154,3 +166,11 @@ def yolox_assign(outputs, labels, strides=(8, 16, 32), assigner="yolox", num_thr
     """int64 ``[B, A]``: the gt row matched to each anchor (-1 = background),
     anchors in YOLOX's order (level-major, then i * W + j)."""
     return yolox_assign_details(outputs, labels, strides, assigner, num_threads).matched
+
+
+def release_gradient_memory():
+    """Unmap the idle gradient memory the drop-in keeps for reuse; returns
+    the bytes released. Gradients still alive are not affected. The pool
+    refills on the next backward; call this when training is over or the
+    batch shapes change for good."""
+    return _grad_memory.release_idle()

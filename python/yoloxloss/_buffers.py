@@ -12,6 +12,7 @@ import ctypes
 import torch
 
 from . import _capi as _c
+from . import _grad_memory
 
 __all__ = []  # private module
 
@@ -52,8 +53,10 @@ def c_batch(inputs, prepared):
 
 def new_gradients(prepared):
     """Uninitialised float32 gradient tensors shaped like the prepared
-    inputs; C overwrites every element."""
-    return [torch.empty(p.shape, dtype=torch.float32) for p in prepared]
+    inputs; C overwrites every element. They are views of one pooled slab
+    of memory (``_grad_memory``): no page faults once a backward of the same
+    size has run and its gradients are gone."""
+    return _grad_memory.empty_tensors([p.shape for p in prepared], torch.float32)
 
 
 def c_gradients(inputs, grads):

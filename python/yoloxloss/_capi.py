@@ -192,7 +192,8 @@ def _load():
     raise ImportError(
         "yoloxloss: cannot find %s. Tried:\n%s\n"
         "Build it (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && "
-        "cmake --build build) or set $%s to its full path."
+        "cmake --build build) or set $%s to its full path; or install the package "
+        "with its library: python3 -m pip install --no-build-isolation ./python"
         % (LIB_NAME, "\n".join(tried), ENV_VAR))
 
 

@@ -5,7 +5,8 @@
 # each), and through pkg-config (shared, and static with Libs.private). Each
 # program is run. Checks that the valgrind suppressions are installed, that
 # the package and the .pc file name them, and, given valgrind, that they
-# make a consumer's valgrind run clean.
+# make a consumer's valgrind run clean. With YOLOXLOSS_TEST_PYTHON (a Python
+# that can import torch), imports the installed Python package and runs it.
 # Usage: test_install.sh BUILD_DIR C_COMPILER [CMAKE [CXX_COMPILER [VALGRIND]]]
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -93,5 +94,25 @@ if [ -n "$valgrind" ]; then
   done
 else
   echo "(no valgrind given: the suppressions were checked to be installed, not run)"
+fi
+if [ -n "${YOLOXLOSS_TEST_PYTHON:-}" ]; then
+  # The Python package installed beside the library: with its directory on
+  # PYTHONPATH and no YOLOXLOSS_LIB it loads the installed library.
+  echo "== Python package"
+  pkg=$(find "$prefix" -path '*-packages/yoloxloss/__init__.py' | head -n1)
+  [ -n "$pkg" ] || { echo "the Python package was not installed" >&2; exit 1; }
+  pydir=$(dirname "$(dirname "$pkg")")
+  (cd "$work" && env -u YOLOXLOSS_LIB PYTHONPATH="$pydir" PYTHONDONTWRITEBYTECODE=1 "$YOLOXLOSS_TEST_PYTHON" -c '
+import os, sys, torch, yoloxloss
+lib = os.path.realpath(yoloxloss.library_path())
+assert lib == os.path.realpath(sys.argv[1]), "loaded %s, not the installed %s" % (lib, sys.argv[1])
+outputs = [torch.randn(1, 6, 32 // s, 32 // s, requires_grad=True) for s in (8, 16, 32)]
+total = yoloxloss.yolox_loss(outputs, torch.tensor([[[0.0, 16.0, 16.0, 12.0, 10.0]]]))[0]
+total.backward()
+assert all(torch.isfinite(o.grad).all() for o in outputs)
+print("import yoloxloss from %s: library %s, loss %.5f" % (os.path.dirname(yoloxloss.__file__), lib, float(total)))
+' "$libdir/libyoloxloss.so")
+else
+  echo "(YOLOXLOSS_TEST_PYTHON not set: the installed Python package was not imported)"
 fi
 echo "install test passed"
