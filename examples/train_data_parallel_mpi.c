@@ -28,9 +28,10 @@
  *
  * Output: rank 0 prints each step's loss (the mean over the ranks of their
  * reported terms, which is the whole batch's loss) and, with --out FILE,
- * writes the per-step losses and the final parameters there in a plain
- * format ("step K num_fg N loss TOTAL IOU OBJ CLS L1", then "param I VALUE",
- * values to 9 significant digits, enough to read float32 back exactly).
+ * writes the per-step losses and the final parameters there, one value or
+ * row per line ("loss STEP TOTAL IOU OBJ CLS L1", "num_fg STEP N", then
+ * "param w|b INDEX VALUE"; 9 significant digits, enough to read float32
+ * back exactly).
  * tests/data_parallel/compare_runs.py runs this with 1 and with 2 ranks and
  * compares those files.
  *
@@ -244,8 +245,8 @@ static int replicas_differ(const head *h, MPI_Comm comm) {
 }
 
 static void write_parameters(FILE *f, const head *h) {
-    const float *p = (const float *)h;
-    for (size_t k = 0; k < sizeof(head) / sizeof(float); k++) fprintf(f, "param %zu %.9g\n", k, (double)p[k]);
+    for (int k = 0; k < OUT * FEAT; k++) fprintf(f, "param w %d %.9g\n", k, (double)h->w[k]);
+    for (int k = 0; k < OUT; k++) fprintf(f, "param b %d %.9g\n", k, (double)h->b[k]);
 }
 
 int main(int argc, char **argv) {
@@ -320,8 +321,8 @@ int main(int argc, char **argv) {
                 if (check_against_one_process(ctx, &h, batch, &buf, &grad, terms[0], step)) failed = 1;
             }
             if (out)
-                fprintf(out, "step %d num_fg %lld loss %.9g %.9g %.9g %.9g %.9g\n", step, (long long)num_fg,
-                        terms[0], terms[1], terms[2], terms[3], terms[4]);
+                fprintf(out, "loss %d %.9g %.9g %.9g %.9g %.9g\nnum_fg %d %lld\n", step, terms[0], terms[1],
+                        terms[2], terms[3], terms[4], step, (long long)num_fg);
         }
         adam_step(&h, &grad, &adam, LEARNING_RATE);
     }

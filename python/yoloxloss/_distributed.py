@@ -46,14 +46,16 @@ class MeanOverRanks:
                                "torch.distributed.init_process_group first (torch.distributed.run "
                                "sets up its environment), or pass normalizer=None for "
                                "single-process training" % NAME)
-        if process_group is not None and not isinstance(process_group, dist.ProcessGroup):
-            raise TypeError("process_group must be None or a group from torch.distributed.new_group, "
-                            "got %r" % (process_group,))
-        if dist.get_rank(process_group) < 0:
+        # new_group gives the ranks outside it a placeholder, not a group.
+        outside = process_group is getattr(dist.GroupMember, "NON_GROUP_MEMBER", None)
+        if outside or (isinstance(process_group, dist.ProcessGroup) and dist.get_rank(process_group) < 0):
             raise ValueError("process_group does not contain this process (global rank %d): pass a "
                              "group it belongs to, or None for the default group; on ranks outside "
                              "the group, call yolox_loss without normalizer=%r"
                              % (dist.get_rank(), NAME))
+        if process_group is not None and not isinstance(process_group, dist.ProcessGroup):
+            raise TypeError("process_group must be None or a group from torch.distributed.new_group, "
+                            "got %r" % (process_group,))
         self.dist = dist
         self.group = process_group
         self.size = dist.get_world_size(process_group)
