@@ -17,6 +17,10 @@ next to the package, or build/):
 
     /usr/bin/python3 -m torch.distributed.run --nproc_per_node 2 examples/pytorch_ddp.py
 
+On Debian 12 (PyTorch 1.13 under Python 3.11) add ``--redirects 9:0 --tee
+9:0``: that launcher cannot parse its own default "0" for them, and a
+mapping that names no local rank means the same.
+
 Several machines: the same command on each, with ``--nnodes 2 --node_rank
 0|1 --master_addr HOST0 --master_port PORT`` (or ``--rdzv_backend c10d
 --rdzv_endpoint HOST0:PORT``); see docs/trainer-guide.md.

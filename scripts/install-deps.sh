@@ -15,6 +15,8 @@ packages=(build-essential cmake pkg-config libsleef-dev libcmocka-dev doxygen
 # (libgomp comes with the cross gcc).
 packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libsleef-dev:arm64 libcmocka-dev:arm64)
 command -v qemu-aarch64 >/dev/null || packages+=(qemu-user)
+# Open MPI for the data-parallel example and its test (examples/train_data_parallel_mpi.c).
+packages+=(libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${packages[@]}"; do
