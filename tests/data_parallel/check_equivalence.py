@@ -257,9 +257,10 @@ def main():
             if loss[0] > args.loss_tol or param[0] > args.param_tol or fg:
                 failures.append("%d ranks do not reproduce one process (tolerances: loss %.0e, "
                                 "parameters %.0e, num_fg exact)" % (args.ranks, args.loss_tol, args.param_tol))
-            bad_loss, bad_fg, bad_param = differences(ref, read_results(paths["local"]))
-            print("without the global normaliser:\n%s"
-                  % describe(bad_loss, bad_fg, bad_param, steps, recorded_fg))
+            local = read_results(paths["local"])
+            bad_loss, bad_fg, bad_param = differences(ref, local)
+            print("without the global normaliser:\n%s\nlargest loss difference by step: %s"
+                  % (describe(bad_loss, bad_fg, bad_param, steps, recorded_fg), per_step(ref, local)))
             if bad_loss[0] <= args.loss_tol and bad_param[0] <= args.param_tol:
                 failures.append("the run without the global normaliser agrees with one process: "
                                 "the comparison cannot tell")
