@@ -31,9 +31,8 @@
  * writes the per-step losses and the final parameters there, one value or
  * row per line ("loss STEP TOTAL IOU OBJ CLS L1", "num_fg STEP N", then
  * "param w|b INDEX VALUE"; 9 significant digits, enough to read float32
- * back exactly).
- * tests/data_parallel/compare_runs.py runs this with 1 and with 2 ranks and
- * compares those files.
+ * back exactly). tests/data_parallel/check_equivalence.py runs this with 1
+ * and with 2 ranks for 10 steps and compares those files.
  *
  * Checks; the program exits 1 when one fails:
  *   - on the first and every CHECK_EVERY-th step, rank 0 also computes the
@@ -46,6 +45,7 @@
  *     replicas have not drifted apart).
  *
  * Usage: mpirun -np R train_data_parallel_mpi [steps] [--out FILE] [--local-normalizer]
+ * (as root, Open MPI also wants --allow-run-as-root)
  *   steps               default 40
  *   R                   any divisor of the global batch (12)
  *   --local-normalizer  leave out step 2 (each rank keeps max(num_fg_r, 1)):
