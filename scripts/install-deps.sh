@@ -18,6 +18,8 @@ command -v qemu-aarch64 >/dev/null || packages+=(qemu-user)
 # The Python package's install test: a venv, pip and setuptools' wheel build
 # (pip install --no-build-isolation ./python).
 packages+=(python3-venv python3-pip python3-setuptools python3-wheel)
+# Open MPI for the data-parallel example and its test (examples/train_data_parallel_mpi.c).
+packages+=(libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${packages[@]}"; do

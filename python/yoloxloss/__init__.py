@@ -90,7 +90,7 @@ def version():
 
 def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss="iou",
                use_l1=False, reg_weight=5.0, obj_weight=1.0, cls_weight=1.0, l1_weight=1.0,
-               num_threads=0, *, normalizer=None, check_finite=None):
+               num_threads=0, *, normalizer=None, check_finite=None, process_group=None):
     """The YOLOX loss, as ``YOLOXHead.get_losses`` returns it.
 
     Args:
@@ -107,10 +107,28 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss=
         use_l1: add the L1 term on the raw reg outputs.
         reg_weight, obj_weight, cls_weight, l1_weight: weights in total.
         num_threads: OpenMP threads of the C library; 0 = OpenMP's default.
-        normalizer: keyword only; replaces N = max(num_fg, 1) (e.g. the mean
-            num_fg across data-parallel ranks). None keeps N.
+        normalizer: keyword only; replaces N = max(num_fg, 1). None keeps N;
+            a number > 0 replaces it. ``"mean_over_ranks"`` is for
+            data-parallel training (``DistributedDataParallel``, one process
+            per rank, each with its share of the batch): after this rank's
+            assignment, num_fg is all-reduced (summed) over ``process_group``
+            and every rank divides by max(sum / group size, 1), MMDetection's
+            normaliser, before any loss value is returned; backward uses it
+            too. DDP's averaged gradient is then that of the whole batch's
+            loss on one process (when the batch has at least as many
+            foreground anchors as ranks), and the mean over the ranks of the
+            returned terms is that loss. A collective: every rank of the
+            group must call ``yolox_loss`` the same number of times; if one
+            rank fails, the others wait in the all-reduce until the launcher
+            (``torch.distributed.run``) ends them. A forward redone for a
+            second backward (``retain_graph``) reuses the value without
+            another all-reduce. With the NCCL backend the one-number
+            all-reduce runs on the current CUDA device.
         check_finite: keyword only; scan the head outputs for NaN/Inf (and
             raise ValueError naming the first). None = the library's default.
+        process_group: keyword only, only with ``normalizer="mean_over_ranks"``:
+            the ``torch.distributed`` group to average over; None = the
+            default group.
 
     Returns:
         ``(total, reg_weight * loss_iou, obj_weight * loss_obj,
@@ -119,9 +137,14 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss=
         ``fg_ratio = max(num_fg, 1) / max(num_gt, 1)`` has no gradient.
 
     Raises:
-        ValueError: bad shapes, labels, boxes, options, or non-CPU tensors.
+        ValueError: bad shapes, labels, boxes, options, or non-CPU tensors;
+            a ``process_group`` this process is not in, or one given without
+            ``normalizer="mean_over_ranks"``.
+        TypeError: a ``process_group`` that is not a process group.
         MemoryError: the C workspace could not be allocated.
-        RuntimeError: any other library failure.
+        RuntimeError: ``normalizer="mean_over_ranks"`` without
+            torch.distributed or before ``init_process_group``; any other
+            library failure.
     """
     inputs, tensors = _inputs.parse(outputs, labels, strides)
     options = _options.LossOptions(
@@ -129,7 +152,7 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss=
         iou_loss=iou_loss, use_l1=use_l1, reg_weight=reg_weight, obj_weight=obj_weight,
         cls_weight=cls_weight, l1_weight=l1_weight, num_threads=num_threads,
         check_finite=check_finite)
-    run = _run.Run(inputs, options, normalizer=_options.parse_normalizer(normalizer))
+    run = _run.Run(inputs, options, normalizer=_options.parse_normalizer(normalizer, process_group))
     return _autograd.losses(run, tensors)
 
 

@@ -18,6 +18,7 @@ import math
 from typing import Optional, Tuple
 
 from . import _capi as _c
+from . import _distributed
 from ._errors import raise_status
 
 __all__ = []  # private module
@@ -45,8 +46,18 @@ def choice_name(value, table, what):
     raise ValueError("%s must be one of %s, got %r" % (what, sorted(table), value))
 
 
-def parse_normalizer(normalizer):
-    """None (keep the library's N = max(num_fg, 1)) or a finite float > 0."""
+def parse_normalizer(normalizer, process_group=None):
+    """None (keep the library's N = max(num_fg, 1)), a finite float > 0, or,
+    for "mean_over_ranks", a ``_distributed.MeanOverRanks`` over
+    process_group (which checks torch.distributed and the group at once)."""
+    if isinstance(normalizer, str):
+        if normalizer.lower().replace("-", "_") != _distributed.NAME:
+            raise ValueError("normalizer must be None, a number > 0 or %r, got %r"
+                             % (_distributed.NAME, normalizer))
+        return _distributed.MeanOverRanks(process_group)
+    if process_group is not None:
+        raise ValueError("process_group is used only with normalizer=%r, got normalizer=%r"
+                         % (_distributed.NAME, normalizer))
     if normalizer is None:
         return None
     normalizer = float(normalizer)

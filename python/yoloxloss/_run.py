@@ -24,7 +24,10 @@ __all__ = []  # private module
 class Run:
     """The loss of one batch (``_inputs.HeadInputs``) under one ``LossOptions``.
 
-    normalizer: None, or the float that replaces N = max(num_fg, 1).
+    normalizer: None, the float that replaces N = max(num_fg, 1), or a
+    callable that turns this batch's num_fg into that float (a collective such
+    as ``_distributed.MeanOverRanks``; it is called once, by the first
+    forward, and its value kept for a forward redone by a second backward).
     """
 
     def __init__(self, inputs, options, normalizer=None):
@@ -63,6 +66,8 @@ class Run:
         # place for a normaliser that needs this batch's num_fg first.
         if self.normalizer is None:
             return
+        if callable(self.normalizer):
+            self.normalizer = self.normalizer(losses.num_fg)
         status = _c.renormalize(context.ptr, self.normalizer, ctypes.byref(losses))
         if status != _c.OK:
             raise_status(status, "yoloxloss_renormalize", context.ptr)
