@@ -55,7 +55,7 @@ static void m_center_radius(yoloxloss_config *c, int v) {
 static void m_topk(yoloxloss_config *c, int v) { c->candidate_topk = v ? -5 : 0; }
 static void m_iou_cost(yoloxloss_config *c, int v) { c->iou_cost_weight = v ? NAN : -0.5f; }
 static void m_cls_cost(yoloxloss_config *c, int v) { c->cls_cost_weight = v ? INFINITY : -1.0f; }
-static void m_iou_loss(yoloxloss_config *c, int v) { c->iou_loss = (yoloxloss_iou_loss)(v ? -1 : 2); }
+static void m_iou_loss(yoloxloss_config *c, int v) { c->iou_loss = (yoloxloss_iou_loss)(v ? -1 : 7); }
 static void m_reg_weight(yoloxloss_config *c, int v) { c->reg_weight = v ? INFINITY : NAN; }
 static void m_obj_weight(yoloxloss_config *c, int v) { c->obj_weight = v ? -INFINITY : NAN; }
 static void m_cls_weight(yoloxloss_config *c, int v) { c->cls_weight = v ? INFINITY : NAN; }

@@ -18,20 +18,20 @@ static yl_box mk(float x, float y, float w, float h) {
 static void test_decode_hand_values(void **state) {
     (void)state;
     /* x = (tx + j) s, y = (ty + i) s, w = exp(tw) s, h = exp(th) s */
-    yl_box b = yl_decode(tu_math(), 0.5f, -0.25f, 0.0f, logf(2.0f), 3, 2, 8.0f);
+    yl_box b = yl_decode(tu_math(), 0.5f, -0.25f, 0.0f, logf(2.0f), 3, 2, 8.0f, YOLOXLOSS_ARITHMETIC_YOLOX);
     TU_ASSERT_CLOSE(b.x, 20.0, 0, 1e-6);
     TU_ASSERT_CLOSE(b.y, 22.0, 0, 1e-6);
     TU_ASSERT_CLOSE(b.w, 8.0, 0, 1e-6);
     TU_ASSERT_CLOSE(b.h, 16.0, 1e-6, 0);
 
-    b = yl_decode(tu_math(), -1.0f, 2.0f, -1.0f, 1.0f, 0, 5, 32.0f);
+    b = yl_decode(tu_math(), -1.0f, 2.0f, -1.0f, 1.0f, 0, 5, 32.0f, YOLOXLOSS_ARITHMETIC_YOLOX);
     TU_ASSERT_CLOSE(b.x, 128.0, 0, 1e-5);
     TU_ASSERT_CLOSE(b.y, 64.0, 0, 1e-5);
     TU_ASSERT_CLOSE(b.w, 32.0 * exp(-1.0), 1e-6, 0);
     TU_ASSERT_CLOSE(b.h, 32.0 * exp(1.0), 1e-6, 0);
 
     /* row i only moves y, column j only moves x */
-    b = yl_decode(tu_math(), 0.0f, 0.0f, 0.0f, 0.0f, 7, 0, 16.0f);
+    b = yl_decode(tu_math(), 0.0f, 0.0f, 0.0f, 0.0f, 7, 0, 16.0f, YOLOXLOSS_ARITHMETIC_YOLOX);
     TU_ASSERT_CLOSE(b.x, 0.0, 0, 0);
     TU_ASSERT_CLOSE(b.y, 112.0, 0, 0);
 }
@@ -68,41 +68,41 @@ static void test_iou_loss_forward_hand(void **state) {
     yl_box g = mk(5, 5, 10, 10);
     /* iou = 1/3 */
     yl_box p = mk(10, 5, 10, 10);
-    TU_ASSERT_CLOSE(yl_iou_loss(p, g, YOLOXLOSS_IOU_LOSS_IOU), 1.0 - 1.0 / 9.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(p, g, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0 - 1.0 / 9.0, 1e-6, 0);
     /* enclosing [0,15]x[0,10] = 150 = union -> giou = iou */
-    TU_ASSERT_CLOSE(yl_iou_loss(p, g, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 - 1.0 / 3.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(p, g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0 - 1.0 / 3.0, 1e-6, 0);
 
     /* iou = 1/7, enclosing [0,6]x[0,9] = 54, union 42: giou = 1/7 - 12/54 = -5/63 */
     yl_box a = mk(2, 3, 4, 6), b = mk(4, 6, 4, 6);
-    TU_ASSERT_CLOSE(yl_iou_loss(a, b, YOLOXLOSS_IOU_LOSS_IOU), 1.0 - 1.0 / 49.0, 1e-6, 0);
-    TU_ASSERT_CLOSE(yl_iou_loss(a, b, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 + 5.0 / 63.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(a, b, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0 - 1.0 / 49.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(a, b, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0 + 5.0 / 63.0, 1e-6, 0);
 
     /* identical -> 0 for both */
-    TU_ASSERT_CLOSE(yl_iou_loss(g, g, YOLOXLOSS_IOU_LOSS_IOU), 0.0, 0, 1e-6);
-    TU_ASSERT_CLOSE(yl_iou_loss(g, g, YOLOXLOSS_IOU_LOSS_GIOU), 0.0, 0, 1e-6);
+    TU_ASSERT_CLOSE(yl_iou_loss(g, g, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX), 0.0, 0, 1e-6);
+    TU_ASSERT_CLOSE(yl_iou_loss(g, g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX), 0.0, 0, 1e-6);
 
     /* nested 4x4 in 10x10: iou .16; enclosing = gt = union -> giou = iou */
     yl_box n = mk(5, 5, 4, 4);
-    TU_ASSERT_CLOSE(yl_iou_loss(n, g, YOLOXLOSS_IOU_LOSS_IOU), 1.0 - 0.0256, 1e-6, 0);
-    TU_ASSERT_CLOSE(yl_iou_loss(n, g, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 - 0.16, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(n, g, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0 - 0.0256, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(n, g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0 - 0.16, 1e-6, 0);
 
     /* disjoint [20,30]x[0,10]: iou 0 -> iou loss 1; enclosing 300, union 200:
      * giou = -1/3 < 0 -> loss 4/3 > 1 */
     yl_box d = mk(25, 5, 10, 10);
-    TU_ASSERT_CLOSE(yl_iou_loss(d, g, YOLOXLOSS_IOU_LOSS_IOU), 1.0, 0, 0);
-    float lg = yl_iou_loss(d, g, YOLOXLOSS_IOU_LOSS_GIOU);
+    TU_ASSERT_CLOSE(yl_iou_loss(d, g, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0, 0, 0);
+    float lg = yl_iou_loss(d, g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX);
     TU_ASSERT_CLOSE(lg, 4.0 / 3.0, 1e-6, 0);
     assert_true(lg > 1.0f);
 
     /* far apart: giou -> -1, loss -> 2, never above 2 */
     yl_box f = mk(1000.5f, 1000.5f, 1, 1), u = mk(0.5f, 0.5f, 1, 1);
     double area_c = 1001.0 * 1001.0;
-    TU_ASSERT_CLOSE(yl_iou_loss(f, u, YOLOXLOSS_IOU_LOSS_GIOU), 1.0 + (area_c - 2.0) / area_c, 1e-6, 0);
-    assert_true(yl_iou_loss(f, u, YOLOXLOSS_IOU_LOSS_GIOU) <= 2.0f);
+    TU_ASSERT_CLOSE(yl_iou_loss(f, u, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0 + (area_c - 2.0) / area_c, 1e-6, 0);
+    assert_true(yl_iou_loss(f, u, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX) <= 2.0f);
 
     /* touching: iou 0, enclosing = union -> giou 0 -> loss 1 */
     yl_box t = mk(15, 5, 10, 10);
-    TU_ASSERT_CLOSE(yl_iou_loss(t, g, YOLOXLOSS_IOU_LOSS_GIOU), 1.0, 1e-6, 0);
+    TU_ASSERT_CLOSE(yl_iou_loss(t, g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX), 1.0, 1e-6, 0);
 }
 
 /* ---- gradient against finite differences -------------------------------- */
@@ -208,7 +208,7 @@ static void check_grad_random(int giou) {
         box_to_d(g, gd);
         fd_grad(pd, gd, giou, 1e-4, fd);
         float lib[4] = {NAN, NAN, NAN, NAN};
-        yl_iou_loss_grad(p, g, type, lib);
+        yl_iou_loss_grad(p, g, type, YOLOXLOSS_ARITHMETIC_YOLOX, lib);
         double scale = 0;
         for (int k = 0; k < 4; k++) scale = fmax(scale, fabs(fd[k]));
         for (int k = 0; k < 4; k++) {
@@ -220,7 +220,7 @@ static void check_grad_random(int giou) {
         if (!giou && kind == PAIR_DISJOINT)
             for (int k = 0; k < 4; k++) assert_true(lib[k] == 0.0f);
         /* the gradient is of the loss the library computes forward */
-        TU_ASSERT_CLOSE(yl_iou_loss(p, g, type), tu_iou_loss_d(pd, gd, giou), 1e-5, 1e-5);
+        TU_ASSERT_CLOSE(yl_iou_loss(p, g, type, YOLOXLOSS_ARITHMETIC_YOLOX), tu_iou_loss_d(pd, gd, giou), 1e-5, 1e-5);
         checked[kind]++;
     }
     for (int k = 0; k < PAIR_KINDS; k++) assert_true(checked[k] > 500);
@@ -253,13 +253,13 @@ static void test_grad_tie_hand(void **state) {
     (void)state;
     yl_box p = mk(3, 5, 6, 6), g = mk(5, 5, 10, 10);
     float gr[4];
-    yl_iou_loss_grad(p, g, YOLOXLOSS_IOU_LOSS_IOU, gr);
+    yl_iou_loss_grad(p, g, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX, gr);
     TU_ASSERT_CLOSE(gr[0], -0.029376, 1e-5, 1e-9);
     TU_ASSERT_CLOSE(gr[1], 0.0, 0, 1e-9);
     TU_ASSERT_CLOSE(gr[2], -0.028512, 1e-5, 1e-9);
     TU_ASSERT_CLOSE(gr[3], -0.0432, 1e-5, 1e-9);
 
-    yl_iou_loss_grad(p, g, YOLOXLOSS_IOU_LOSS_GIOU, gr);
+    yl_iou_loss_grad(p, g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX, gr);
     TU_ASSERT_CLOSE(gr[0], -0.0608, 1e-5, 1e-9);
     TU_ASSERT_CLOSE(gr[1], 0.0, 0, 1e-9);
     TU_ASSERT_CLOSE(gr[2], -0.0296, 1e-5, 1e-9);
@@ -268,9 +268,9 @@ static void test_grad_tie_hand(void **state) {
     /* Identical boxes: every corner ties. Shares of 1/2 make every component
      * zero for both types (worked by hand: d ix/dx = .5 - .5 = 0; for w,
      * d iou/dw = 5 (.01 + .01) - 10 (.01) = 0 and dU/Ac - U dAc/Ac^2 = .05 - .05 = 0). */
-    yl_iou_loss_grad(g, g, YOLOXLOSS_IOU_LOSS_IOU, gr);
+    yl_iou_loss_grad(g, g, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX, gr);
     for (int k = 0; k < 4; k++) TU_ASSERT_CLOSE(gr[k], 0.0, 0, 1e-9);
-    yl_iou_loss_grad(g, g, YOLOXLOSS_IOU_LOSS_GIOU, gr);
+    yl_iou_loss_grad(g, g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX, gr);
     for (int k = 0; k < 4; k++) TU_ASSERT_CLOSE(gr[k], 0.0, 0, 1e-9);
 }
 
@@ -309,7 +309,7 @@ static void test_grad_tie_random(void **state) {
             fd_grad_onesided(pd, gd, giou, 1e-5, +1, right);
             fd_grad_onesided(pd, gd, giou, 1e-5, -1, left);
             float lib[4];
-            yl_iou_loss_grad(p, g, giou ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU, lib);
+            yl_iou_loss_grad(p, g, giou ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX, lib);
             double scale = 1e-6;
             for (int k = 0; k < 4; k++) scale = fmax(scale, fmax(fabs(right[k]), fabs(left[k])));
             for (int k = 0; k < 4; k++) {
@@ -330,7 +330,7 @@ static void test_grad_no_overlap_is_zero_for_iou(void **state) {
                       mk(5, 15, 10, 10) /* touching in y */, mk(15, 15, 10, 10) /* corner */};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         float gr[4] = {1, 1, 1, 1};
-        yl_iou_loss_grad(cases[c], g, YOLOXLOSS_IOU_LOSS_IOU, gr);
+        yl_iou_loss_grad(cases[c], g, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_ARITHMETIC_YOLOX, gr);
         for (int k = 0; k < 4; k++) assert_true(gr[k] == 0.0f);
     }
     /* GIoU of disjoint boxes does have a gradient: moving the pred toward the
@@ -338,7 +338,7 @@ static void test_grad_no_overlap_is_zero_for_iou(void **state) {
      * U = 200, giou = -1 + U/Ac; d/dx = -U * (dAc/dx) / Ac^2 = -200*10/90000,
      * so dloss/dx = +2000/90000. */
     float gr[4];
-    yl_iou_loss_grad(mk(25, 5, 10, 10), g, YOLOXLOSS_IOU_LOSS_GIOU, gr);
+    yl_iou_loss_grad(mk(25, 5, 10, 10), g, YOLOXLOSS_IOU_LOSS_GIOU, YOLOXLOSS_ARITHMETIC_YOLOX, gr);
     TU_ASSERT_CLOSE(gr[0], 2000.0 / 90000.0, 1e-5, 0);
 }
 
@@ -348,20 +348,20 @@ static void test_l1_target_hand(void **state) {
     (void)state;
     float t[4];
     /* (cx/s - j, cy/s - i, log(w/s + 1e-8), log(h/s + 1e-8)) */
-    yl_l1_target(tu_math(), mk(20, 36, 16, 8), 4, 2, 8.0f, t);
+    yl_l1_target(tu_math(), mk(20, 36, 16, 8), 4, 2, 8.0f, YOLOXLOSS_ARITHMETIC_YOLOX, t);
     TU_ASSERT_CLOSE(t[0], 0.5, 0, 1e-7);
     TU_ASSERT_CLOSE(t[1], 0.5, 0, 1e-7);
     TU_ASSERT_CLOSE(t[2], log(2.0), 1e-6, 0);
     TU_ASSERT_CLOSE(t[3], 0.0, 0, 1e-7);
 
-    yl_l1_target(tu_math(), mk(100, 10, 4, 160), 0, 3, 32.0f, t);
+    yl_l1_target(tu_math(), mk(100, 10, 4, 160), 0, 3, 32.0f, YOLOXLOSS_ARITHMETIC_YOLOX, t);
     TU_ASSERT_CLOSE(t[0], 100.0 / 32 - 3, 0, 1e-6);
     TU_ASSERT_CLOSE(t[1], 10.0 / 32, 0, 1e-6);
     TU_ASSERT_CLOSE(t[2], log(0.125), 1e-6, 0);
     TU_ASSERT_CLOSE(t[3], log(5.0), 1e-6, 0);
 
     /* targets can be negative / outside [0,1] for anchors away from the centre */
-    yl_l1_target(tu_math(), mk(4, 4, 8, 8), 2, 2, 8.0f, t);
+    yl_l1_target(tu_math(), mk(4, 4, 8, 8), 2, 2, 8.0f, YOLOXLOSS_ARITHMETIC_YOLOX, t);
     TU_ASSERT_CLOSE(t[0], -1.5, 0, 1e-7);
     TU_ASSERT_CLOSE(t[1], -1.5, 0, 1e-7);
 }
