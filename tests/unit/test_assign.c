@@ -484,6 +484,29 @@ static void test_outside_gt_with_other_gt(void **state) {
     }
 }
 
+/* The config's cost constants and arithmetic reach the assigner: a
+ * penalty of 0 is the rule's own (1e6 current, 1e5 legacy), another value
+ * is taken as it is; the eps and the arithmetic pass through. */
+static void test_params_from_config(void **state) {
+    (void)state;
+    yoloxloss_config cfg;
+    yoloxloss_config_defaults(&cfg);
+    yl_assign_params p = yl_assign_params_for(&cfg, tu_scalar_kernels());
+    assert_true(p.penalty == 1e6f && p.iou_eps == 1e-8f && p.center_radius == 1.5f);
+    assert_int_equal(p.arithmetic, YOLOXLOSS_ARITHMETIC_YOLOX);
+    cfg.assigner = YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    p = yl_assign_params_for(&cfg, tu_scalar_kernels());
+    assert_true(p.penalty == 1e5f && p.center_radius == 2.5f);
+    cfg.cost_penalty = 123.5f;
+    cfg.cost_iou_eps = 1e-7f;
+    cfg.arithmetic = YOLOXLOSS_ARITHMETIC_MMDET;
+    p = yl_assign_params_for(&cfg, tu_scalar_kernels());
+    assert_true(p.penalty == 123.5f && p.iou_eps == 1e-7f);
+    assert_int_equal(p.arithmetic, YOLOXLOSS_ARITHMETIC_MMDET);
+    cfg.assigner = YOLOXLOSS_ASSIGNER_YOLOX;
+    assert_true(yl_assign_params_for(&cfg, tu_scalar_kernels()).penalty == 123.5f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zero_gts),
@@ -493,6 +516,7 @@ int main(void) {
         cmocka_unit_test(test_outside_gt_with_other_gt),
         cmocka_unit_test(test_random_vs_bruteforce),
         cmocka_unit_test(test_random_vs_bruteforce_mmdet_constants),
+        cmocka_unit_test(test_params_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
