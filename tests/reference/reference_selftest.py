@@ -25,7 +25,8 @@ import sys
 import torch
 
 from tie_analysis import explain_assignment_difference
-from yolox_reference import ASSIGNERS, count_labels, flatten_outputs, yolox_loss_reference
+from yolox_reference import (ASSIGNERS, IOU_LOSSES, _iou_loss, count_labels, elementwise_iou,
+                              flatten_outputs, yolox_loss_reference)
 
 
 def slow_loop_loss(outputs, labels, strides, assigner, iou_loss, use_l1, weights):
@@ -319,6 +320,45 @@ def check_finite_differences(gen):
               % (assigner, iou_loss, layout, worst_fd))
 
 
+def check_box_losses_finite_differences():
+    """Every box loss of _iou_loss: autograd in float64 against central
+    differences, on random overlapping, disjoint and nested pairs away from
+    the kinks (corner ties, zero centre offsets or size differences); CIoU
+    where IoU <= 0.5, as its alpha (held constant by autograd) is 0 there."""
+    gen = torch.Generator().manual_seed(4321)
+    n = 400
+    gt = torch.cat([torch.rand(n, 2, generator=gen, dtype=torch.float64) * 200,
+                    5 + torch.rand(n, 2, generator=gen, dtype=torch.float64) * 60], 1)
+    shift = (torch.rand(n, 2, generator=gen, dtype=torch.float64) - 0.5) * 1.5 * gt[:, 2:]
+    scale = 0.3 + torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2.5
+    pred = torch.cat([gt[:, :2] + shift, gt[:, 2:] * scale], 1)
+    p1, p2 = pred[:, :2] - pred[:, 2:] / 2, pred[:, :2] + pred[:, 2:] / 2
+    g1, g2 = gt[:, :2] - gt[:, 2:] / 2, gt[:, :2] + gt[:, 2:] / 2
+    gaps = torch.cat([(p1 - g1).abs(), (p2 - g2).abs(), (p1 - g2).abs(), (p2 - g1).abs(),
+                      (pred[:, :2] - gt[:, :2]).abs(), (pred[:, 2:] - gt[:, 2:]).abs()], 1)
+    keep = gaps.min(1).values > 0.05
+    pred, gt = pred[keep], gt[keep]
+    for loss_type in IOU_LOSSES:
+        x = pred.clone().requires_grad_(True)
+        with torch.no_grad():
+            iou = elementwise_iou(gt, pred)
+        rows = (iou <= 0.49) if loss_type == "ciou" else torch.ones_like(iou, dtype=torch.bool)
+        loss = _iou_loss(x, gt, loss_type)
+        grad, = torch.autograd.grad(loss[rows].sum(), x)
+        worst, h = 0.0, 1e-6
+        with torch.no_grad():
+            for k in range(4):
+                up, down = pred.clone(), pred.clone()
+                up[:, k] += h
+                down[:, k] -= h
+                fd = (_iou_loss(up, gt, loss_type) - _iou_loss(down, gt, loss_type)) / (2 * h)
+                err = (fd - grad[:, k])[rows].abs() / (grad[rows].abs().max(1).values + 1e-12)
+                worst = max(worst, float(err.max()))
+        assert worst < 1e-5, (loss_type, worst)
+        print("box loss %-10s: %d pairs, worst |fd - autograd| / max|grad| = %.3g"
+              % (loss_type, int(rows.sum()), worst))
+
+
 def check_tie_explanation():
     """Exact ties: constant predictions make many equal costs; an assignment
     that breaks them by lowest anchor index must be explained, a made-up
@@ -388,6 +428,7 @@ def main():
     gen = torch.Generator().manual_seed(1234)
     check_against_slow_loop(gen)
     check_finite_differences(gen)
+    check_box_losses_finite_differences()
     check_tie_explanation()
     check_no_candidate_image()
     print("self-test passed")
