@@ -6,6 +6,7 @@ PyTorch reference (yolox_reference.py) on random YOLOX training steps.
     /usr/bin/python3 tests/reference/check_reference.py --quick
     /usr/bin/python3 tests/reference/check_reference.py --seed 1 --case 17 -v
     /usr/bin/python3 tests/reference/check_reference.py --isa scalar
+    /usr/bin/python3 tests/reference/check_reference.py --preset mmdet --cases 60 --seed 5
     /usr/bin/python3 tests/reference/check_reference.py --cases 20 --lib-threads 1 \
         --runner "qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tests/run_case"
 
@@ -15,7 +16,12 @@ library it loads can be named with $YOLOXLOSS_LIB (default: ../../build).
 of that instruction set. --runner CMD checks a build that Python cannot load:
 instead of the drop-in, each case goes through `CMD CASE_FILE OUT_FILE`
 (tests/reference/run_case.c, the files described there; runner_io.py) and
-is compared exactly as the drop-in's results are.
+is compared exactly as the drop-in's results are. --preset mmdet checks the
+library's mmdet preset against MMDetection's computation
+(mmdet_reference.py) instead of YOLOX's: the same cases, with box corners
+moved onto a 1/64 px lattice (so corners and centre-size agree exactly) and
+MMDetection's IoULoss (the case's iou-linear stays linear, every other loss
+becomes the square form).
 
 Pass criteria per case:
   (a) assignment (matched gt per anchor) and dynamic_k identical, except
@@ -49,6 +55,7 @@ import repo_paths  # puts python/ (yoloxloss) on sys.path
 from runner_io import Runner
 from tie_analysis import explain_assignment_difference
 from yolox_reference import count_labels, yolox_loss_reference, ASSIGNERS, anchor_tables, _geometry
+from mmdet_reference import mmdet_loss_reference
 
 yoloxloss = None  # the drop-in, imported by main() unless --runner is given
 RUNNER = None     # a runner_io.Runner with --runner
@@ -361,6 +368,33 @@ def make_case(seed, idx, quick=False):
                 cost_iou_eps=cost_iou_eps, cost_penalty=cost_penalty)
 
 
+MMDET_LATTICE = 64.0  # corners of the mmdet cases' boxes are multiples of 1/64 px
+
+
+def to_mmdet_case(case):
+    """The case for the library's mmdet preset against MMDetection's
+    computation: each used label's corners rounded to the 1/64 px lattice
+    (a side at least one step), so (x1 + x2) / 2, x2 - x1 and back are exact
+    in float32; MMDetection's IoULoss; the preset's assigner and constants."""
+    labels = case["labels"].clone().double()
+    for b, n in enumerate(case["counts"]):
+        for g in range(n):
+            cx, cy, w, h = labels[b, g, 1:5].tolist()
+            x1, x2 = round((cx - w / 2) * MMDET_LATTICE), round((cx + w / 2) * MMDET_LATTICE)
+            y1, y2 = round((cy - h / 2) * MMDET_LATTICE), round((cy + h / 2) * MMDET_LATTICE)
+            x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+            labels[b, g, 1:5] = torch.tensor([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1],
+                                             dtype=torch.float64) / MMDET_LATTICE
+    case = dict(case)
+    case["labels"] = labels.float()
+    # rounding may move a row's sum across 0: the used rows are recounted
+    case["counts"] = [int(n) for n in count_labels(case["labels"])]
+    case.update(preset="mmdet", assigner="yolox-legacy", arithmetic="mmdet",
+                iou_loss="iou-linear" if case["iou_loss"] == "iou-linear" else "iou",
+                cost_iou_eps=float(np.float32(1e-7)), cost_penalty=1e5)
+    return case
+
+
 def make_leaves(case, dtype=torch.float32):
     """Fresh autograd leaves for one run: (inputs for the loss, flat leaf list)."""
     inputs, leaves = [], []
@@ -399,6 +433,15 @@ def backward_upstream(terms, upstream):
 def run_reference(case, dtype=torch.float32, forced=None, info=False, transcendentals="torch"):
     inputs, leaves = make_leaves(case, dtype)
     rw, ow, cw, lw = case["weights"]
+    if case.get("preset") == "mmdet":
+        res = mmdet_loss_reference(inputs, case["labels"], case["strides"], case["use_l1"], rw, ow, cw, lw,
+                                   forced_matched=forced, return_info=info,
+                                   transcendentals=transcendentals, iou_loss=case["iou_loss"])
+        terms, inf = (res if info else (res, None))
+        backward_upstream(terms, case["upstream"])
+        grads = [l.grad.detach().double() if l.grad is not None else torch.zeros_like(l, dtype=torch.float64)
+                 for l in leaves]
+        return [float(t) for t in terms], grads, inf
     res = yolox_loss_reference(inputs, case["labels"], case["strides"], case["assigner"],
                                case["iou_loss"], case["use_l1"], rw, ow, cw, lw,
                                forced_matched=forced, return_info=info,
@@ -447,7 +490,10 @@ def library_assignment(case):
 
 def cost_keywords(case):
     """The drop-in's keywords for the case's cost constants (none when they
-    are the defaults, so a drop-in without them still runs the other cases)."""
+    are the defaults, so a drop-in without them still runs the other cases),
+    or for its preset."""
+    if case.get("preset") == "mmdet":
+        return dict(preset="mmdet")
     if cost_constants_name(case) == "default":
         return {}
     return dict(cost_iou_eps=case["cost_iou_eps"], cost_penalty=case["cost_penalty"])
@@ -509,10 +555,11 @@ def cost_constants_name(case):
 
 
 def describe(case):
-    costs = cost_constants_name(case)
+    costs = "default" if case.get("preset") == "mmdet" else cost_constants_name(case)
     return ("B=%d C=%d L=%d A=%d img=%dx%d gts=%d %s/%s/%s %s %s %s%s" % (
         case["B"], case["C"], len(case["strides"]), case["A"], case["img"][1], case["img"][0],
-        sum(case["counts"]), case["assigner"], case["iou_loss"], "l1" if case["use_l1"] else "nol1",
+        sum(case["counts"]), "mmdet" if case.get("preset") == "mmdet" else case["assigner"], case["iou_loss"],
+        "l1" if case["use_l1"] else "nol1",
         case["layout"], case["pmode"], case["regime"],
         "" if costs == "default" else " cost:%g/%g" % (case["cost_iou_eps"], case["cost_penalty"])))
 
@@ -708,6 +755,9 @@ def main(argv=None):
                     help="kernels the library uses (sets $YOLOXLOSS_ISA: scalar, avx2, avx512, neon)")
     ap.add_argument("--runner", metavar="CMD",
                     help="run each case with `CMD CASE_FILE OUT_FILE` (run_case) instead of the drop-in")
+    ap.add_argument("--preset", choices=("yolox", "mmdet"), default="yolox",
+                    help="mmdet: the library's mmdet preset against MMDetection's computation "
+                         "(mmdet_reference.py) on the same cases, box corners on a 1/64 px lattice")
     ap.add_argument("--lib-threads", type=int, metavar="N",
                     help="the library's num_threads for every case, instead of the case's own "
                          "(1 under qemu-user, where libgomp hangs with more)")
@@ -757,10 +807,13 @@ def main(argv=None):
     worst_l = worst_g = worst_l_eff = worst_g_eff = 0.0
     failed = []
     per_loss = {}  # iou_loss -> [passed, failed, worst loss error, worst gradient error]
+    ref_name = "MMDetection" if args.preset == "mmdet" else "YOLOX"
     t_start = time.perf_counter()
     shapes_seen = dict(B=[], C=[], gts=[])
     for i in ids:
         case = make_case(args.seed, i, args.quick)
+        if args.preset == "mmdet":
+            case = to_mmdet_case(case)
         if args.lib_threads is not None:
             case["num_threads"] = args.lib_threads
         for key in ("regime", "assigner", "iou_loss", "layout", "pmode"):
@@ -837,11 +890,11 @@ def main(argv=None):
     print("pred_iou on agreeing fg anchors: worst |lib - ref| = %.3g" % stats["worst_pred_iou"])
     print("cases whose losses were compared on the library's assignment (ties): %d; "
           "loss comparison skipped (assignment failure): %d" % (stats["forced_cases"], stats["loss_skipped"]))
-    print("worst loss error (rel, scale max(|ref|, 0.1)) vs the float32 YOLOX reference: %.3g "
+    print("worst loss error (rel, scale max(|ref|, 0.1)) vs the float32 %s reference: %.3g "
           "(tol %.0e); in passing cases after the second opinions below: %.3g"
-          % (worst_l, LOSS_TOL, worst_l_eff))
-    print("worst gradient error / max |grad| vs the float32 YOLOX reference: %.3g (tol %.0e); "
-          "in passing cases after the second opinions below: %.3g" % (worst_g, GRAD_TOL, worst_g_eff))
+          % (ref_name, worst_l, LOSS_TOL, worst_l_eff))
+    print("worst gradient error / max |grad| vs the float32 %s reference: %.3g (tol %.0e); "
+          "in passing cases after the second opinions below: %.3g" % (ref_name, worst_g, GRAD_TOL, worst_g_eff))
     print("cases passing only against the reference evaluated with libm's expf/logf (torch's "
           "float32 exp/log differ by 1 ulp at a kink): losses %d, gradients %d; with correctly "
           "rounded exp/log: losses %d, gradients %d; only against float64: losses %d, gradients %d"
