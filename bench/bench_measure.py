@@ -166,13 +166,15 @@ class CProgram:
             rows.append((f["isa"], f["supported"] == "1", f["default"] == "1"))
         return rows
 
-    def time(self, sc, inputs_path, images, boxes, threads, isa, policy):
-        """Times the C API on the inputs file; returns (Timing, floor Timing,
-        fields of the program's output line)."""
+    def time(self, sc, inputs_path, images, boxes, threads, isa, policy, iou_loss=None):
+        """Times the C API on the inputs file (with the box loss iou_loss,
+        None: the program's default); returns (Timing, floor Timing, fields
+        of the program's output line)."""
         out = self._run(["--scenario", sc.name, "--inputs", inputs_path, "--images", str(images),
                          "--boxes", str(boxes), "--threads", str(threads), "--isa", isa,
                          "--warmup", str(policy.warmup), "--min-iters", str(policy.min_iters),
-                         "--iters", str(policy.max_iters), "--seconds", str(policy.seconds)])
+                         "--iters", str(policy.max_iters), "--seconds", str(policy.seconds)]
+                        + (["--iou-loss", iou_loss] if iou_loss else []))
         f = dict(kv.split("=", 1) for kv in out.split())
         iters = int(f["iters"])
         return (Timing(float(f["median_ms"]), float(f["min_ms"]), iters),

@@ -96,6 +96,15 @@ def isa_table(res):
     return _table(header, rows)
 
 
+def box_loss_table(res):
+    """The C API with each box loss on the same inputs, and its time over the
+    first loss's (the median of the per-round ratios)."""
+    rows = [[r["scenario"], r["threads"], r["isa"], r["iou_loss"], ms(r["ms"]), r["rounds"],
+             f"{r['ratio']:.3f}" if r["ratio"] is not None else "—"] for r in res.get("box_losses", [])]
+    return _table(["scenario", "threads", "ISA", "box loss", "C API ms (median of rounds)", "rounds",
+                   "time / iou's (median of per-round ratios)"], rows)
+
+
 def linear_fit(xs, ys):
     """The line y = a + b x with the least squared relative residuals (weights
     1/y^2, so the small points count as much as the large ones, as on a log
@@ -206,6 +215,10 @@ def markdown(res, png_name):
         "",
         isa_table(res),
     ]
+    if res.get("box_losses"):
+        lines += ["", "## Box losses (C API, one thread)", "", box_loss_table(res), "",
+                  "The same inputs with each box loss, timed in rounds that take the losses in turn; the ratio "
+                  "is each round's time over iou's in that round, median over the rounds."]
     if res["sweeps"]:
         base = res["sweeps"]["base"]
         lines += ["", f"## Scaling (one thread, {base['classes']} classes, {base['size']}x{base['size']})", "",

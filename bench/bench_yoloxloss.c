@@ -19,7 +19,12 @@ typedef struct {
     double seconds;           /* stop after this much timed work once min_iters are done; 0 = no limit */
     int threads, images, boxes;
     yoloxloss_isa isa;
+    yoloxloss_iou_loss iou_loss; /* --iou-loss; the default IoU loss unless given */
 } options;
+
+/* The box losses by the names the Python drop-in uses. */
+static const char *const IOU_LOSS_NAMES[] = {"iou", "giou", "iou-linear", "diou", "ciou", "eiou", "siou"};
+#define NUM_IOU_LOSSES (sizeof IOU_LOSS_NAMES / sizeof IOU_LOSS_NAMES[0])
 
 static double now_ms(void) {
     struct timespec ts;
@@ -66,6 +71,7 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     cfg.num_threads = o->threads;
     cfg.check_finite = 0;
     cfg.isa = o->isa;
+    cfg.iou_loss = o->iou_loss;
     yoloxloss_context *ctx = NULL;
     if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
         yoloxloss_config_validate(&cfg, why, sizeof why);
@@ -114,10 +120,10 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         double fastest = t[0];
         for (int i = 1; i < done; i++) fastest = t[i] < fastest ? t[i] : fastest;
         printf("scenario=%s images=%d size=%d boxes=%d classes=%d threads=%d isa=%s iters=%d "
-               "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g\n",
+               "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g iou_loss=%s\n",
                sc->name, B, sc->size, nbox, sc->classes, o->threads, yoloxloss_isa_name(yoloxloss_get_isa(ctx)),
                done, median(t, done), fastest, median(f, done), bench_inputs_bytes(&in),
-               (long long)losses.num_fg, (double)losses.total);
+               (long long)losses.num_fg, (double)losses.total, IOU_LOSS_NAMES[o->iou_loss]);
         fflush(stdout);
     }
     for (int l = 0; l < BENCH_LEVELS; l++) free(grads[l]);
@@ -173,6 +179,17 @@ static int parse_isa(const char *name, yoloxloss_isa *isa) {
     return -1;
 }
 
+/* The box loss called name; prints the names and returns -1 for another. */
+static int parse_iou_loss(const char *name, yoloxloss_iou_loss *loss) {
+    for (size_t i = 0; i < NUM_IOU_LOSSES; i++)
+        if (!strcmp(name, IOU_LOSS_NAMES[i])) {
+            *loss = (yoloxloss_iou_loss)i;
+            return 0;
+        }
+    fprintf(stderr, "--iou-loss %s: no such box loss (iou, giou, iou-linear, diou, ciou, eiou, siou)\n", name);
+    return -1;
+}
+
 /* Parses a whole-string integer >= lo into *v; -1 if it is not one. */
 static int parse_int(const char *s, int lo, int *v) {
     char *end;
@@ -184,7 +201,8 @@ static int parse_int(const char *s, int lo, int *v) {
 
 static int takes_value(const char *option) {
     static const char *const names[] = {"--scenario", "--inputs", "--isa", "--seconds", "--iters",
-                                        "--min-iters", "--warmup", "--threads", "--images", "--boxes"};
+                                        "--min-iters", "--warmup", "--threads", "--images", "--boxes",
+                                        "--iou-loss"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(option, names[i])) return 1;
     return 0;
@@ -194,16 +212,18 @@ static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [--scenario NAME] [--inputs FILE] [--threads T] [--isa NAME] [--images B]\n"
             "          [--boxes N] [--iters MAX] [--min-iters N] [--seconds S] [--warmup W]\n"
+            "          [--iou-loss NAME]\n"
             "       %s --list | --list-isas\n"
             "Times forward + backward on each scenario (or only NAME) and prints one key=value line\n"
             "per scenario. T = 0 is OpenMP's default. --iters is the most timed steps (default 9);\n"
             "with --seconds, timing stops once at least --min-iters steps (default 3) took S seconds.\n"
-            "--inputs reads the inputs of one scenario from FILE instead of generating them.\n",
+            "--inputs reads the inputs of one scenario from FILE instead of generating them.\n"
+            "--iou-loss sets the box loss (iou, giou, iou-linear, diou, ciou, eiou, siou; default iou).\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
-    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO};
+    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -229,6 +249,8 @@ int main(int argc, char **argv) {
             o.inputs_path = v;
         } else if (!strcmp(a, "--isa")) {
             if (parse_isa(v, &o.isa)) return 2;
+        } else if (!strcmp(a, "--iou-loss")) {
+            if (parse_iou_loss(v, &o.iou_loss)) return 2;
         } else if (!strcmp(a, "--seconds")) {
             char *end;
             o.seconds = strtod(v, &end);

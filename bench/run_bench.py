@@ -19,7 +19,11 @@ inputs, the median time of forward + backward of:
   official YOLOX  with $YOLOX_SRC naming a checkout of Megvii's YOLOX, its
                 YOLOXHead.get_losses + backward on the same tensors (the
                 column says "not available" and why otherwise).
-Then it sweeps batch size and boxes per image (one thread) for the plot.
+Then it times the C API (one thread, the ISA the library picks) on coco16
+and coco16_50box with the box losses ciou and siou beside iou, in rounds
+that take the three in turn, and reports each one's time over iou's (the
+median of the rounds' ratios). Then it sweeps batch size and boxes per
+image (one thread) for the plot.
 Progress goes to stderr; bench.md (tables), bench.png (plot) and bench.json
 (every number) go to --out-dir. See bench/README.md.
 """
@@ -28,6 +32,7 @@ import datetime
 import os
 import platform
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -44,6 +49,12 @@ QUICK = dict(torch=m.Policy(warmup=0, min_iters=1, max_iters=1, seconds=0.0),
              sweep_torch=m.Policy(warmup=1, min_iters=1, max_iters=1, seconds=0.0),
              sweep_images=(1, 2), sweep_boxes=(1, 5), sweep_boxes_images=2,
              scenarios=("coco16",), images=2)
+# The box-loss rows: these scenarios, these losses, compared with the first,
+# in this many rounds (FULL / QUICK).
+BOX_LOSS_SCENARIOS = ("coco16", "coco16_50box")
+BOX_LOSSES = ("iou", "ciou", "siou")
+BOX_LOSS_ROUNDS = dict(full=5, quick=1)
+
 # Relative difference of total losses above which the run warns: the C
 # program and the drop-in run the same library on the same tensors; PyTorch
 # differs by float rounding.
@@ -150,6 +161,30 @@ def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log, official=(Non
     return rows
 
 
+def run_box_losses(c, sc, images, isa, policy, rounds, tmp, log):
+    """The C API (one thread, isa) on sc with each of BOX_LOSSES, `rounds`
+    times in turn (the order rotating, so that a drift in the machine's load
+    falls on each alike): one row per loss with the median of its medians and
+    the median of its per-round ratios to the first loss."""
+    name = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
+    inputs = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)
+    n_images, boxes = inputs[1].shape[0], inputs[1].shape[1]
+    times = {loss: [] for loss in BOX_LOSSES}
+    for r in range(rounds):
+        order = BOX_LOSSES[r % len(BOX_LOSSES):] + BOX_LOSSES[:r % len(BOX_LOSSES)]
+        for loss in order:
+            timing, _, f = c.time(sc, inputs[2], n_images, boxes, 1, isa, policy, iou_loss=loss)
+            if f.get("iou_loss") != loss:
+                raise SystemExit(f"{c.exe} timed iou_loss={f.get('iou_loss')}, not {loss}")
+            times[loss].append(timing.median_ms)
+            log(f"box loss {loss}, {name}, 1 thread [{isa}] round {r + 1}/{rounds}: {fmt(timing)}")
+    os.remove(inputs[2])
+    base = times[BOX_LOSSES[0]]
+    return [dict(scenario=name, iou_loss=loss, isa=isa, threads=1, rounds=rounds, ms=statistics.median(times[loss]),
+                 ms_rounds=times[loss], ratio=statistics.median([t / b for t, b in zip(times[loss], base)]))
+            for loss in BOX_LOSSES]
+
+
 def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
     """Times PyTorch, the drop-in and the C API (one thread, isa) on base
     with images or boxes per image set to each value."""
@@ -231,6 +266,12 @@ def main():
         for sc in scenarios:
             results["rows"] += run_scenario(c, sc, args.images or cfg.get("images"), threads_list, isas, cfg, tmp,
                                             log, official)
+        rounds = BOX_LOSS_ROUNDS["quick" if args.quick else "full"]
+        for sc in scenarios:
+            if sc.name in BOX_LOSS_SCENARIOS:
+                results.setdefault("box_losses", []).extend(
+                    run_box_losses(c, sc, args.images or cfg.get("images"), default_isa, cfg["lib"], rounds, tmp,
+                                   log))
         if not args.no_sweep:
             base = next(s for s in all_scenarios if s.name == "coco16")
             results["sweeps"]["images"] = run_sweep(c, base, "images", cfg["sweep_images"], None,

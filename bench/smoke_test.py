@@ -86,6 +86,37 @@ def check_quick_run(exe, out):
         if os.path.join(out, name) not in proc.stdout:
             fail(f"the driver did not say where it wrote {name}", proc)
 
+    # The box-loss rows: coco16 with iou, ciou and siou, each with a time and a ratio to iou's.
+    losses = [r["iou_loss"] for r in data.get("box_losses", [])]
+    if losses != ["iou", "ciou", "siou"]:
+        fail(f"bench.json's box_losses rows are for {losses}, expected iou, ciou, siou")
+    for loss in losses:
+        row = next((line for line in table.splitlines()
+                    if line.startswith("| coco16 [2 images] | 1 |") and f"| {loss} |" in line), None)
+        if row is None:
+            fail(f"bench.md has no box-loss row for {loss}:\n{table}")
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if not (float(cells[4]) > 0 and float(cells[6]) > 0):
+            fail(f"bad box-loss row {row!r}")
+
+
+def check_iou_loss_option(exe):
+    """--iou-loss times the loss it names and refuses another name."""
+    proc = subprocess.run([exe, "--iou-loss", "wiou", "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                          capture_output=True, text=True)
+    if proc.returncode != 2 or "--iou-loss wiou:" not in proc.stderr or proc.stdout:
+        fail(f"--iou-loss wiou was not refused with a message (rc {proc.returncode}, stderr {proc.stderr!r})")
+    totals = set()
+    for name in ("iou", "giou", "iou-linear", "diou", "ciou", "eiou", "siou"):
+        proc = subprocess.run([exe, "--iou-loss", name, "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or f"iou_loss={name}\n" not in proc.stdout:
+            fail(f"--iou-loss {name} did not time {name}: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
+        totals.add(re.search(r"total=(\S+)", proc.stdout).group(1))
+    # (ciou equals diou where no foreground IoU exceeds 0.5, as on these inputs)
+    if len(totals) < 6:
+        fail(f"the seven box losses gave only {len(totals)} different totals on one input")
+
 
 def check_extras(table, threads):
     """The drop-in without the step's allocations is timed; the official
@@ -145,6 +176,7 @@ def main():
     args = ap.parse_args()
     exe = os.path.abspath(args.bench_exe)
     check_isa_options(exe)
+    check_iou_loss_option(exe)
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-smoke-") as out:
         check_bad_scenario(exe, out)
         check_quick_run(exe, out)

@@ -94,11 +94,34 @@ typedef enum {
     YOLOXLOSS_ASSIGNER_YOLOX_LEGACY = 1 /**< YOLOX 0.1-0.3 / MMDetection: box or centre r=2.5, penalty 1e5 */
 } yoloxloss_assigner;
 
-/** Box-regression loss. */
+/** Box-regression loss of a foreground anchor (docs/algorithm.md, "Box losses",
+ * gives each formula, its eps and its gradient). */
 typedef enum {
-    YOLOXLOSS_IOU_LOSS_IOU = 0, /**< 1 - IoU^2 (YOLOX's default) */
-    YOLOXLOSS_IOU_LOSS_GIOU = 1 /**< 1 - clamp(GIoU, -1, 1) */
+    YOLOXLOSS_IOU_LOSS_IOU = 0,        /**< 1 - IoU^2 (YOLOX's default) */
+    YOLOXLOSS_IOU_LOSS_GIOU = 1,       /**< 1 - clamp(GIoU, -1, 1) */
+    YOLOXLOSS_IOU_LOSS_IOU_LINEAR = 2, /**< 1 - IoU */
+    YOLOXLOSS_IOU_LOSS_DIOU = 3,       /**< 1 - IoU + rho^2 / c^2 (Zheng et al., 2020) */
+    YOLOXLOSS_IOU_LOSS_CIOU = 4,       /**< 1 - clamp(IoU - rho^2 / c^2 - alpha v, -1, 1), alpha held
+                                            constant in the gradient (MMDetection 3.x's form) */
+    YOLOXLOSS_IOU_LOSS_EIOU = 5,       /**< DIoU plus (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2
+                                            (Zhang et al., 2021, without the focal weight) */
+    YOLOXLOSS_IOU_LOSS_SIOU = 6        /**< 1 - IoU + (distance cost + shape cost) / 2, angle-aware
+                                            (Gevorgyan, 2022; theta = 4) */
 } yoloxloss_iou_loss;
+
+/** Whose float32 arithmetic decodes boxes, places the assigner's anchor
+ * centres and computes IoUs, bit for bit (docs/algorithm.md, "MMDetection's
+ * arithmetic"). The formulas are the same; the order of operations, the
+ * areas and the eps of the IoU are not. */
+typedef enum {
+    YOLOXLOSS_ARITHMETIC_YOLOX = 0, /**< Megvii YOLOX: x = (tx + j) s; areas w h; IoU
+                                         inter / union (loss: inter / (union + 1e-16)); anchor
+                                         centres by the assigner's rule */
+    YOLOXLOSS_ARITHMETIC_MMDET = 1  /**< MMDetection 3.x: x = tx s + j s; areas from the corners;
+                                         IoU inter / max(union, 1e-6), in the loss also clamped
+                                         to >= 1e-16; anchor centres j s + s / 2; L1 target
+                                         (cx - j s) / s */
+} yoloxloss_arithmetic;
 
 /** Instruction set of the per-anchor kernels (src/simd/). Every one gives the
  * same assignment and, to float32 rounding, the same losses and gradients. */
@@ -154,10 +177,34 @@ typedef struct {
     void *(*alloc_fn)(void *alloc_user, size_t bytes);
     void (*free_fn)(void *alloc_user, void *ptr); /**< gives back what alloc_fn returned; see alloc_fn */
     void *alloc_user;                    /**< passed to alloc_fn and free_fn as is. Default NULL. */
+    float cost_iou_eps;                  /**< eps of the matching cost's -log(IoU + eps), finite and > 0.
+                                            Default 1e-8 (YOLOX's; MMDetection's is 1e-7). */
+    float cost_penalty;                  /**< added to the matching cost of a candidate outside the
+                                            centre (and box) test, finite and >= 0; 0 = the assigner's
+                                            own: 1e6 for current YOLOX, 1e5 for the legacy rule.
+                                            Default 0. */
+    yoloxloss_arithmetic arithmetic;     /**< Default YOLOXLOSS_ARITHMETIC_YOLOX. */
 } yoloxloss_config;
 
 /** Writes the defaults listed above into *config. */
 YOLOXLOSS_API void yoloxloss_config_defaults(yoloxloss_config *config);
+
+/** Writes the defaults, then the named preset's fields, into *config
+ * (docs/differences.md says what each reproduces and what still differs):
+ *   "yolox": the defaults: Megvii YOLOX's current YOLOXHead.get_losses.
+ *   "mmdet": MMDetection 3.x's YOLOXHead.loss_by_feat with its SimOTAAssigner:
+ *            assigner YOLOXLOSS_ASSIGNER_YOLOX_LEGACY (box or centre, radius 2.5),
+ *            cost_iou_eps 1e-7, cost_penalty 1e5, arithmetic
+ *            YOLOXLOSS_ARITHMETIC_MMDET, box loss YOLOXLOSS_IOU_LOSS_IOU (its
+ *            IoULoss mode "square", eps 1e-16), weights 5, 1, 1, 1. Its normaliser,
+ *            the mean num_fg over data-parallel ranks, comes from the caller
+ *            through yoloxloss_renormalize (local training: max(num_fg, 1), the
+ *            default).
+ * Change num_classes, strides and the rest afterwards as usual.
+ * @return YOLOXLOSS_OK; YOLOXLOSS_ERR_NULL_ARGUMENT for a NULL config or name;
+ *         YOLOXLOSS_ERR_INVALID_ARGUMENT for another name. On failure *config is
+ *         unchanged and yoloxloss_last_error(NULL) says why, in the calling thread. */
+YOLOXLOSS_API yoloxloss_status yoloxloss_config_preset(yoloxloss_config *config, const char *name);
 
 /** Checks a config. On failure writes a sentence naming the bad field into
  * message (if message != NULL and capacity > 0; always NUL-terminated).
@@ -200,8 +247,9 @@ YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
  * yoloxloss_forward, yoloxloss_renormalize, yoloxloss_backward and
  * yoloxloss_get_assignment each clear it when they start and write it when
  * they fail. With ctx NULL it returns the calling thread's message instead:
- * that of its last yoloxloss_create ("" after a successful one) or of its
- * last call given a NULL context. Valid until the next call that changes it. */
+ * that of its last yoloxloss_create ("" after a successful one), of its
+ * last yoloxloss_config_preset (likewise) or of its last call given a NULL
+ * context. Valid until the next call that changes it. */
 YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
 
 /** Head outputs of one level, NCHW float32, batch size B = yoloxloss_batch.num_images.

@@ -7,8 +7,10 @@ yl_assign_params yl_assign_params_for(const yoloxloss_config *cfg, const yl_kern
     const int legacy = cfg->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
     yl_assign_params p = {
         .assigner = cfg->assigner,
+        .arithmetic = cfg->arithmetic,
         .center_radius = cfg->center_radius > 0.0f ? cfg->center_radius : legacy ? 2.5f : 1.5f,
-        .penalty = legacy ? 100000.0f : 1000000.0f,
+        .penalty = cfg->cost_penalty > 0.0f ? cfg->cost_penalty : legacy ? 100000.0f : 1000000.0f,
+        .iou_eps = cfg->cost_iou_eps,
         .topk = cfg->candidate_topk,
         .iou_cost_weight = cfg->iou_cost_weight,
         .cls_cost_weight = cfg->cls_cost_weight,
@@ -120,9 +122,15 @@ static void *scratch_get(yl_assign_scratch *s, int slot, size_t bytes) {
 }
 
 /* Anchor centre as each reference computes it: (j + 0.5) s in current YOLOX,
- * j s + 0.5 s in the legacy code. Equal for the usual integer strides. */
-static float anchor_centre(int j, float s, int legacy) {
-    return legacy ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
+ * j s + 0.5 s in the legacy code and in MMDetection (its prior j s plus half
+ * the stride). Equal for the usual integer strides. */
+static float anchor_centre(int j, float s, int offset_form) {
+    return offset_form ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
+}
+
+/* Whether anchor centres take the j s + 0.5 s form. */
+static int offset_centres(const yl_assign_params *p) {
+    return p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY || p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET;
 }
 
 /* Grid index range [*lo, *hi] that may hold anchor centres within `half`
@@ -156,9 +164,9 @@ static void mark_candidates(const yl_assign_params *p, const yl_level_view *leve
                 !cell_range(gt[1], hh, s, v->height, &i0, &i1))
                 continue;
             for (int i = i0; i <= i1; i++) {
-                float yc = anchor_centre(i, s, legacy);
+                float yc = anchor_centre(i, s, offset_centres(p));
                 for (int j = j0; j <= j1; j++) {
-                    float xc = anchor_centre(j, s, legacy);
+                    float xc = anchor_centre(j, s, offset_centres(p));
                     int in = yl_inside(xc, yc, gt[0], gt[1], rs, rs) ||
                              (legacy && yl_inside(xc, yc, gt[0], gt[1], 0.5f * gt[2], 0.5f * gt[3]));
                     if (in) mark[(size_t)i * v->width + j] = -2;
@@ -175,7 +183,7 @@ static void mark_candidates(const yl_assign_params *p, const yl_level_view *leve
 static void candidate_terms(const yl_assign_params *p, const yl_level_view *v, const yl_cands *cd, size_t c0,
                             size_t n, const int32_t *row_of, float *keep_p, float *keep_b0, size_t nc) {
     const yl_kernels *k = p->kernels;
-    k->decode(v->reg, v->obj, v->hw, v->stride, cd, c0, n);
+    k->decode(v->reg, v->obj, v->hw, v->stride, p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET, cd, c0, n);
     for (size_t c = c0; c < c0 + n; c++) cd->sum0[c] = 0.0;
     /* A few candidates read scattered logits of each class plane, which
      * miss the cache: asking for those of two planes ahead hides the wait.
@@ -255,8 +263,8 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
             cd.pos[c] = q;
             cd.gi[c] = (float)i;
             cd.gj[c] = (float)j;
-            cd.xc[c] = anchor_centre(j, v->stride, legacy);
-            cd.yc[c] = anchor_centre(i, v->stride, legacy);
+            cd.xc[c] = anchor_centre(j, v->stride, offset_centres(p));
+            cd.yc[c] = anchor_centre(i, v->stride, offset_centres(p));
         }
     }
 
@@ -300,7 +308,9 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
                                  .legacy = legacy,
                                  .cls_weight = p->cls_cost_weight,
                                  .iou_weight = p->iou_cost_weight,
-                                 .penalty = p->penalty};
+                                 .penalty = p->penalty,
+                                 .iou_eps = p->iou_eps,
+                                 .mmdet = p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET};
             for (int l = 0; l < num_levels; l++) {
                 size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
                 if (n == 0) continue;

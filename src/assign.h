@@ -43,8 +43,10 @@ void yl_assign_scratch_free(yl_assign_scratch *s);
  * rule resolved. */
 typedef struct {
     yoloxloss_assigner assigner;
+    yoloxloss_arithmetic arithmetic; /* of decoding, anchor centres and the IoU */
     float center_radius;   /* in strides, > 0 */
     float penalty;         /* added to the cost of a candidate outside the centre (and box) test */
+    float iou_eps;         /* of the cost's -log(IoU + iou_eps) */
     int topk;
     float iou_cost_weight, cls_cost_weight;
     int num_classes;
@@ -54,7 +56,8 @@ typedef struct {
 
 /* The assigner's parameters for cfg: the rule's own radius (1.5 strides for
  * current YOLOX, 2.5 for the legacy rule) unless cfg sets one, and its
- * penalty (1e6, or 1e5 for the legacy rule). threads is left 1. */
+ * penalty (1e6, or 1e5 for the legacy rule) unless cfg sets one. threads is
+ * left 1. */
 yl_assign_params yl_assign_params_for(const yoloxloss_config *cfg, const yl_kernels *kernels);
 
 /* Assigns one image. levels: num_levels views; num_anchors = A.

@@ -44,9 +44,9 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
         float t[4] = {v.reg[q], v.reg[hw + q], v.reg[2 * hw + q], v.reg[3 * hw + q]};
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         if (s.iou != 0.0f) {
-            yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, stride);
+            yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, stride, cfg->arithmetic);
             float dbox[4];
-            yl_iou_loss_grad(pb, gb, cfg->iou_loss, dbox);
+            yl_iou_loss_grad(pb, gb, cfg->iou_loss, cfg->arithmetic, dbox);
             /* x = (tx + j) s, w = exp(tw) s: chained as autograd does. */
             d[0] = s.iou * (dbox[0] * stride);
             d[1] = s.iou * (dbox[1] * stride);
@@ -55,7 +55,7 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
         }
         if (cfg->use_l1 && s.l1 != 0.0f) {
             float target[4];
-            yl_l1_target(k->math, gb, i, j, stride, target);
+            yl_l1_target(k->math, gb, i, j, stride, cfg->arithmetic, target);
             for (int c = 0; c < 4; c++) {
                 float diff = t[c] - target[c];
                 d[c] += s.l1 * (float)((diff > 0.0f) - (diff < 0.0f));

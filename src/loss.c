@@ -23,12 +23,12 @@ yl_loss_sums yl_image_loss_sums(const yoloxloss_config *cfg, const yl_kernels *k
             const float *gt = img.gt_boxes + 4 * g;
             yl_box gb = {gt[0], gt[1], gt[2], gt[3]};
             float t[4] = {v->reg[q], v->reg[v->hw + q], v->reg[2 * v->hw + q], v->reg[3 * v->hw + q]};
-            yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, v->stride);
-            sums.iou += yl_iou_loss(pb, gb, cfg->iou_loss);
+            yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, v->stride, cfg->arithmetic);
+            sums.iou += yl_iou_loss(pb, gb, cfg->iou_loss, cfg->arithmetic);
             sums.cls += k->cls_loss(v->cls + q, v->hw, cfg->num_classes, img.gt_classes[g], pred_iou[q]);
             if (cfg->use_l1) {
                 float target[4];
-                yl_l1_target(k->math, gb, i, j, v->stride, target);
+                yl_l1_target(k->math, gb, i, j, v->stride, cfg->arithmetic, target);
                 for (int c = 0; c < 4; c++) sums.l1 += fabsf(t[c] - target[c]);
             }
         }

@@ -77,6 +77,9 @@ void yoloxloss_config_defaults(yoloxloss_config *config) {
 #else
     config->check_finite = 1;
 #endif
+    config->cost_iou_eps = 1e-8f;
+    config->cost_penalty = 0.0f;
+    config->arithmetic = YOLOXLOSS_ARITHMETIC_YOLOX;
 }
 
 /* Where a config check writes its sentence: the caller's buffer, which may
@@ -152,10 +155,29 @@ static yoloxloss_status check_assigner(const yoloxloss_config *c, message_buf m)
     return YOLOXLOSS_OK;
 }
 
-static yoloxloss_status check_loss_terms(const yoloxloss_config *c, message_buf m) {
-    if (c->iou_loss != YOLOXLOSS_IOU_LOSS_IOU && c->iou_loss != YOLOXLOSS_IOU_LOSS_GIOU)
+/* The matching cost's constants and the arithmetic: an eps of 0 would make
+ * the cost of a pair that does not overlap infinite. */
+static yoloxloss_status check_cost_constants(const yoloxloss_config *c, message_buf m) {
+    if (!(isfinite(c->cost_iou_eps) && c->cost_iou_eps > 0.0f))
         return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
-                           "iou_loss is %d; it must be YOLOXLOSS_IOU_LOSS_IOU (0) or YOLOXLOSS_IOU_LOSS_GIOU (1)",
+                           "cost_iou_eps is %g; it must be finite and > 0 (YOLOX 1e-8, MMDetection 1e-7)",
+                           (double)c->cost_iou_eps);
+    if (!(isfinite(c->cost_penalty) && c->cost_penalty >= 0.0f))
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "cost_penalty is %g; it must be finite and >= 0 (0 = the assigner's own)",
+                           (double)c->cost_penalty);
+    if (c->arithmetic != YOLOXLOSS_ARITHMETIC_YOLOX && c->arithmetic != YOLOXLOSS_ARITHMETIC_MMDET)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "arithmetic is %d; it must be YOLOXLOSS_ARITHMETIC_YOLOX (0) or "
+                           "YOLOXLOSS_ARITHMETIC_MMDET (1)", (int)c->arithmetic);
+    return YOLOXLOSS_OK;
+}
+
+static yoloxloss_status check_loss_terms(const yoloxloss_config *c, message_buf m) {
+    if ((int)c->iou_loss < (int)YOLOXLOSS_IOU_LOSS_IOU || (int)c->iou_loss > (int)YOLOXLOSS_IOU_LOSS_SIOU)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "iou_loss is %d; it must be a yoloxloss_iou_loss value: YOLOXLOSS_IOU_LOSS_IOU (0), "
+                           "_GIOU (1), _IOU_LINEAR (2), _DIOU (3), _CIOU (4), _EIOU (5) or _SIOU (6)",
                            (int)c->iou_loss);
     const float weights[4] = {c->reg_weight, c->obj_weight, c->cls_weight, c->l1_weight};
     const char *names[4] = {"reg_weight", "obj_weight", "cls_weight", "l1_weight"};
@@ -197,7 +219,8 @@ yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *mess
     if (message && capacity > 0) message[0] = '\0';
     if (!c) return config_fail(m, YOLOXLOSS_ERR_NULL_ARGUMENT, "config is NULL");
     yoloxloss_status (*const checks[])(const yoloxloss_config *, message_buf) = {
-        check_counts, check_strides, check_assigner, check_loss_terms, check_resources, check_isa};
+        check_counts, check_strides, check_assigner, check_loss_terms, check_resources, check_isa,
+        check_cost_constants};
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         yoloxloss_status st = checks[i](c, m);
         if (st != YOLOXLOSS_OK) return st;

@@ -42,7 +42,10 @@ Notes:
   as a box and drop the label).
 * Exact cost ties in SimOTA are broken by lowest anchor index (YOLOX's
   ``torch.topk`` breaks them arbitrarily). The objectness target is SimOTA's
-  foreground set and the box loss is YOLOX's IoU loss.
+  foreground set and the box loss is YOLOX's IoU loss unless ``iou_loss``
+  names another (``IOU_LOSSES``).
+* ``preset="mmdet"`` reproduces MMDetection 3.x's YOLOX loss instead of
+  Megvii's (``PRESETS``; docs/differences.md lists what still differs).
 * Calls from several threads at once are safe: each forward/backward pair
   owns a C context, taken from a small per-configuration pool and returned
   after backward (or when the autograd graph is freed).
@@ -57,9 +60,9 @@ import collections
 
 import torch
 
-from . import _autograd, _grad_memory, _inputs, _options, _run
+from . import _autograd, _distributed, _grad_memory, _inputs, _options, _run
 from . import _capi as _c
-from ._options import ASSIGNERS, IOU_LOSSES
+from ._options import ASSIGNERS, IOU_LOSSES, PRESETS
 
 __all__ = [
     "yolox_loss",
@@ -72,6 +75,7 @@ __all__ = [
     "ASSIGNERS",
     "IOU_LOSSES",
     "release_gradient_memory",
+    "PRESETS",
 ]
 
 VERSION = (_c.VERSION_MAJOR, _c.VERSION_MINOR, _c.VERSION_PATCH)
@@ -88,9 +92,10 @@ def version():
     return _c.version_string().decode()
 
 
-def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss="iou",
-               use_l1=False, reg_weight=5.0, obj_weight=1.0, cls_weight=1.0, l1_weight=1.0,
-               num_threads=0, *, normalizer=None, check_finite=None, process_group=None):
+def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=None,
+               use_l1=False, reg_weight=None, obj_weight=None, cls_weight=None, l1_weight=None,
+               num_threads=0, *, normalizer=None, check_finite=None, process_group=None,
+               preset="yolox", cost_iou_eps=None, cost_penalty=None):
     """The YOLOX loss, as ``YOLOXHead.get_losses`` returns it.
 
     Args:
@@ -102,10 +107,17 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss=
             in pixels; image b uses its first n_b rows, n_b = rows with sum > 0.
         strides: stride of each level in pixels.
         assigner: ``"yolox"`` (current YOLOX) or ``"yolox-legacy"`` (YOLOX
-            0.1-0.3, MMDetection's SimOTAAssigner).
-        iou_loss: ``"iou"`` (1 - IoU^2, YOLOX's) or ``"giou"``.
+            0.1-0.3, MMDetection's SimOTAAssigner). None: the preset's
+            (``"yolox"``; ``"yolox-legacy"`` for ``preset="mmdet"``).
+        iou_loss: the box loss of a foreground anchor (docs/algorithm.md,
+            "Box losses"): ``"iou"`` (1 - IoU^2, YOLOX's), ``"iou-linear"``
+            (1 - IoU), ``"giou"``, ``"diou"``, ``"ciou"`` (alpha held constant
+            in the gradient, as MMDetection does), ``"eiou"`` (Zhang et al.,
+            without the focal weight) or ``"siou"``. None: the preset's
+            (``"iou"`` for both presets).
         use_l1: add the L1 term on the raw reg outputs.
         reg_weight, obj_weight, cls_weight, l1_weight: weights in total.
+            None: the preset's (5, 1, 1, 1 for both presets).
         num_threads: OpenMP threads of the C library; 0 = OpenMP's default.
         normalizer: keyword only; replaces N = max(num_fg, 1). None keeps N;
             a number > 0 replaces it. ``"mean_over_ranks"`` is for
@@ -129,6 +141,22 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss=
         process_group: keyword only, only with ``normalizer="mean_over_ranks"``:
             the ``torch.distributed`` group to average over; None = the
             default group.
+        preset: keyword only; whose YOLOX loss to reproduce, ``"yolox"``
+            (Megvii YOLOX, the default) or ``"mmdet"`` (MMDetection 3.x's
+            ``YOLOXHead.loss_by_feat`` with its ``SimOTAAssigner``: the legacy
+            candidate rule, radius 2.5, cost eps 1e-7 and penalty 1e5, and its
+            float32 arithmetic of decoding and IoUs; docs/differences.md).
+            The arguments above that are left None take the preset's values;
+            given ones override it. MMDetection divides by the mean num_fg over
+            data-parallel ranks: with ``preset="mmdet"`` and ``normalizer``
+            left None, that is ``"mean_over_ranks"`` whenever
+            torch.distributed is initialised, and max(num_fg, 1) otherwise,
+            as MMDetection's ``reduce_mean`` does.
+        cost_iou_eps: keyword only; the eps of SimOTA's -log(IoU + eps)
+            (float32, > 0). None: the preset's (1e-8 YOLOX, 1e-7 MMDetection).
+        cost_penalty: keyword only; the cost added to a candidate outside the
+            centre (and box) test, >= 0; 0 means the assigner's own (1e6 for
+            ``"yolox"``, 1e5 for ``"yolox-legacy"``). None: the preset's.
 
     Returns:
         ``(total, reg_weight * loss_iou, obj_weight * loss_obj,
@@ -151,7 +179,10 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner="yolox", iou_loss=
         num_classes=inputs.num_classes, strides=inputs.strides, assigner=assigner,
         iou_loss=iou_loss, use_l1=use_l1, reg_weight=reg_weight, obj_weight=obj_weight,
         cls_weight=cls_weight, l1_weight=l1_weight, num_threads=num_threads,
-        check_finite=check_finite)
+        check_finite=check_finite, preset=preset, cost_iou_eps=cost_iou_eps,
+        cost_penalty=cost_penalty)
+    if normalizer is None and options.preset == "mmdet" and _distributed.is_initialized():
+        normalizer = "mean_over_ranks"
     run = _run.Run(inputs, options, normalizer=_options.parse_normalizer(normalizer, process_group))
     return _autograd.losses(run, tensors)
 
@@ -165,15 +196,17 @@ dynamic_k: list of B int64 tensors [n_b], SimOTA's k of each gt of each image.
 Anchors are in YOLOX's order: level-major, then i * W + j."""
 
 
-def yolox_assign_details(outputs, labels, strides=(8, 16, 32), assigner="yolox",
-                         num_threads=0):
+def yolox_assign_details(outputs, labels, strides=(8, 16, 32), assigner=None,
+                         num_threads=0, *, preset="yolox", cost_iou_eps=None, cost_penalty=None):
     """SimOTA's assignment (matched gt, pred IoU, dynamic k); see ``Assignment``.
-    Same inputs as ``yolox_loss``; no gradient."""
+    Same inputs as ``yolox_loss`` (``preset``, ``cost_iou_eps`` and
+    ``cost_penalty`` included); no gradient."""
     with torch.no_grad():
         inputs, tensors = _inputs.parse(outputs, labels, strides)
         # The loss terms do not change the assignment: their defaults pick the pool.
         options = _options.LossOptions(num_classes=inputs.num_classes, strides=inputs.strides,
-                                       assigner=assigner, num_threads=num_threads)
+                                       assigner=assigner, num_threads=num_threads, preset=preset,
+                                       cost_iou_eps=cost_iou_eps, cost_penalty=cost_penalty)
         run = _run.Run(inputs, options)
         try:
             run.forward(tensors)
@@ -185,10 +218,12 @@ def yolox_assign_details(outputs, labels, strides=(8, 16, 32), assigner="yolox",
                       list(dynamic_k.to(torch.int64).split(counts)))
 
 
-def yolox_assign(outputs, labels, strides=(8, 16, 32), assigner="yolox", num_threads=0):
+def yolox_assign(outputs, labels, strides=(8, 16, 32), assigner=None, num_threads=0, *,
+                 preset="yolox", cost_iou_eps=None, cost_penalty=None):
     """int64 ``[B, A]``: the gt row matched to each anchor (-1 = background),
     anchors in YOLOX's order (level-major, then i * W + j)."""
-    return yolox_assign_details(outputs, labels, strides, assigner, num_threads).matched
+    return yolox_assign_details(outputs, labels, strides, assigner, num_threads, preset=preset,
+                                cost_iou_eps=cost_iou_eps, cost_penalty=cost_penalty).matched
 
 
 def release_gradient_memory():

@@ -48,6 +48,14 @@ ASSIGNER_YOLOX_LEGACY = 1
 
 IOU_LOSS_IOU = 0
 IOU_LOSS_GIOU = 1
+IOU_LOSS_IOU_LINEAR = 2
+IOU_LOSS_DIOU = 3
+IOU_LOSS_CIOU = 4
+IOU_LOSS_EIOU = 5
+IOU_LOSS_SIOU = 6
+
+ARITHMETIC_YOLOX = 0
+ARITHMETIC_MMDET = 1
 
 # C enums are passed and stored as int (their size on every ABI we target).
 c_enum = ctypes.c_int
@@ -82,6 +90,9 @@ class Config(ctypes.Structure):
         ("alloc_fn", ctypes.c_void_p),
         ("free_fn", ctypes.c_void_p),
         ("alloc_user", ctypes.c_void_p),
+        ("cost_iou_eps", ctypes.c_float),
+        ("cost_penalty", ctypes.c_float),
+        ("arithmetic", c_enum),
     ]
 
 
@@ -224,6 +235,7 @@ status_string = _declare("yoloxloss_status_string", ctypes.c_char_p, [c_enum])
 config_defaults = _declare("yoloxloss_config_defaults", None, [ctypes.POINTER(Config)])
 config_validate = _declare("yoloxloss_config_validate", c_enum,
                            [ctypes.POINTER(Config), ctypes.c_char_p, ctypes.c_size_t])
+config_preset = _declare("yoloxloss_config_preset", c_enum, [ctypes.POINTER(Config), ctypes.c_char_p])
 create = _declare("yoloxloss_create", c_enum,
                   [ctypes.POINTER(Config), ctypes.POINTER(ContextPtr)])
 destroy = _declare("yoloxloss_destroy", None, [ContextPtr])

@@ -30,6 +30,14 @@ def _torch_distributed():
     return dist
 
 
+def is_initialized():
+    """Whether torch.distributed is there and has a process group: when the
+    mmdet preset's normaliser is the mean over ranks (MMDetection's
+    reduce_mean is a no-op otherwise)."""
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized()
+
+
 class MeanOverRanks:
     """Called with this rank's num_fg, all-reduces it over ``process_group``
     and returns max(sum / group size, 1). A collective: every rank of the

@@ -10,6 +10,11 @@ A new config field is one dataclass field (default None = the library's
 default, as ``check_finite``), one line in ``__post_init__`` and one in
 ``to_c_config``; a new ``iou_loss`` or ``assigner`` name is one entry in its
 table (and its constant in ``_capi``).
+
+A preset (``PRESETS``) is a named C configuration (``yoloxloss_config_preset``):
+``to_c_config`` starts from it, and every field a preset sets that the
+caller leaves None takes the preset's value, read back from the C preset
+itself (``preset_values``), so the two cannot disagree.
 """
 
 import ctypes
@@ -25,7 +30,44 @@ __all__ = []  # private module
 
 # Public through the package: user spelling (lower case, '-') -> C enum value.
 ASSIGNERS = {"yolox": _c.ASSIGNER_YOLOX, "yolox-legacy": _c.ASSIGNER_YOLOX_LEGACY}
-IOU_LOSSES = {"iou": _c.IOU_LOSS_IOU, "giou": _c.IOU_LOSS_GIOU}
+IOU_LOSSES = {"iou": _c.IOU_LOSS_IOU, "giou": _c.IOU_LOSS_GIOU, "iou-linear": _c.IOU_LOSS_IOU_LINEAR,
+              "diou": _c.IOU_LOSS_DIOU, "ciou": _c.IOU_LOSS_CIOU, "eiou": _c.IOU_LOSS_EIOU,
+              "siou": _c.IOU_LOSS_SIOU}
+ARITHMETICS = {"yolox": _c.ARITHMETIC_YOLOX, "mmdet": _c.ARITHMETIC_MMDET}
+# user spelling -> the name yoloxloss_config_preset knows
+PRESETS = {"yolox": b"yolox", "mmdet": b"mmdet"}
+
+# The LossOptions fields a preset decides when the caller leaves them None.
+PRESET_FIELDS = ("assigner", "iou_loss", "reg_weight", "obj_weight", "cls_weight", "l1_weight",
+                 "cost_iou_eps", "cost_penalty", "arithmetic")
+
+_preset_cache = {}
+
+
+def preset_c_config(preset):
+    """A fresh ``_capi.Config`` holding the C preset of that (normalised) name."""
+    cfg = _c.Config()
+    status = _c.config_preset(ctypes.byref(cfg), PRESETS[preset])
+    if status != _c.OK:
+        raise_status(status, "yoloxloss_config_preset")
+    return cfg
+
+
+def preset_values(preset):
+    """{field: value} of PRESET_FIELDS in the C preset of that (normalised)
+    name, in LossOptions' spelling (names for the enums)."""
+    if preset not in _preset_cache:
+        cfg = preset_c_config(preset)
+
+        def name_of(table, value):
+            return next(k for k, v in table.items() if v == value)
+
+        _preset_cache[preset] = dict(
+            assigner=name_of(ASSIGNERS, cfg.assigner), iou_loss=name_of(IOU_LOSSES, cfg.iou_loss),
+            reg_weight=cfg.reg_weight, obj_weight=cfg.obj_weight, cls_weight=cfg.cls_weight,
+            l1_weight=cfg.l1_weight, cost_iou_eps=cfg.cost_iou_eps, cost_penalty=cfg.cost_penalty,
+            arithmetic=name_of(ARITHMETICS, cfg.arithmetic))
+    return _preset_cache[preset]
 
 
 def normalize_strides(strides):
@@ -71,21 +113,27 @@ class LossOptions:
     """Every choice that selects a C configuration; the key of a context pool.
 
     Build it by keyword. num_classes and strides come from the head outputs;
-    the other fields default to ``yolox_loss``'s defaults. check_finite None
-    keeps the library's default.
+    the other fields default to ``yolox_loss``'s defaults. A field of
+    PRESET_FIELDS left None takes the preset's value (so the built options
+    always hold values, and equal configurations compare equal however they
+    were spelled). check_finite None keeps the library's default.
     """
 
     num_classes: int
     strides: Tuple[float, ...]
-    assigner: str = "yolox"
-    iou_loss: str = "iou"
+    assigner: Optional[str] = None
+    iou_loss: Optional[str] = None
     use_l1: bool = False
-    reg_weight: float = 5.0
-    obj_weight: float = 1.0
-    cls_weight: float = 1.0
-    l1_weight: float = 1.0
+    reg_weight: Optional[float] = None
+    obj_weight: Optional[float] = None
+    cls_weight: Optional[float] = None
+    l1_weight: Optional[float] = None
     num_threads: int = 0
     check_finite: Optional[bool] = None
+    preset: str = "yolox"
+    cost_iou_eps: Optional[float] = None
+    cost_penalty: Optional[float] = None
+    arithmetic: Optional[str] = None
 
     def __post_init__(self):
         # frozen: the normalised values go in through object.__setattr__.
@@ -93,6 +141,10 @@ class LossOptions:
         def store(name, value):
             object.__setattr__(self, name, value)
 
+        store("preset", choice_name(self.preset, PRESETS, "preset"))
+        for name, value in preset_values(self.preset).items():
+            if getattr(self, name) is None:
+                store(name, value)
         store("num_classes", int(self.num_classes))
         store("strides", normalize_strides(self.strides))
         store("assigner", choice_name(self.assigner, ASSIGNERS, "assigner"))
@@ -104,12 +156,15 @@ class LossOptions:
         store("l1_weight", float(self.l1_weight))
         store("num_threads", int(self.num_threads))
         store("check_finite", None if self.check_finite is None else bool(self.check_finite))
+        # float32, the fields' C type: 1e-8 and the preset's 1e-8f are one value
+        store("cost_iou_eps", ctypes.c_float(float(self.cost_iou_eps)).value)
+        store("cost_penalty", ctypes.c_float(float(self.cost_penalty)).value)
+        store("arithmetic", choice_name(self.arithmetic, ARITHMETICS, "arithmetic"))
 
     def to_c_config(self):
         """A validated ``_capi.Config`` (ValueError naming the bad field if the
         library refuses it). The strides array lives as long as the Config."""
-        cfg = _c.Config()
-        _c.config_defaults(ctypes.byref(cfg))
+        cfg = preset_c_config(self.preset)
         cfg.num_classes = self.num_classes
         cfg.num_levels = len(self.strides)
         # ctypes keeps the array alive with cfg; create() copies it
@@ -124,6 +179,9 @@ class LossOptions:
         cfg.num_threads = self.num_threads
         if self.check_finite is not None:
             cfg.check_finite = 1 if self.check_finite else 0
+        cfg.cost_iou_eps = self.cost_iou_eps
+        cfg.cost_penalty = self.cost_penalty
+        cfg.arithmetic = ARITHMETICS[self.arithmetic]
         msg = ctypes.create_string_buffer(512)
         status = _c.config_validate(ctypes.byref(cfg), msg, len(msg))
         if status != _c.OK:

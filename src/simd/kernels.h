@@ -37,6 +37,8 @@ typedef struct {
     float radius;          /* centre-box half size in pixels: center_radius * stride */
     int legacy;            /* the anchor must also lie inside the gt box */
     float cls_weight, iou_weight, penalty;
+    float iou_eps;         /* of -log(iou + iou_eps): the config's cost_iou_eps */
+    int mmdet;             /* MMDetection's IoU: areas from the corners, union at least 1e-6 */
 } yl_pair_params;
 
 typedef struct {
@@ -71,8 +73,10 @@ typedef struct {
 
     /* For candidates c in [c0, c0 + n) of one level, from their pos, gi, gj:
      * the decoded box (bx, by, bw, bh) and sig_obj. reg holds the level's
-     * four regression planes hw apart, obj its objectness plane. */
-    void (*decode)(const float *reg, const float *obj, size_t hw, float stride, const yl_cands *cand,
+     * four regression planes hw apart, obj its objectness plane. mmdet
+     * decodes the centre as MMDetection does, tx s + j s, else (tx + j) s
+     * (box.h, yl_decode). */
+    void (*decode)(const float *reg, const float *obj, size_t hw, float stride, int mmdet, const yl_cands *cand,
                    size_t c0, size_t n);
 
     /* The class part of the matching cost of n candidates for a gt of one
@@ -82,10 +86,11 @@ typedef struct {
     void (*class_costs)(const float *p, const float *b0, const double *sum0, size_t n, float *out);
 
     /* For candidates c in [c0, c0 + n) of one level and one gt:
-     * iou[c - c0] = IoU(gt, box c) and cost[c - c0] = cls_weight * cls_cost[c]
-     * + iou_weight * -log(iou + 1e-8), plus penalty unless the anchor centre is
-     * inside the gt's centre box (and, for the legacy rule, also inside the
-     * gt box): docs/algorithm.md, section 3. */
+     * iou[c - c0] = IoU(gt, box c) (yl_pair_iou, in p->mmdet's arithmetic)
+     * and cost[c - c0] = cls_weight * cls_cost[c] + iou_weight *
+     * -log(iou + iou_eps), plus penalty unless the anchor centre is inside
+     * the gt's centre box (and, for the legacy rule, also inside the gt box):
+     * docs/algorithm.md, section 3. */
     void (*pair_costs)(const yl_pair_params *p, const yl_cands *cand, size_t c0, size_t n,
                        float *iou, float *cost);
 

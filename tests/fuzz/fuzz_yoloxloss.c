@@ -137,8 +137,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         cfg.strides = d.strides;
         cfg.num_levels = (int)levels - 248; /* 4 to 7 */
     }
-    cfg.assigner = (yoloxloss_assigner)(byte(&r) % 3);
-    cfg.iou_loss = (yoloxloss_iou_loss)(byte(&r) % 3);
+    /* A byte whose value mod 3 was 0 or 1 means what it always meant (the
+     * corpus and the regressions keep their meaning); mod 3 = 2, once only
+     * an invalid value, now also picks the newer choices by the rest of it:
+     * the assigner byte MMDetection's arithmetic and other cost constants,
+     * the box-loss byte the newer losses. */
+    const unsigned assigner_byte = byte(&r), assigner_more = assigner_byte / 3 % 8;
+    cfg.assigner = (yoloxloss_assigner)(assigner_byte % 3);
+    if (assigner_byte % 3 == 2 && assigner_more != 0) {
+        cfg.assigner = (yoloxloss_assigner)(assigner_more & 1);
+        cfg.arithmetic = assigner_more <= 4 ? YOLOXLOSS_ARITHMETIC_MMDET
+                         : assigner_more <= 6 ? YOLOXLOSS_ARITHMETIC_YOLOX
+                                              : (yoloxloss_arithmetic)2; /* invalid */
+        cfg.cost_iou_eps = assigner_more == 3 || assigner_more == 4 ? 1.0f : 1e-7f;
+        cfg.cost_penalty = assigner_more == 3 || assigner_more == 4 ? 2.0f : 1e5f;
+    }
+    const unsigned iou_byte = byte(&r), iou_more = iou_byte / 3 % 6;
+    cfg.iou_loss = (yoloxloss_iou_loss)(iou_byte % 3 < 2 ? iou_byte % 3 : iou_more == 0 ? 7 /* invalid */
+                                                                                        : 1 + iou_more);
     cfg.use_l1 = (flags >> 3) & 1;
     cfg.candidate_topk = (int)(byte(&r) % 12);
     cfg.center_radius = (float)(byte(&r) % 8) * 0.5f;
@@ -239,10 +255,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st = yoloxloss_forward(ctx, &batch, &losses);
     check_status(st, ctx);
     if (getenv("YOLOXLOSS_FUZZ_VERBOSE")) {
-        fprintf(stderr, "config: C %d L %d strides %g %g %g assigner %d iou %d l1 %d topk %d r %g reg_w %g; B %d\n",
+        fprintf(stderr, "config: C %d L %d strides %g %g %g assigner %d iou %d l1 %d topk %d r %g reg_w %g; B %d"
+                " arithmetic %d cost eps %g penalty %g\n",
                 C, L, (double)strides[0], (double)strides[1], (double)strides[2], (int)cfg.assigner,
                 (int)cfg.iou_loss, cfg.use_l1, cfg.candidate_topk, (double)cfg.center_radius,
-                (double)cfg.reg_weight, B);
+                (double)cfg.reg_weight, B, (int)cfg.arithmetic, (double)cfg.cost_iou_eps, (double)cfg.cost_penalty);
         for (int t = 0; t < total; t++)
             fprintf(stderr, "gt %d: class %d box %g %g %g %g\n", t, classes[t], (double)boxes[4 * t],
                     (double)boxes[4 * t + 1], (double)boxes[4 * t + 2], (double)boxes[4 * t + 3]);

@@ -58,6 +58,13 @@ def main():
         "no_gts": seed(rng, B=3, gts=(0, 0, 0), L=1, grids=((3, 3),), split=(0,)),
         "three_levels": seed(rng, L=3, grids=((6, 6), (3, 3), (2, 2)), split=(0, 1, 0), B=1, gts=(3,)),
         "check_finite": seed(rng, flags=16, extreme=True),
+        # the newer choices (fuzz_yoloxloss.c: a byte = 2 mod 3 picks them by
+        # the rest of it): box losses, MMDetection's arithmetic, cost constants
+        "iou_linear": seed(rng, iou=2 + 3 * 1),
+        "diou_mmdet_odd_costs": seed(rng, assigner=2 + 3 * 3, iou=2 + 3 * 2),
+        "ciou_mmdet": seed(rng, assigner=2 + 3 * 1, iou=2 + 3 * 3, flags=8),
+        "eiou_legacy": seed(rng, assigner=1, iou=2 + 3 * 4, extreme=True),
+        "siou_l1_mmdet_constants": seed(rng, assigner=2 + 3 * 6, iou=2 + 3 * 5, flags=8, renorm=0x13),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

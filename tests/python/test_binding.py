@@ -672,7 +672,7 @@ class TestErrors(unittest.TestCase):
 
     def test_bad_options(self):
         self.assertValueError("assigner", assigner="ota")
-        self.assertValueError("iou_loss", iou_loss="diou")
+        self.assertValueError("iou_loss", iou_loss="wiou")  # (diou is a box loss now)
         self.assertValueError(reg_weight=float("nan"))
 
     def test_non_cpu_and_non_float(self):

@@ -6,6 +6,7 @@ PyTorch reference (yolox_reference.py) on random YOLOX training steps.
     /usr/bin/python3 tests/reference/check_reference.py --quick
     /usr/bin/python3 tests/reference/check_reference.py --seed 1 --case 17 -v
     /usr/bin/python3 tests/reference/check_reference.py --isa scalar
+    /usr/bin/python3 tests/reference/check_reference.py --preset mmdet --cases 60 --seed 5
     /usr/bin/python3 tests/reference/check_reference.py --cases 20 --lib-threads 1 \
         --runner "qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tests/run_case"
 
@@ -15,7 +16,12 @@ library it loads can be named with $YOLOXLOSS_LIB (default: ../../build).
 of that instruction set. --runner CMD checks a build that Python cannot load:
 instead of the drop-in, each case goes through `CMD CASE_FILE OUT_FILE`
 (tests/reference/run_case.c, the files described there; runner_io.py) and
-is compared exactly as the drop-in's results are.
+is compared exactly as the drop-in's results are. --preset mmdet checks the
+library's mmdet preset against MMDetection's computation
+(mmdet_reference.py) instead of YOLOX's: the same cases, with box corners
+moved onto a 1/64 px lattice (so corners and centre-size agree exactly) and
+MMDetection's IoULoss (the case's iou-linear stays linear, every other loss
+becomes the square form).
 
 Pass criteria per case:
   (a) assignment (matched gt per anchor) and dynamic_k identical, except
@@ -49,6 +55,7 @@ import repo_paths  # puts python/ (yoloxloss) on sys.path
 from runner_io import Runner
 from tie_analysis import explain_assignment_difference
 from yolox_reference import count_labels, yolox_loss_reference, ASSIGNERS, anchor_tables, _geometry
+from mmdet_reference import mmdet_loss_reference
 
 yoloxloss = None  # the drop-in, imported by main() unless --runner is given
 RUNNER = None     # a runner_io.Runner with --runner
@@ -149,6 +156,33 @@ def _est_assign_elems(labels_np, counts, shapes, strides, C):
         cand, _ = _geometry(gt, xs, ys, ss, ASSIGNERS["yolox-legacy"])
         tot += n * int(cand.sum()) * C
     return tot
+
+
+YOLOX_COST_EPS = float(np.float32(1e-8))  # cost_iou_eps's default, as the library holds it
+
+# The box loss of a case from one uniform number: (loss, upper end of its interval).
+BOX_LOSS_DRAW = (("iou", 0.3), ("iou-linear", 0.4), ("diou", 0.5), ("ciou", 0.6), ("giou", 0.75),
+                 ("eiou", 0.875), ("siou", 1.0))
+
+
+def _box_loss_of(u):
+    return next(name for name, end in BOX_LOSS_DRAW if u < end)
+
+
+def _cost_constants(seed, idx):
+    """(cost_iou_eps, cost_penalty) of a case, float32 values, from a stream
+    of its own so the case's other draws stay as they were: mostly YOLOX's
+    (1e-8, the assigner's own penalty), a fifth MMDetection's (1e-7, 1e5),
+    a twentieth random ones (a penalty that may be smaller than the costs)."""
+    rng = np.random.RandomState((seed * 1000003 + idx * 7919 + 4099) % (2 ** 32))
+    u = rng.rand()
+    if u < 0.75:
+        eps, pen = 1e-8, 0.0
+    elif u < 0.95:
+        eps, pen = 1e-7, 1e5
+    else:
+        eps, pen = 10.0 ** rng.uniform(-9, -2), 10.0 ** rng.uniform(0.5, 7)
+    return float(np.float32(eps)), float(np.float32(pen))
 
 
 def make_case(seed, idx, quick=False):
@@ -310,7 +344,9 @@ def make_case(seed, idx, quick=False):
                     o[b, 5 + int(c), ii, jj] = rng.randn(k) * 1.5 + 2.5
     layout = _choice(rng, ["fused", "split", "split-views"], [0.45, 0.4, 0.15])
     assigner = "yolox" if rng.rand() < 0.5 else "yolox-legacy"
-    iou_loss = "iou" if rng.rand() < 0.6 else "giou"
+    # One draw, as before the newer losses, so the rest of every case is what
+    # it was; a case with u < 0.3 (iou) or 0.6 <= u < 0.75 (giou) keeps its loss.
+    iou_loss = _box_loss_of(rng.rand())
     use_l1 = bool(rng.rand() < 0.5)
     if rng.rand() < 0.75:
         weights = (5.0, 1.0, 1.0, 1.0)
@@ -323,11 +359,40 @@ def make_case(seed, idx, quick=False):
         upstream = (1.0, 0.0, 0.0, 0.0, 0.0)
     else:
         upstream = tuple(float(x) for x in rng.uniform(-2.0, 2.0, 5))
+    cost_iou_eps, cost_penalty = _cost_constants(seed, idx)
     return dict(idx=idx, regime=regime, strides=strides, img=(img_h, img_w), shapes=shapes, A=A,
                 B=B, C=C, labels=torch.from_numpy(labels), outs=[torch.from_numpy(o) for o in outs],
                 pmode=pmode, layout=layout, assigner=assigner, iou_loss=iou_loss, use_l1=use_l1,
                 weights=weights, num_threads=num_threads, kinds=kinds_used, upstream=upstream,
-                counts=[int(n) for n in count_labels(torch.from_numpy(labels))])
+                counts=[int(n) for n in count_labels(torch.from_numpy(labels))],
+                cost_iou_eps=cost_iou_eps, cost_penalty=cost_penalty)
+
+
+MMDET_LATTICE = 64.0  # corners of the mmdet cases' boxes are multiples of 1/64 px
+
+
+def to_mmdet_case(case):
+    """The case for the library's mmdet preset against MMDetection's
+    computation: each used label's corners rounded to the 1/64 px lattice
+    (a side at least one step), so (x1 + x2) / 2, x2 - x1 and back are exact
+    in float32; MMDetection's IoULoss; the preset's assigner and constants."""
+    labels = case["labels"].clone().double()
+    for b, n in enumerate(case["counts"]):
+        for g in range(n):
+            cx, cy, w, h = labels[b, g, 1:5].tolist()
+            x1, x2 = round((cx - w / 2) * MMDET_LATTICE), round((cx + w / 2) * MMDET_LATTICE)
+            y1, y2 = round((cy - h / 2) * MMDET_LATTICE), round((cy + h / 2) * MMDET_LATTICE)
+            x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+            labels[b, g, 1:5] = torch.tensor([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1],
+                                             dtype=torch.float64) / MMDET_LATTICE
+    case = dict(case)
+    case["labels"] = labels.float()
+    # rounding may move a row's sum across 0: the used rows are recounted
+    case["counts"] = [int(n) for n in count_labels(case["labels"])]
+    case.update(preset="mmdet", assigner="yolox-legacy", arithmetic="mmdet",
+                iou_loss="iou-linear" if case["iou_loss"] == "iou-linear" else "iou",
+                cost_iou_eps=float(np.float32(1e-7)), cost_penalty=1e5)
+    return case
 
 
 def make_leaves(case, dtype=torch.float32):
@@ -368,10 +433,21 @@ def backward_upstream(terms, upstream):
 def run_reference(case, dtype=torch.float32, forced=None, info=False, transcendentals="torch"):
     inputs, leaves = make_leaves(case, dtype)
     rw, ow, cw, lw = case["weights"]
+    if case.get("preset") == "mmdet":
+        res = mmdet_loss_reference(inputs, case["labels"], case["strides"], case["use_l1"], rw, ow, cw, lw,
+                                   forced_matched=forced, return_info=info,
+                                   transcendentals=transcendentals, iou_loss=case["iou_loss"])
+        terms, inf = (res if info else (res, None))
+        backward_upstream(terms, case["upstream"])
+        grads = [l.grad.detach().double() if l.grad is not None else torch.zeros_like(l, dtype=torch.float64)
+                 for l in leaves]
+        return [float(t) for t in terms], grads, inf
     res = yolox_loss_reference(inputs, case["labels"], case["strides"], case["assigner"],
                                case["iou_loss"], case["use_l1"], rw, ow, cw, lw,
                                forced_matched=forced, return_info=info,
-                               transcendentals=transcendentals)
+                               transcendentals=transcendentals,
+                               cost_iou_eps=case.get("cost_iou_eps", 1e-8),
+                               cost_penalty=case.get("cost_penalty"))
     terms, inf = (res if info else (res, None))
     backward_upstream(terms, case["upstream"])
     grads = [l.grad.detach().double() if l.grad is not None else torch.zeros_like(l, dtype=torch.float64)
@@ -388,7 +464,8 @@ def run_library(case):
     terms = yoloxloss.yolox_loss(inputs, case["labels"], strides=case["strides"],
                                  assigner=case["assigner"], iou_loss=case["iou_loss"],
                                  use_l1=case["use_l1"], reg_weight=rw, obj_weight=ow,
-                                 cls_weight=cw, l1_weight=lw, num_threads=case["num_threads"])
+                                 cls_weight=cw, l1_weight=lw, num_threads=case["num_threads"],
+                                 **cost_keywords(case))
     backward_upstream(terms, case["upstream"])
     grads = [l.grad.detach().double() if l.grad is not None else torch.zeros_like(l, dtype=torch.float64)
              for l in leaves]
@@ -404,11 +481,22 @@ def library_assignment(case):
     if hasattr(yoloxloss, "yolox_assign_details"):
         d = yoloxloss.yolox_assign_details(outs, case["labels"], strides=case["strides"],
                                            assigner=case["assigner"],
-                                           num_threads=case["num_threads"])
+                                           num_threads=case["num_threads"], **cost_keywords(case))
         return d.matched, d.pred_iou, d.dynamic_k
     m = yoloxloss.yolox_assign(outs, case["labels"], strides=case["strides"],
                                assigner=case["assigner"], num_threads=case["num_threads"])
     return m, None, None
+
+
+def cost_keywords(case):
+    """The drop-in's keywords for the case's cost constants (none when they
+    are the defaults, so a drop-in without them still runs the other cases),
+    or for its preset."""
+    if case.get("preset") == "mmdet":
+        return dict(preset="mmdet")
+    if cost_constants_name(case) == "default":
+        return {}
+    return dict(cost_iou_eps=case["cost_iou_eps"], cost_penalty=case["cost_penalty"])
 
 
 def isa_supported(lib_path, name):
@@ -457,11 +545,23 @@ def grad_error(lib, ref):
     return worst / max(maxg, 1e-30), maxg
 
 
+def cost_constants_name(case):
+    eps, pen = case.get("cost_iou_eps", YOLOX_COST_EPS), case.get("cost_penalty") or 0.0
+    if eps == YOLOX_COST_EPS and pen == 0.0:
+        return "default"
+    if eps == float(np.float32(1e-7)) and pen == 1e5:
+        return "mmdet"
+    return "random"
+
+
 def describe(case):
-    return ("B=%d C=%d L=%d A=%d img=%dx%d gts=%d %s/%s/%s %s %s %s" % (
+    costs = "default" if case.get("preset") == "mmdet" else cost_constants_name(case)
+    return ("B=%d C=%d L=%d A=%d img=%dx%d gts=%d %s/%s/%s %s %s %s%s" % (
         case["B"], case["C"], len(case["strides"]), case["A"], case["img"][1], case["img"][0],
-        sum(case["counts"]), case["assigner"], case["iou_loss"], "l1" if case["use_l1"] else "nol1",
-        case["layout"], case["pmode"], case["regime"]))
+        sum(case["counts"]), "mmdet" if case.get("preset") == "mmdet" else case["assigner"], case["iou_loss"],
+        "l1" if case["use_l1"] else "nol1",
+        case["layout"], case["pmode"], case["regime"],
+        "" if costs == "default" else " cost:%g/%g" % (case["cost_iou_eps"], case["cost_penalty"])))
 
 
 def check_case(case, stats, verbose=False):
@@ -655,6 +755,9 @@ def main(argv=None):
                     help="kernels the library uses (sets $YOLOXLOSS_ISA: scalar, avx2, avx512, neon)")
     ap.add_argument("--runner", metavar="CMD",
                     help="run each case with `CMD CASE_FILE OUT_FILE` (run_case) instead of the drop-in")
+    ap.add_argument("--preset", choices=("yolox", "mmdet"), default="yolox",
+                    help="mmdet: the library's mmdet preset against MMDetection's computation "
+                         "(mmdet_reference.py) on the same cases, box corners on a 1/64 px lattice")
     ap.add_argument("--lib-threads", type=int, metavar="N",
                     help="the library's num_threads for every case, instead of the case's own "
                          "(1 under qemu-user, where libgomp hangs with more)")
@@ -703,10 +806,14 @@ def main(argv=None):
     n_pass = n_fail = 0
     worst_l = worst_g = worst_l_eff = worst_g_eff = 0.0
     failed = []
+    per_loss = {}  # iou_loss -> [passed, failed, worst loss error, worst gradient error]
+    ref_name = "MMDetection" if args.preset == "mmdet" else "YOLOX"
     t_start = time.perf_counter()
     shapes_seen = dict(B=[], C=[], gts=[])
     for i in ids:
         case = make_case(args.seed, i, args.quick)
+        if args.preset == "mmdet":
+            case = to_mmdet_case(case)
         if args.lib_threads is not None:
             case["num_threads"] = args.lib_threads
         for key in ("regime", "assigner", "iou_loss", "layout", "pmode"):
@@ -717,6 +824,7 @@ def main(argv=None):
         cover["weights"]["default" if case["weights"] == (5.0, 1.0, 1.0, 1.0) else "random"] += 1
         cover["box kinds"].update(case["kinds"])
         cover["img"]["%dx%d" % (case["img"][1], case["img"][0])] += 1
+        cover["costs"][cost_constants_name(case)] += 1
         shapes_seen["B"].append(case["B"])
         shapes_seen["C"].append(case["C"])
         shapes_seen["gts"].extend(case["counts"])
@@ -740,6 +848,12 @@ def main(argv=None):
         if res["ok"]:
             worst_l_eff = max(worst_l_eff, res.get("lerr_eff", res["lerr"]))
             worst_g_eff = max(worst_g_eff, res.get("gerr_eff", res["gerr"]))
+        per = per_loss.setdefault(case["iou_loss"], [0, 0, 0.0, 0.0])
+        per[0 if res["ok"] else 1] += 1
+        if math.isfinite(res["lerr"]):
+            per[2] = max(per[2], res["lerr"])
+        if math.isfinite(res["gerr"]):
+            per[3] = max(per[3], res["gerr"])
         print("case %3d: %-78s loss %.2e grad %.2e/%.2e %5.2fs %s" % (
             i, describe(case), res["lerr"], res["gerr"] * res["maxg"] if math.isfinite(res["gerr"]) else res["gerr"],
             res["maxg"], res["secs"], ("ok" + res.get("via", "")) if res["ok"] else "FAIL"))
@@ -750,7 +864,7 @@ def main(argv=None):
 
     print("\n=== coverage ===")
     for key in ("regime", "assigner", "iou_loss", "l1", "layout", "pmode", "strides", "weights", "upstream",
-                "box kinds", "img"):
+                "box kinds", "img", "costs"):
         print("%-10s %s" % (key + ":", ", ".join("%s %d" % kv for kv in sorted(cover[key].items()))))
     gts = shapes_seen["gts"]
     print("images per case: %d..%d; classes: %d..%d; boxes per image: %d..%d (%d empty images)" % (
@@ -776,16 +890,21 @@ def main(argv=None):
     print("pred_iou on agreeing fg anchors: worst |lib - ref| = %.3g" % stats["worst_pred_iou"])
     print("cases whose losses were compared on the library's assignment (ties): %d; "
           "loss comparison skipped (assignment failure): %d" % (stats["forced_cases"], stats["loss_skipped"]))
-    print("worst loss error (rel, scale max(|ref|, 0.1)) vs the float32 YOLOX reference: %.3g "
+    print("worst loss error (rel, scale max(|ref|, 0.1)) vs the float32 %s reference: %.3g "
           "(tol %.0e); in passing cases after the second opinions below: %.3g"
-          % (worst_l, LOSS_TOL, worst_l_eff))
-    print("worst gradient error / max |grad| vs the float32 YOLOX reference: %.3g (tol %.0e); "
-          "in passing cases after the second opinions below: %.3g" % (worst_g, GRAD_TOL, worst_g_eff))
+          % (ref_name, worst_l, LOSS_TOL, worst_l_eff))
+    print("worst gradient error / max |grad| vs the float32 %s reference: %.3g (tol %.0e); "
+          "in passing cases after the second opinions below: %.3g" % (ref_name, worst_g, GRAD_TOL, worst_g_eff))
     print("cases passing only against the reference evaluated with libm's expf/logf (torch's "
           "float32 exp/log differ by 1 ulp at a kink): losses %d, gradients %d; with correctly "
           "rounded exp/log: losses %d, gradients %d; only against float64: losses %d, gradients %d"
           % (stats["loss_ok_vs_libm"], stats["grad_ok_vs_libm"], stats["loss_ok_vs_correct"],
              stats["grad_ok_vs_correct"], stats["loss_ok_vs_f64"], stats["grad_ok_vs_f64"]))
+    print("per box loss, against the float32 reference (before second opinions): worst loss "
+          "error (rel), worst gradient error / max |grad|:")
+    for name in sorted(per_loss):
+        ok, bad, wl, wg = per_loss[name]
+        print("  %-10s %3d cases (%d failed): loss %.3g, gradient %.3g" % (name, ok + bad, bad, wl, wg))
     if failed:
         print("failed cases: %s" % " ".join(str(i) for i in failed))
     if RUNNER is not None:

@@ -25,7 +25,8 @@ import sys
 import torch
 
 from tie_analysis import explain_assignment_difference
-from yolox_reference import ASSIGNERS, count_labels, flatten_outputs, yolox_loss_reference
+from yolox_reference import (ASSIGNERS, IOU_LOSSES, _iou_loss, count_labels, elementwise_iou,
+                              flatten_outputs, yolox_loss_reference)
 
 
 def slow_loop_loss(outputs, labels, strides, assigner, iou_loss, use_l1, weights):
@@ -319,6 +320,75 @@ def check_finite_differences(gen):
               % (assigner, iou_loss, layout, worst_fd))
 
 
+def check_box_losses_finite_differences():
+    """Every box loss of _iou_loss: autograd in float64 against central
+    differences, on random overlapping, disjoint and nested pairs away from
+    the kinks (corner ties, zero centre offsets or size differences); CIoU
+    where IoU <= 0.5, as its alpha (held constant by autograd) is 0 there."""
+    gen = torch.Generator().manual_seed(4321)
+    n = 400
+    gt = torch.cat([torch.rand(n, 2, generator=gen, dtype=torch.float64) * 200,
+                    5 + torch.rand(n, 2, generator=gen, dtype=torch.float64) * 60], 1)
+    shift = (torch.rand(n, 2, generator=gen, dtype=torch.float64) - 0.5) * 1.5 * gt[:, 2:]
+    scale = 0.3 + torch.rand(n, 2, generator=gen, dtype=torch.float64) * 2.5
+    pred = torch.cat([gt[:, :2] + shift, gt[:, 2:] * scale], 1)
+    p1, p2 = pred[:, :2] - pred[:, 2:] / 2, pred[:, :2] + pred[:, 2:] / 2
+    g1, g2 = gt[:, :2] - gt[:, 2:] / 2, gt[:, :2] + gt[:, 2:] / 2
+    gaps = torch.cat([(p1 - g1).abs(), (p2 - g2).abs(), (p1 - g2).abs(), (p2 - g1).abs(),
+                      (pred[:, :2] - gt[:, :2]).abs(), (pred[:, 2:] - gt[:, 2:]).abs()], 1)
+    keep = gaps.min(1).values > 0.05
+    pred, gt = pred[keep], gt[keep]
+    for loss_type in IOU_LOSSES:
+        x = pred.clone().requires_grad_(True)
+        with torch.no_grad():
+            iou = elementwise_iou(gt, pred)
+        rows = (iou <= 0.49) if loss_type == "ciou" else torch.ones_like(iou, dtype=torch.bool)
+        loss = _iou_loss(x, gt, loss_type)
+        grad, = torch.autograd.grad(loss[rows].sum(), x)
+        worst, h = 0.0, 1e-6
+        with torch.no_grad():
+            for k in range(4):
+                up, down = pred.clone(), pred.clone()
+                up[:, k] += h
+                down[:, k] -= h
+                fd = (_iou_loss(up, gt, loss_type) - _iou_loss(down, gt, loss_type)) / (2 * h)
+                err = (fd - grad[:, k])[rows].abs() / (grad[rows].abs().max(1).values + 1e-12)
+                worst = max(worst, float(err.max()))
+        assert worst < 1e-5, (loss_type, worst)
+        print("box loss %-10s: %d pairs, worst |fd - autograd| / max|grad| = %.3g"
+              % (loss_type, int(rows.sum()), worst))
+
+
+def check_mmdet_reference_agrees_with_yolox_reference(gen_seed=777):
+    """mmdet_reference.py, written from MMDetection's code, and this
+    project's YOLOX reference with the legacy rule and MMDetection's cost
+    constants compute the same thing in a different arithmetic: on boxes
+    whose corners are exact, their assignments agree (or differ by an exact
+    tie) and their losses agree to float32 rounding."""
+    from mmdet_reference import mmdet_loss_reference
+    from tie_analysis import explain_assignment_difference as explain
+    gen = torch.Generator().manual_seed(gen_seed)
+    worst = 0.0
+    for rep in range(6):
+        outs, labels = tiny_case(gen, 2, 3, [(5, 4), (3, 2)], (8, 16), 3, rep % 2 == 1)
+        used = labels.sum(-1) > 0
+        labels[..., 1:] = torch.round(labels[..., 1:] * 8) / 8  # corners on the 1/16 px lattice
+        labels[..., 3:] = torch.where(used[..., None], labels[..., 3:].clamp(min=0.125), labels[..., 3:])
+        m_terms, m_info = mmdet_loss_reference(outs, labels, (8, 16), True, return_info=True)
+        y_terms, y_info = yolox_loss_reference(outs, labels, (8, 16), "yolox-legacy", "iou", True,
+                                               return_info=True, cost_iou_eps=1e-7, cost_penalty=1e5)
+        for b, im in enumerate(y_info["images"]):
+            ok, why = explain(im, y_info["matched"][b], m_info["matched"][b], None, "rounding")
+            assert ok, (rep, b, why)
+        if torch.equal(y_info["matched"], m_info["matched"]):
+            for m, y in zip(m_terms, y_terms):
+                err = abs(float(m) - float(y)) / max(abs(float(y)), 0.1)
+                worst = max(worst, err)
+                assert err < 1e-5, (rep, float(m), float(y))
+    print("mmdet reference vs YOLOX reference (legacy rule, its constants): assignments agree "
+          "up to ties, worst loss difference %.3g" % worst)
+
+
 def check_tie_explanation():
     """Exact ties: constant predictions make many equal costs; an assignment
     that breaks them by lowest anchor index must be explained, a made-up
@@ -388,6 +458,8 @@ def main():
     gen = torch.Generator().manual_seed(1234)
     check_against_slow_loop(gen)
     check_finite_differences(gen)
+    check_box_losses_finite_differences()
+    check_mmdet_reference_agrees_with_yolox_reference()
     check_tie_explanation()
     check_no_candidate_image()
     print("self-test passed")

@@ -11,11 +11,12 @@
  * and reads the same layout:
  *
  * CASE_FILE
- *   char    magic[8]         "YXCASE1"
+ *   char    magic[8]         "YXCASE2"
  *   int32   B, C, L, T       images, classes, levels, ground-truth rows
  *   int32   assigner, iou_loss, use_l1, num_threads   (yoloxloss_config's values)
  *   float32 reg_weight, obj_weight, cls_weight, l1_weight
  *   float32 upstream[5]      total, iou, obj, cls, l1
+ *   float32 cost_iou_eps, cost_penalty; int32 arithmetic   (yoloxloss_config's values)
  *   per level: float32 stride; int32 H, W, fused (1: [B,5+C,H,W]; 0: reg, obj, cls)
  *   int32   num_gt[B], gt_classes[T]; float32 gt_boxes[T, 4]
  *   per level: the fused tensor, or reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W]
@@ -37,7 +38,7 @@
 
 #define MAX_LEVELS 64
 
-static const char CASE_MAGIC[8] = "YXCASE1";
+static const char CASE_MAGIC[8] = "YXCASE2";
 static const char OUT_MAGIC[8] = "YXOUT1";
 
 /* The case file in memory and how far it has been read. */
@@ -149,7 +150,7 @@ int main(int argc, char **argv) {
     reader r;
     read_file(&r, argv[1]);
     if (memcmp(take(&r, 1, sizeof CASE_MAGIC, "magic"), CASE_MAGIC, sizeof CASE_MAGIC) != 0)
-        fail_format(&r, "not a case file (magic YXCASE1 missing)");
+        fail_format(&r, "not a case file of this runner (magic YXCASE2 missing)");
 
     const int B = take_int(&r, "B", 1, INT32_MAX);
     const int C = take_int(&r, "C", 1, INT32_MAX - 5);
@@ -160,7 +161,7 @@ int main(int argc, char **argv) {
     cfg.num_classes = C;
     cfg.num_levels = L;
     cfg.assigner = (yoloxloss_assigner)take_int(&r, "assigner", 0, 1);
-    cfg.iou_loss = (yoloxloss_iou_loss)take_int(&r, "iou_loss", 0, 1);
+    cfg.iou_loss = (yoloxloss_iou_loss)take_int(&r, "iou_loss", 0, YOLOXLOSS_IOU_LOSS_SIOU);
     cfg.use_l1 = take_int(&r, "use_l1", 0, 1);
     cfg.num_threads = take_int(&r, "num_threads", 0, 1024);
     cfg.reg_weight = take_float(&r, "reg_weight");
@@ -173,6 +174,9 @@ int main(int argc, char **argv) {
     up.obj = take_float(&r, "upstream");
     up.cls = take_float(&r, "upstream");
     up.l1 = take_float(&r, "upstream");
+    cfg.cost_iou_eps = take_float(&r, "cost_iou_eps");
+    cfg.cost_penalty = take_float(&r, "cost_penalty");
+    cfg.arithmetic = (yoloxloss_arithmetic)take_int(&r, "arithmetic", 0, YOLOXLOSS_ARITHMETIC_MMDET);
 
     float strides[MAX_LEVELS];
     int fused[MAX_LEVELS];

@@ -16,10 +16,12 @@ import tempfile
 import numpy as np
 import torch
 
-CASE_MAGIC = b"YXCASE1\0"
+CASE_MAGIC = b"YXCASE2\0"
 OUT_MAGIC = b"YXOUT1\0\0"
 ASSIGNER_IDS = {"yolox": 0, "yolox-legacy": 1}     # yoloxloss_assigner
-IOU_LOSS_IDS = {"iou": 0, "giou": 1}               # yoloxloss_iou_loss
+IOU_LOSS_IDS = {"iou": 0, "giou": 1, "iou-linear": 2, "diou": 3, "ciou": 4, "eiou": 5,
+                "siou": 6}                          # yoloxloss_iou_loss
+ARITHMETIC_IDS = {"yolox": 0, "mmdet": 1}          # yoloxloss_arithmetic
 RUN_TIMEOUT_S = 900
 
 
@@ -51,6 +53,8 @@ def write_case(path, case):
         f.write(struct.pack("<8i", B, C, L, int(classes.numel()), ASSIGNER_IDS[case["assigner"]],
                             IOU_LOSS_IDS[case["iou_loss"]], int(case["use_l1"]), case["num_threads"]))
         f.write(struct.pack("<9f", *case["weights"], *case["upstream"]))
+        f.write(struct.pack("<2fi", case.get("cost_iou_eps", 1e-8), case.get("cost_penalty") or 0.0,
+                            ARITHMETIC_IDS[case.get("arithmetic", "yolox")]))
         for s, (h, w) in zip(case["strides"], case["shapes"]):
             f.write(struct.pack("<f3i", float(s), h, w, 1 if case["layout"] == "fused" else 0))
         f.write(np.ascontiguousarray(num_gt.numpy(), dtype="<i4"))

@@ -21,7 +21,8 @@ Public functions
 yolox_loss_reference(outputs, labels, strides, assigner, iou_loss, use_l1,
                      reg_weight, obj_weight, cls_weight, l1_weight,
                      forced_matched=None, forced_pred_iou=None,
-                     return_info=False, transcendentals="torch")
+                     return_info=False, transcendentals="torch",
+                     cost_iou_eps=1e-8, cost_penalty=None)
     -> 6-tuple (total, w_iou*loss_iou, w_obj*loss_obj, w_cls*loss_cls,
                 w_l1*loss_l1, N/max(num_gt,1)), and with return_info=True a
        second value: a dict (see _assign_image for the per-image entries:
@@ -29,10 +30,15 @@ yolox_loss_reference(outputs, labels, strides, assigner, iou_loss, use_l1,
        geometry, selected).  forced_matched runs the losses on a given
        assignment (e.g. another implementation's, after a tie);
        transcendentals="libm"/"correct" swaps torch's float32 exp/log for
-       the C library's / correctly rounded ones (diagnostics at kinks).
+       the C library's / correctly rounded ones (diagnostics at kinks);
+       iou_loss is one of IOU_LOSSES (docs/algorithm.md, "Box losses");
+       cost_iou_eps and cost_penalty (None: the assigner's) are the
+       matching cost's constants.
 yolox_assign_reference(outputs, labels, strides, assigner)
     -> (matched int64 [B, A], per-image info list)
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -237,7 +243,7 @@ def _cls_cost(p, gt_classes, num_classes):
 
 
 def _assign_image(gt, gt_classes, box_pred, obj_pred, cls_pred, xs, ys, ss, cfg,
-                  num_classes, topk=10, mode="torch"):
+                  num_classes, topk=10, mode="torch", cost_iou_eps=1e-8):
     """One image's SimOTA.
 
     gt [G,4] float32 (cx,cy,w,h), gt_classes [G] int64, box_pred [A,4]
@@ -275,7 +281,7 @@ def _assign_image(gt, gt_classes, box_pred, obj_pred, cls_pred, xs, ys, ss, cfg,
 
     pb = box_pred[cand_idx]
     ious = pairwise_iou(gt, pb)
-    iou_cost = -_log(ious + 1e-8, mode)
+    iou_cost = -_log(ious + cost_iou_eps, mode)
     p = (cls_pred[cand_idx].float().sigmoid() * obj_pred[cand_idx].float().unsqueeze(1).sigmoid()).sqrt()
     cls_cost = _cls_cost(p, gt_classes, num_classes)
     cost_nopen = cls_cost + 3.0 * iou_cost
@@ -314,8 +320,16 @@ def _assign_image(gt, gt_classes, box_pred, obj_pred, cls_pred, xs, ys, ss, cfg,
 # the loss
 # --------------------------------------------------------------------------
 
+IOU_LOSSES = ("iou", "giou", "iou-linear", "diou", "ciou", "eiou", "siou")
+BOX_EPS = 1e-7  # the eps of the box losses' divisions (docs/algorithm.md lists each)
+
+
 def _iou_loss(pred, target, loss_type):
-    """YOLOX's IOUloss(reduction='none'), pred/target [n,4] cx,cy,w,h."""
+    """The box loss of each row, pred/target [n,4] cx,cy,w,h: YOLOX's
+    IOUloss(reduction='none') for "iou" and "giou", and the others from
+    their formulas in docs/algorithm.md ("Box losses"), written here from
+    that text.  Autograd gives the gradient; CIoU's alpha is computed
+    without it, so it is a constant of the gradient."""
     tl = torch.max(pred[:, :2] - pred[:, 2:] / 2, target[:, :2] - target[:, 2:] / 2)
     br = torch.min(pred[:, :2] + pred[:, 2:] / 2, target[:, :2] + target[:, 2:] / 2)
     area_p = torch.prod(pred[:, 2:], 1)
@@ -326,19 +340,47 @@ def _iou_loss(pred, target, loss_type):
     iou = inter / (union + 1e-16)
     if loss_type == "iou":
         return 1 - iou ** 2
+    if loss_type == "iou-linear":
+        return 1 - iou
+    if loss_type not in IOU_LOSSES:
+        raise ValueError("iou_loss must be one of %s, got %r" % (IOU_LOSSES, loss_type))
+    c_tl = torch.min(pred[:, :2] - pred[:, 2:] / 2, target[:, :2] - target[:, 2:] / 2)
+    c_br = torch.max(pred[:, :2] + pred[:, 2:] / 2, target[:, :2] + target[:, 2:] / 2)
     if loss_type == "giou":
-        c_tl = torch.min(pred[:, :2] - pred[:, 2:] / 2, target[:, :2] - target[:, 2:] / 2)
-        c_br = torch.max(pred[:, :2] + pred[:, 2:] / 2, target[:, :2] + target[:, 2:] / 2)
         area_c = torch.prod(c_br - c_tl, 1)
         giou = iou - (area_c - union) / area_c.clamp(1e-16)
         return 1 - giou.clamp(min=-1.0, max=1.0)
-    raise ValueError("iou_loss must be 'iou' or 'giou', got %r" % (loss_type,))
+    cw, ch = (c_br - c_tl).unbind(1)             # the enclosing box's sides
+    dx, dy = (pred[:, :2] - target[:, :2]).unbind(1)
+    w, h = pred[:, 2], pred[:, 3]
+    wg, hg = target[:, 2], target[:, 3]
+    if loss_type in ("diou", "ciou", "eiou"):
+        penalty = (dx ** 2 + dy ** 2) / (cw ** 2 + ch ** 2 + BOX_EPS)
+    if loss_type == "diou":
+        return 1 - iou + penalty
+    if loss_type == "ciou":
+        v = (4 / math.pi ** 2) * (torch.atan2(wg, hg) - torch.atan2(w, h)) ** 2
+        with torch.no_grad():
+            alpha = (iou > 0.5).to(iou.dtype) * v / (1 - iou + v + BOX_EPS)
+        return 1 - (iou - penalty - alpha * v).clamp(min=-1.0, max=1.0)
+    if loss_type == "eiou":
+        return (1 - iou + penalty + (w - wg) ** 2 / (cw ** 2 + BOX_EPS)
+                + (h - hg) ** 2 / (ch ** 2 + BOX_EPS))
+    # siou: angle cost 2|dx||dy|/sigma^2, the paper's 1 - 2 sin^2(arcsin(|dy|/sigma) - pi/4)
+    angle = 2 * dx.abs() * dy.abs() / (dx ** 2 + dy ** 2 + BOX_EPS)
+    gamma = 2 - angle
+    distance = ((1 - torch.exp(-gamma * dx ** 2 / (cw ** 2 + BOX_EPS)))
+                + (1 - torch.exp(-gamma * dy ** 2 / (ch ** 2 + BOX_EPS))))
+    shape = ((1 - torch.exp(-(w - wg).abs() / torch.max(w, wg))) ** 4
+             + (1 - torch.exp(-(h - hg).abs() / torch.max(h, hg))) ** 4)
+    return 1 - iou + 0.5 * (distance + shape)
 
 
 def yolox_loss_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox",
                          iou_loss="iou", use_l1=False, reg_weight=5.0, obj_weight=1.0,
                          cls_weight=1.0, l1_weight=1.0, forced_matched=None,
-                         forced_pred_iou=None, return_info=False, transcendentals="torch"):
+                         forced_pred_iou=None, return_info=False, transcendentals="torch",
+                         cost_iou_eps=1e-8, cost_penalty=None):
     """The YOLOX loss.  outputs: list of per-level [B,5+C,H,W] tensors or
     (reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W]) triples; labels [B,M,5]
     padded (class, cx, cy, w, h).  Float32 inputs give YOLOX's float32
@@ -356,6 +398,10 @@ def yolox_loss_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox",
     (exp/log correctly rounded to float32) or "libm" (the C library's
     expf/logf; needs forced_matched); see _exp.
 
+    cost_iou_eps: the eps of the matching cost's -log(IoU + eps) (YOLOX
+    1e-8); cost_penalty: the cost of failing the geometry test, None (or
+    0) for the assigner's own (1e6 current, 1e5 legacy).
+
     Returns (total, reg_weight*loss_iou, obj_weight*loss_obj,
     cls_weight*loss_cls, l1_weight*loss_l1, N / max(num_gt, 1)) as 0-d
     tensors (the last one without gradient), and if return_info also a dict
@@ -363,7 +409,9 @@ def yolox_loss_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox",
     """
     if assigner not in ASSIGNERS:
         raise ValueError("unknown assigner %r" % (assigner,))
-    cfg = ASSIGNERS[assigner]
+    cfg = dict(ASSIGNERS[assigner])
+    if cost_penalty:
+        cfg["penalty"] = float(cost_penalty)
     strides = [float(s) for s in strides]
     if len(strides) != len(outputs):
         raise ValueError("one stride per level")
@@ -419,7 +467,8 @@ def yolox_loss_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox",
         else:
             with torch.no_grad():
                 info = _assign_image(gt, gcls, bbox32[b], p32[b, :, 4], p32[b, :, 5:],
-                                     xs, ys, ss, cfg, num_classes, mode=mode)
+                                     xs, ys, ss, cfg, num_classes, mode=mode,
+                                     cost_iou_eps=cost_iou_eps)
         matched_all[b] = info["matched"]
         pred_iou_all[b] = info["pred_iou"]
         info["gt_classes"] = gcls
@@ -473,7 +522,8 @@ def yolox_loss_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox",
     return result
 
 
-def yolox_assign_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox"):
+def yolox_assign_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox",
+                           cost_iou_eps=1e-8, cost_penalty=None):
     """-> (matched int64 [B, A], list of per-image info dicts)."""
     with torch.no_grad():
         outs = []
@@ -482,5 +532,6 @@ def yolox_assign_reference(outputs, labels, strides=(8, 16, 32), assigner="yolox
                 outs.append(tuple(t.detach() for t in lvl))
             else:
                 outs.append(lvl.detach())
-        _, info = yolox_loss_reference(outs, labels, strides, assigner, return_info=True)
+        _, info = yolox_loss_reference(outs, labels, strides, assigner, return_info=True,
+                                       cost_iou_eps=cost_iou_eps, cost_penalty=cost_penalty)
     return info["matched"], info["images"]

@@ -30,6 +30,9 @@ static void test_config_defaults(void **state) {
 #else
     assert_int_equal(c.check_finite, 1);
 #endif
+    assert_true(c.cost_iou_eps == 1e-8f);
+    assert_true(c.cost_penalty == 0.0f);
+    assert_int_equal(c.arithmetic, YOLOXLOSS_ARITHMETIC_YOLOX);
     char msg[256] = "x";
     assert_int_equal(yoloxloss_config_validate(&c, msg, sizeof msg), YOLOXLOSS_OK);
     assert_string_equal(msg, "");
@@ -55,12 +58,21 @@ static void m_center_radius(yoloxloss_config *c, int v) {
 static void m_topk(yoloxloss_config *c, int v) { c->candidate_topk = v ? -5 : 0; }
 static void m_iou_cost(yoloxloss_config *c, int v) { c->iou_cost_weight = v ? NAN : -0.5f; }
 static void m_cls_cost(yoloxloss_config *c, int v) { c->cls_cost_weight = v ? INFINITY : -1.0f; }
-static void m_iou_loss(yoloxloss_config *c, int v) { c->iou_loss = (yoloxloss_iou_loss)(v ? -1 : 2); }
+static void m_iou_loss(yoloxloss_config *c, int v) { c->iou_loss = (yoloxloss_iou_loss)(v ? -1 : 7); }
 static void m_reg_weight(yoloxloss_config *c, int v) { c->reg_weight = v ? INFINITY : NAN; }
 static void m_obj_weight(yoloxloss_config *c, int v) { c->obj_weight = v ? -INFINITY : NAN; }
 static void m_cls_weight(yoloxloss_config *c, int v) { c->cls_weight = v ? INFINITY : NAN; }
 static void m_l1_weight(yoloxloss_config *c, int v) { c->l1_weight = v ? INFINITY : NAN; }
 static void m_num_threads(yoloxloss_config *c, int v) { c->num_threads = v ? -100 : -1; }
+static void m_cost_iou_eps(yoloxloss_config *c, int v) {
+    const float bad[4] = {0.0f, -1e-8f, NAN, INFINITY};
+    c->cost_iou_eps = bad[v];
+}
+static void m_cost_penalty(yoloxloss_config *c, int v) {
+    const float bad[3] = {-1.0f, NAN, INFINITY};
+    c->cost_penalty = bad[v];
+}
+static void m_arithmetic(yoloxloss_config *c, int v) { c->arithmetic = (yoloxloss_arithmetic)(v ? -1 : 2); }
 
 static const bad_field BAD_FIELDS[] = {
     {"num_classes", m_num_classes, 2},     {"num_levels", m_num_levels, 2},
@@ -70,6 +82,8 @@ static const bad_field BAD_FIELDS[] = {
     {"iou_loss", m_iou_loss, 2},           {"reg_weight", m_reg_weight, 2},
     {"obj_weight", m_obj_weight, 2},       {"cls_weight", m_cls_weight, 2},
     {"l1_weight", m_l1_weight, 2},         {"num_threads", m_num_threads, 2},
+    {"cost_iou_eps", m_cost_iou_eps, 4},   {"cost_penalty", m_cost_penalty, 3},
+    {"arithmetic", m_arithmetic, 2},
 };
 
 static void test_config_validate_rejects_each_field(void **state) {

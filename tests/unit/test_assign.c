@@ -73,7 +73,7 @@ static void scene_all_pred(scene *sc, const float b[4]) {
                 sc->reg[l][hw + q] = b[1] / s - (float)i;
                 sc->reg[l][2 * hw + q] = tw;
                 sc->reg[l][3 * hw + q] = th;
-                yl_box d = yl_decode(tu_math(), sc->reg[l][q], sc->reg[l][hw + q], tw, th, i, j, s);
+                yl_box d = yl_decode(tu_math(), sc->reg[l][q], sc->reg[l][hw + q], tw, th, i, j, s, YOLOXLOSS_ARITHMETIC_YOLOX);
                 assert_true(d.x == b[0] && d.y == b[1] && d.w == b[2] && d.h == b[3]);
             }
     }
@@ -85,6 +85,7 @@ static yl_assign_params params(yoloxloss_assigner a, float radius, float penalty
     p.assigner = a;
     p.center_radius = radius;
     p.penalty = penalty;
+    p.iou_eps = 1e-8f;
     p.topk = topk;
     p.iou_cost_weight = 3.0f;
     p.cls_cost_weight = 1.0f;
@@ -281,9 +282,23 @@ static float iou_f(const float g[4], const float b[4]) {
     return inter / (g[2] * g[3] + b[2] * b[3] - inter);
 }
 
+/* MMDetection's bbox_overlaps in float32, written from its code: corners
+ * first, areas from the corners, the extents clamped at 0, the union at
+ * least 1e-6. */
+static float iou_mmdet_f(const float g[4], const float b[4]) {
+    float g1x = g[0] - g[2] / 2.0f, g1y = g[1] - g[3] / 2.0f, g2x = g[0] + g[2] / 2.0f, g2y = g[1] + g[3] / 2.0f;
+    float b1x = b[0] - b[2] / 2.0f, b1y = b[1] - b[3] / 2.0f, b2x = b[0] + b[2] / 2.0f, b2y = b[1] + b[3] / 2.0f;
+    float wx = fminf(b2x, g2x) - fmaxf(b1x, g1x), wy = fminf(b2y, g2y) - fmaxf(b1y, g1y);
+    float overlap = (wx > 0.0f ? wx : 0.0f) * (wy > 0.0f ? wy : 0.0f);
+    float uni = (b2x - b1x) * (b2y - b1y) + (g2x - g1x) * (g2y - g1y) - overlap;
+    return overlap / fmaxf(uni, 1e-6f);
+}
+
 static void brute_force(const scene *sc, const yl_assign_params *p, int n_gt, const float *gts,
                         const int32_t *classes, result *out) {
     const int legacy = p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    const int mmdet = p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET;
+    const int offset = legacy || mmdet; /* anchor centres j s + 0.5 s */
     int cand[64], n_cand = 0, lvl[64], ii[64], jj[64];
     for (int a = 0; a < 64; a++) {
         out->matched[a] = -1;
@@ -294,8 +309,8 @@ static void brute_force(const scene *sc, const yl_assign_params *p, int n_gt, co
         for (int i = 0; i < sc->H[l]; i++)
             for (int j = 0; j < sc->W[l]; j++, a++) {
                 float s = sc->s[l];
-                float xc = legacy ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
-                float yc = legacy ? (float)i * s + 0.5f * s : ((float)i + 0.5f) * s;
+                float xc = offset ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
+                float yc = offset ? (float)i * s + 0.5f * s : ((float)i + 0.5f) * s;
                 int any = 0;
                 for (int g = 0; g < n_gt; g++) {
                     const float *b = gts + 4 * g;
@@ -323,12 +338,16 @@ static void brute_force(const scene *sc, const yl_assign_params *p, int n_gt, co
         float s = sc->s[l];
         float box[4] = {(sc->reg[l][q] + (float)j) * s, (sc->reg[l][hw + q] + (float)i) * s,
                         tu_expf(sc->reg[l][2 * hw + q]) * s, tu_expf(sc->reg[l][3 * hw + q]) * s};
+        if (mmdet) { /* MMDetection decodes tx s + j s */
+            box[0] = sc->reg[l][q] * s + (float)j * s;
+            box[1] = sc->reg[l][hw + q] * s + (float)i * s;
+        }
         float so = sigf(sc->obj[l][q]);
-        float xc = legacy ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
-        float yc = legacy ? (float)i * s + 0.5f * s : ((float)i + 0.5f) * s;
+        float xc = offset ? (float)j * s + 0.5f * s : ((float)j + 0.5f) * s;
+        float yc = offset ? (float)i * s + 0.5f * s : ((float)i + 0.5f) * s;
         for (int g = 0; g < n_gt; g++) {
             const float *b = gts + 4 * g;
-            float u = iou_f(b, box);
+            float u = mmdet ? iou_mmdet_f(b, box) : iou_f(b, box);
             iou[g * n_cand + c] = u;
             /* direct sum over classes of BCE(p_k, [k == class]) */
             double cc = 0;
@@ -340,7 +359,7 @@ static void brute_force(const scene *sc, const yl_assign_params *p, int n_gt, co
             float rs = p->center_radius * s;
             int geom = inside_f(xc, yc, b[0], b[1], rs, rs);
             if (legacy) geom = geom && inside_f(xc, yc, b[0], b[1], 0.5f * b[2], 0.5f * b[3]);
-            float cst = 1.0f * (float)cc + 3.0f * -tu_logf(u + 1e-8f);
+            float cst = 1.0f * (float)cc + 3.0f * -tu_logf(u + p->iou_eps);
             if (!geom) cst += p->penalty;
             cost[g * n_cand + c] = cst;
         }
@@ -358,9 +377,11 @@ static void brute_force(const scene *sc, const yl_assign_params *p, int n_gt, co
     free(cost);
 }
 
-static void test_random_vs_bruteforce(void **state) {
-    (void)state;
-    tu_rng r = {4242};
+/* 600 random scenes against the brute force. mmdet_constants: MMDetection's
+ * arithmetic, and cost constants other than the defaults (its eps 1e-7 and
+ * penalty 1e5, or others), under both rules; else the defaults. */
+static void random_vs_bruteforce(uint64_t seed, int mmdet_constants) {
+    tu_rng r = {seed};
     int total_fg = 0, conflicts_seen = 0;
     for (int it = 0; it < 600; it++) {
         scene sc;
@@ -370,6 +391,11 @@ static void test_random_vs_bruteforce(void **state) {
         yl_assign_params p = legacy ? params(YOLOXLOSS_ASSIGNER_YOLOX_LEGACY, 2.5f, 1e5f, 10)
                                     : params(YOLOXLOSS_ASSIGNER_YOLOX, 1.5f, 1e6f, 10);
         if (it % 7 == 3) p.topk = tu_int(&r, 1, 4);
+        if (mmdet_constants) {
+            p.arithmetic = YOLOXLOSS_ARITHMETIC_MMDET;
+            p.iou_eps = it % 3 == 0 ? 1e-3f : 1e-7f;
+            p.penalty = it % 4 == 0 ? 30.0f : 1e5f; /* a penalty that does not swamp the costs */
+        }
         int n_gt = tu_int(&r, 1, 5);
         float gts[20];
         int32_t cls[5];
@@ -423,6 +449,16 @@ static void test_random_vs_bruteforce(void **state) {
     assert_true(conflicts_seen > 10);
 }
 
+static void test_random_vs_bruteforce(void **state) {
+    (void)state;
+    random_vs_bruteforce(4242, 0);
+}
+
+static void test_random_vs_bruteforce_mmdet_constants(void **state) {
+    (void)state;
+    random_vs_bruteforce(5151, 1);
+}
+
 /* Two gts, one far outside: the outside gt has no IoU anywhere but still
  * gets k = 1 and takes its cheapest (penalised) candidate, as the
  * reference does. Checked against the brute force. */
@@ -448,6 +484,29 @@ static void test_outside_gt_with_other_gt(void **state) {
     }
 }
 
+/* The config's cost constants and arithmetic reach the assigner: a
+ * penalty of 0 is the rule's own (1e6 current, 1e5 legacy), another value
+ * is taken as it is; the eps and the arithmetic pass through. */
+static void test_params_from_config(void **state) {
+    (void)state;
+    yoloxloss_config cfg;
+    yoloxloss_config_defaults(&cfg);
+    yl_assign_params p = yl_assign_params_for(&cfg, tu_scalar_kernels());
+    assert_true(p.penalty == 1e6f && p.iou_eps == 1e-8f && p.center_radius == 1.5f);
+    assert_int_equal(p.arithmetic, YOLOXLOSS_ARITHMETIC_YOLOX);
+    cfg.assigner = YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    p = yl_assign_params_for(&cfg, tu_scalar_kernels());
+    assert_true(p.penalty == 1e5f && p.center_radius == 2.5f);
+    cfg.cost_penalty = 123.5f;
+    cfg.cost_iou_eps = 1e-7f;
+    cfg.arithmetic = YOLOXLOSS_ARITHMETIC_MMDET;
+    p = yl_assign_params_for(&cfg, tu_scalar_kernels());
+    assert_true(p.penalty == 123.5f && p.iou_eps == 1e-7f);
+    assert_int_equal(p.arithmetic, YOLOXLOSS_ARITHMETIC_MMDET);
+    cfg.assigner = YOLOXLOSS_ASSIGNER_YOLOX;
+    assert_true(yl_assign_params_for(&cfg, tu_scalar_kernels()).penalty == 123.5f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zero_gts),
@@ -456,6 +515,8 @@ int main(void) {
         cmocka_unit_test(test_gt_outside_image),
         cmocka_unit_test(test_outside_gt_with_other_gt),
         cmocka_unit_test(test_random_vs_bruteforce),
+        cmocka_unit_test(test_random_vs_bruteforce_mmdet_constants),
+        cmocka_unit_test(test_params_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

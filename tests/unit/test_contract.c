@@ -220,7 +220,7 @@ static void test_levels_that_disagree(void **state) {
     yoloxloss_config cfg;
     ts_config(&s, &cfg, 1);
     yoloxloss_context *ctx = ts_create_ok(&cfg);
-    static float buf[9 * 13 * 7]; /* the largest grid below, 5 + 2 channels */
+    static float buf[9 * 13 * 7]; /* the largest grid below (9 x 13), 5 + C = 7 channels */
     yoloxloss_level lv[3] = {{8, 12, buf, NULL, NULL, NULL}, {4, 6, buf, NULL, NULL, NULL},
                              {2, 3, buf, NULL, NULL, NULL}};
     int32_t num_gt[1] = {0};

@@ -162,13 +162,14 @@ static void test_assignment_kernels(void **state) {
             for (size_t q = 0; q < 3 * HW; q++) cls[q] = logit(&r);
             if (rep == 0) reg[2 * HW + 3] = 100.0f; /* exp overflows to inf */
             const float stride = rep % 2 ? 8.0f : 10.3f;
+            const int mmdet = rep % 3 == 1; /* MMDetection's decoding and IoU */
             cand_set cs;
             make_cands(&r, &cs, n, stride);
             yl_cands cr = view(&cs, 0), cv = view(&cs, 1);
             size_t c0 = n > 3 ? 2 : 0, len = n - c0; /* a run that starts inside the arrays */
 
-            ref->decode(reg, obj, HW, stride, &cr, c0, len);
-            vec->decode(reg, obj, HW, stride, &cv, c0, len);
+            ref->decode(reg, obj, HW, stride, mmdet, &cr, c0, len);
+            vec->decode(reg, obj, HW, stride, mmdet, &cv, c0, len);
             for (size_t c = c0; c < n; c++) {
                 expect_close_f(cv.bx[c], cr.bx[c], "decode.x", c);
                 expect_close_f(cv.by[c], cr.by[c], "decode.y", c);
@@ -213,7 +214,7 @@ static void test_assignment_kernels(void **state) {
                 size_t at = (size_t)tu_int(&r, 0, (int)n - 1);
                 yl_pair_params pp = {cs.bx[0][at] + tu_rangef(&r, -20, 20), cs.by[0][at] + tu_rangef(&r, -20, 20),
                                      tu_rangef(&r, 1, 120), tu_rangef(&r, 1, 120), cc, 1.5f * stride, legacy,
-                                     1.0f, 3.0f, legacy ? 1e5f : 1e6f};
+                                     1.0f, 3.0f, legacy ? 1e5f : 1e6f, mmdet ? 1e-7f : 1e-8f, mmdet};
                 if (rep == 3) {
                     pp.cx = cs.bx[0][at];
                     pp.cy = cs.by[0][at];
