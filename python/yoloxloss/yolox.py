@@ -163,7 +163,7 @@ class LibraryForward:
 
 
 def use_library(model_or_head, assigner="yolox", iou_loss=None, num_threads=0, *,
-                reg_weight=5.0, check_finite=None):
+                reg_weight=5.0, check_finite=None, normalizer=None):
     """Make a YOLOX head's training forward compute its loss with yoloxloss.
 
     Args:
@@ -171,12 +171,16 @@ def use_library(model_or_head, assigner="yolox", iou_loss=None, num_threads=0, *
             (``YOLOX``; a DataParallel-style wrapper's ``.module`` too).
         assigner: ``"yolox"`` (the current rule) or ``"yolox-legacy"`` (YOLOX
             0.1-0.3).
-        iou_loss: ``"iou"`` or ``"giou"``; None takes the head's own
+        iou_loss: any box loss of ``yoloxloss.IOU_LOSSES`` (``"iou"``,
+            ``"giou"``, ``"ciou"``, ...); None takes the head's own
             (``head.iou_loss.loss_type``, YOLOX's ``"iou"``).
         num_threads: OpenMP threads of the C library; 0 = OpenMP's default.
         reg_weight: weight of the IoU loss in the total (YOLOX: 5.0).
         check_finite: scan the head outputs for NaN/Inf first (None: the
             library's default).
+        normalizer: as ``yolox_loss``'s: None divides each rank's loss by its
+            own max(num_fg, 1), as YOLOX does; ``"mean_over_ranks"`` by the
+            mean over the data-parallel ranks (default process group).
 
     Returns the head. Calling it again replaces the options; ``restore``
     undoes it. Everything is checked here, before any training step: a
@@ -195,6 +199,12 @@ def use_library(model_or_head, assigner="yolox", iou_loss=None, num_threads=0, *
                   reg_weight=reg_weight, check_finite=check_finite)
     # Let the library judge the whole configuration now, not at the first step.
     _options.LossOptions(num_classes=num_classes, strides=strides, **kwargs).to_c_config()
+    if normalizer is not None:
+        # A number or a bad name is judged now; "mean_over_ranks" checks
+        # torch.distributed at each step, which may be set up after this.
+        if not (isinstance(normalizer, str) and normalizer.lower().replace("-", "_") == "mean_over_ranks"):
+            _options.parse_normalizer(normalizer)
+        kwargs["normalizer"] = normalizer
     current = head.__dict__.get("forward")
     original = current.original if isinstance(current, LibraryForward) else current
     head.forward = LibraryForward(head, original, kwargs)

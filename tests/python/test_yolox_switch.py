@@ -133,6 +133,20 @@ class TestSwitchedTraining(SwitchTest):
         self.assert_same_step(want_iou, got, "iou given")
         self.assertNotAlmostEqual(float(got[0][1]), float(want[0][1]), places=4)
 
+    def test_normalizer_is_passed_on(self):
+        # A fixed normaliser N' scales every term by N / N' against the
+        # head's own (N = max(num_fg, 1) of the batch).
+        xin, lab = features(5), labels(5)
+        head = new_head(5)
+        yolox_switch.use_library(head)
+        own = training_step(head, xin, lab)
+        n = float(own[0][5]) * float(lab[:, :, 1:].sum(dim=2).gt(0).sum())  # num_fg
+        yolox_switch.use_library(head, normalizer=2.0 * n)
+        halved = training_step(head, xin, lab)
+        for i in range(4):
+            self.assertAlmostEqual(float(halved[0][i]), 0.5 * float(own[0][i]),
+                                   delta=1e-6 * max(1.0, abs(float(own[0][i]))))
+
     def test_model_with_head_and_an_optimizer_step(self):
         torch.manual_seed(5)
         model = StandInModel(StandInHead(CLASSES, IN_CHANNELS, strides=STRIDES)).train()
@@ -248,10 +262,12 @@ class TestRefusals(unittest.TestCase):
 
     def test_bad_options(self):
         self.assert_refused(ValueError, ["assigner"], new_head(), assigner="simota")
-        self.assert_refused(ValueError, ["iou_loss", "diou"], new_head(), iou_loss="diou")
+        self.assert_refused(ValueError, ["iou_loss", "wiou"], new_head(), iou_loss="wiou")
         head = new_head()
-        head.iou_loss.loss_type = "ciou"
-        self.assert_refused(ValueError, ["iou_loss", "ciou"], head)
+        head.iou_loss.loss_type = "wiou"
+        self.assert_refused(ValueError, ["iou_loss", "wiou"], head)
+        self.assert_refused(ValueError, ["normalizer"], new_head(), normalizer=-1.0)
+        self.assert_refused(ValueError, ["normalizer"], new_head(), normalizer="mean_over_everything")
 
     def test_refusal_leaves_the_head_alone(self):
         head = new_head()
