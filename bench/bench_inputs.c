@@ -42,7 +42,7 @@ static int allocate(bench_inputs *in, int images, int size, int classes, int box
         int g = size / STRIDES[l];
         in->level_floats[l] = (size_t)images * (size_t)(5 + classes) * (size_t)g * (size_t)g;
         in->outputs[l] = malloc(in->level_floats[l] * sizeof(float));
-        in->levels[l] = (yoloxloss_level){g, g, in->outputs[l], NULL, NULL, NULL};
+        in->levels[l] = (yoloxloss_level){g, g, in->outputs[l], NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32};
     }
     in->num_gt = malloc((size_t)images * sizeof *in->num_gt);
     /* + 1: a valid pointer even with no boxes */

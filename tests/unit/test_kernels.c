@@ -77,11 +77,11 @@ static void test_obj(void **state) {
                 m[a] = tu_int(&r, 0, 3) == 0 ? tu_int(&r, 0, 9) : -1;
                 abs_sum += fabs((double)x[a]) + 1.0;
             }
-            expect_close_sum(vec->obj_loss(x, m, n), ref->obj_loss(x, m, n), abs_sum, n, "obj_loss");
+            expect_close_sum(vec->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32), ref->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32), abs_sum, n, "obj_loss");
             for (int acc = 0; acc <= 1; acc++) {
                 for (size_t a = 0; a < MAXN; a++) g_ref[a] = g_vec[a] = tu_rangef(&r, -1, 1);
-                ref->obj_grad(x, m, n, 0.37f, g_ref, acc);
-                vec->obj_grad(x, m, n, 0.37f, g_vec, acc);
+                ref->obj_grad(x, m, n, 0.37f, g_ref, acc, YOLOXLOSS_DTYPE_FLOAT32);
+                vec->obj_grad(x, m, n, 0.37f, g_vec, acc, YOLOXLOSS_DTYPE_FLOAT32);
                 for (size_t a = 0; a < MAXN; a++) expect_close_f(g_vec[a], g_ref[a], "obj_grad", a);
             }
         }
@@ -106,12 +106,12 @@ static void test_cls(void **state) {
             }
             int cls = tu_int(&r, 0, C - 1);
             float t = tu_rangef(&r, 0, 1);
-            expect_close_sum(vec->cls_loss(x, stride, C, cls, t), ref->cls_loss(x, stride, C, cls, t), abs_sum,
+            expect_close_sum(vec->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), ref->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), abs_sum,
                              (size_t)C, "cls_loss");
             for (int acc = 0; acc <= 1; acc++) {
                 for (size_t q = 0; q < len; q++) g_ref[q] = g_vec[q] = tu_rangef(&r, -1, 1);
-                ref->cls_grad(x, stride, C, cls, t, 1.7f, g_ref, acc);
-                vec->cls_grad(x, stride, C, cls, t, 1.7f, g_vec, acc);
+                ref->cls_grad(x, stride, C, cls, t, 1.7f, g_ref, acc, YOLOXLOSS_DTYPE_FLOAT32);
+                vec->cls_grad(x, stride, C, cls, t, 1.7f, g_vec, acc, YOLOXLOSS_DTYPE_FLOAT32);
                 for (size_t q = 0; q < len; q++) expect_close_f(g_vec[q], g_ref[q], "cls_grad", q);
             }
             free(x);
@@ -167,8 +167,8 @@ static void test_assignment_kernels(void **state) {
             yl_cands cr = view(&cs, 0), cv = view(&cs, 1);
             size_t c0 = n > 3 ? 2 : 0, len = n - c0; /* a run that starts inside the arrays */
 
-            ref->decode(reg, obj, HW, stride, &cr, c0, len);
-            vec->decode(reg, obj, HW, stride, &cv, c0, len);
+            ref->decode(reg, obj, HW, stride, &cr, c0, len, YOLOXLOSS_DTYPE_FLOAT32);
+            vec->decode(reg, obj, HW, stride, &cv, c0, len, YOLOXLOSS_DTYPE_FLOAT32);
             for (size_t c = c0; c < n; c++) {
                 expect_close_f(cv.bx[c], cr.bx[c], "decode.x", c);
                 expect_close_f(cv.by[c], cr.by[c], "decode.y", c);
@@ -188,9 +188,9 @@ static void test_assignment_kernels(void **state) {
             for (int k = 0; k < 3; k++) {
                 /* class 1 keeps p and BCE(p, 0), as for a class some gt has */
                 ref->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cr.sig_obj + c0, cr.sum0 + c0,
-                                          k == 1 ? p_ref : NULL, k == 1 ? b0_ref : NULL);
+                                          k == 1 ? p_ref : NULL, k == 1 ? b0_ref : NULL, YOLOXLOSS_DTYPE_FLOAT32);
                 vec->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cv.sig_obj + c0, cv.sum0 + c0,
-                                          k == 1 ? p_vec : NULL, k == 1 ? b0_vec : NULL);
+                                          k == 1 ? p_vec : NULL, k == 1 ? b0_vec : NULL, YOLOXLOSS_DTYPE_FLOAT32);
             }
             for (size_t c = 0; c < MAXN; c++)
                 if (!(fabs(cv.sum0[c] - cr.sum0[c]) <= 3 * 1.2e-7 * 100.0))
@@ -237,7 +237,7 @@ static void test_zero(void **state) {
     for (size_t off = 0; off < 9; off++)
         for (size_t n = 0; n < 280; n += 7) {
             for (size_t i = 0; i < 300; i++) buf[i] = 1.0f;
-            vec->zero(buf + off, n);
+            vec->zero(buf + off, n, YOLOXLOSS_DTYPE_FLOAT32);
             for (size_t i = 0; i < 300; i++) {
                 float want = (i >= off && i < off + n) ? 0.0f : 1.0f;
                 if (buf[i] != want || (want == 0.0f && signbit(buf[i])))
