@@ -447,6 +447,23 @@ static inline float ts_value_of(uint32_t bits, yoloxloss_dtype dt) {
     return dt == YOLOXLOSS_DTYPE_FLOAT32 ? href_float(bits) : (float)href_value((uint16_t)bits, ts_fmt(dt));
 }
 
+/* s->out's values rounded into t's buffers, and the rounded values
+ * written back into s->out (and its split copies, if any). */
+static inline void ts_typed_sync(ts_typed_scene *t, ts_scene *s) {
+    for (int l = 0; l < s->L; l++)
+        for (size_t i = 0; i < s->elems[l]; i++) {
+            int part;
+            size_t at = ts_typed_locate(t, s, l, i, &part);
+            uint32_t bits = ts_bits_of(s->out[l][i], t->dtype[l]);
+            if (t->dtype[l] == YOLOXLOSS_DTYPE_FLOAT32)
+                ((float *)t->in[l][part])[at] = s->out[l][i];
+            else
+                ((uint16_t *)t->in[l][part])[at] = (uint16_t)bits;
+            s->out[l][i] = ts_value_of(bits, t->dtype[l]);
+        }
+    if (s->reg[0]) ts_scene_sync_split(s);
+}
+
 /* Typed copies of scene s, level l in dtypes[l], fused or split; s->out
  * becomes the up-converted values. Gradient buffers are zero. */
 static inline void ts_typed_make(ts_typed_scene *t, ts_scene *s, const yoloxloss_dtype *dtypes, int split) {
@@ -466,16 +483,6 @@ static inline void ts_typed_make(ts_typed_scene *t, ts_scene *s, const yoloxloss
             t->grad[l][k] = calloc(counts[k], esize);
             assert_true(t->in[l][k] && t->grad[l][k]);
         }
-        for (size_t i = 0; i < s->elems[l]; i++) {
-            int part;
-            size_t at = ts_typed_locate(t, s, l, i, &part);
-            uint32_t bits = ts_bits_of(s->out[l][i], dt);
-            if (dt == YOLOXLOSS_DTYPE_FLOAT32)
-                ((float *)t->in[l][part])[at] = s->out[l][i];
-            else
-                ((uint16_t *)t->in[l][part])[at] = (uint16_t)bits;
-            s->out[l][i] = ts_value_of(bits, dt);
-        }
         t->lv[l].height = s->lv[l].height;
         t->lv[l].width = s->lv[l].width;
         t->lv[l].dtype = dt;
@@ -491,7 +498,7 @@ static inline void ts_typed_make(ts_typed_scene *t, ts_scene *s, const yoloxloss
             t->g[l].fused = t->grad[l][0];
         }
     }
-    if (s->reg[0]) ts_scene_sync_split(s);
+    ts_typed_sync(t, s);
     t->batch = s->batch;
     t->batch.levels = t->lv;
 }
