@@ -17,7 +17,8 @@
  * @endcode
  *
  * Semantics follow the official YOLOX code (docs/algorithm.md gives every
- * formula). All buffers are caller-owned; the library keeps no global state
+ * formula). Head outputs and gradients may be float32, float16 or bfloat16,
+ * per level (yoloxloss_dtype); the computation is float32. All buffers are caller-owned; the library keeps no global state
  * (only each thread's message of its last failed call without a context,
  * see yoloxloss_last_error), and different contexts may be used from
  * different threads at once. One context must not be used by two threads
@@ -139,7 +140,8 @@ typedef struct {
     float cls_weight;                    /**< weight of the class term, finite. Default 1. */
     float l1_weight;                     /**< weight of the L1 term, finite. Default 1. */
     int num_threads;                     /**< OpenMP threads; 0 = OpenMP's default. */
-    int check_finite;                    /**< forward scans every head output for NaN/Inf and
+    int check_finite;                    /**< forward scans every head output for NaN/Inf (a
+                                            float16 or bfloat16 one by its float32 value) and
                                             names the first one. Default: on when the *library*
                                             was built without NDEBUG (a Debug build), off in its
                                             Release build (the default one); the caller's own
@@ -223,10 +225,13 @@ YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
  * mode an element becomes round(float32(g) + gradient).
  *
  * Loss scaling: gradients scale with upstream.total, so upstream.total =
- * 65536 writes round(65536 x gradient). Without it, float16 gradients
- * below its smallest subnormal (2^-24, about 6e-8; half of it and less)
- * become 0, and those below 2^-14 keep fewer bits; bfloat16 has float32's
- * range (only its 8-bit precision is lost). */
+ * 65536 writes round(65536 x gradient). Without it, small float16
+ * gradients underflow: float16's smallest subnormal is 2^-24 (about
+ * 6e-8), so a gradient of magnitude 2^-25 or less becomes 0 (and one
+ * between that and 2^-24 becomes 2^-24), and those below 2^-14 keep fewer
+ * than 11 significant bits. bfloat16 has float32's range: nothing
+ * underflows that float32 keeps, only precision (8 significant bits) is
+ * lost. The reported losses are float32 and never scaled. */
 typedef enum {
     YOLOXLOSS_DTYPE_FLOAT32 = 0, /**< IEEE binary32 (float), the default */
     YOLOXLOSS_DTYPE_FLOAT16 = 1, /**< IEEE binary16 (1 sign, 5 exponent, 10 fraction bits), PyTorch's torch.float16 */
