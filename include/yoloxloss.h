@@ -18,7 +18,8 @@
  *
  * Semantics follow the official YOLOX code (docs/algorithm.md gives every
  * formula). Head outputs and gradients may be float32, float16 or bfloat16,
- * per level (yoloxloss_dtype); the computation is float32. All buffers are caller-owned; the library keeps no global state
+ * per level (yoloxloss_dtype); the computation is float32.
+ * All buffers are caller-owned; the library keeps no global state
  * (only each thread's message of its last failed call without a context,
  * see yoloxloss_last_error), and different contexts may be used from
  * different threads at once. One context must not be used by two threads

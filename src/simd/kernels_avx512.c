@@ -74,7 +74,9 @@ static inline vf vf_from_vd(vd lo, vd hi) {
 }
 /* The 16-bit formats (half.h's rules): AVX-512's own float16 conversions,
  * shifts for bfloat16. */
-static inline vf vf_load_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
+static inline vf vf_load_f16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
 static inline void vf_store_f16(uint16_t *p, vf v) {
     _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
 }

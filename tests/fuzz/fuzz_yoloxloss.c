@@ -392,7 +392,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                             ok = same_float(((const float *)bufs[l][3 + k])[q], want);
                         } else {
                             const uint16_t h = ((const uint16_t *)bufs[l][3 + k])[q];
-                            ok = isnan(want) ? href_is_nan(h, fmt_of(lv[l].dtype)) : h == href_round(want, fmt_of(lv[l].dtype));
+                            const href_fmt f = fmt_of(lv[l].dtype);
+                            ok = isnan(want) ? href_is_nan(h, f) : h == href_round(want, f);
                         }
                         if (!ok) {
                             if (getenv("YOLOXLOSS_FUZZ_VERBOSE"))

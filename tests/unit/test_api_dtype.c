@@ -29,7 +29,8 @@ static void expect_typed_equals_float32(ts_scene *s, ts_typed_scene *t, const yo
     assert_true(ts_losses_equal(&l16, &l32));
     size_t n = (size_t)s->B * (size_t)yoloxloss_num_anchors(c32);
     int32_t *m32 = malloc(n * sizeof *m32), *m16 = malloc(n * sizeof *m16);
-    int32_t *k32 = malloc(((size_t)s->total_gt + 1) * sizeof *k32), *k16 = malloc(((size_t)s->total_gt + 1) * sizeof *k16);
+    const size_t nk = (size_t)s->total_gt + 1;
+    int32_t *k32 = malloc(nk * sizeof *k32), *k16 = malloc(nk * sizeof *k16);
     assert_true(m32 && m16 && k32 && k16);
     assert_int_equal(yoloxloss_get_assignment(c32, m32, NULL, k32), YOLOXLOSS_OK);
     assert_int_equal(yoloxloss_get_assignment(c16, m16, NULL, k16), YOLOXLOSS_OK);

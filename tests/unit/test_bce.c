@@ -208,7 +208,8 @@ static void test_kernel_cls_loss_and_grad(void **state) {
                 want += tu_bce_logits_l(x[(size_t)c * st], c == cls ? t : 0);
                 tol += tu_bce_tol(x[(size_t)c * st], c == cls ? t : 0.0f);
             }
-            TU_ASSERT_NEAR_CTX(k->cls_loss(x, st, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), (double)want, tol, "C %d st %zu", C, st);
+            TU_ASSERT_NEAR_CTX(k->cls_loss(x, st, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), (double)want, tol, "C %d st %zu",
+                               C, st);
 
             /* overwrite: only the k*stride entries are written */
             for (size_t q = 0; q < len; q++) g[q] = pre[q] = tu_rangef(&r, -1, 1);

@@ -84,7 +84,8 @@ static void test_obj(void **state) {
                 m[a] = tu_int(&r, 0, 3) == 0 ? tu_int(&r, 0, 9) : -1;
                 abs_sum += fabs((double)x[a]) + 1.0;
             }
-            expect_close_sum(vec->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32), ref->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32), abs_sum, n, "obj_loss");
+            expect_close_sum(vec->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32),
+                             ref->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32), abs_sum, n, "obj_loss");
             for (int acc = 0; acc <= 1; acc++) {
                 for (size_t a = 0; a < MAXN; a++) g_ref[a] = g_vec[a] = tu_rangef(&r, -1, 1);
                 ref->obj_grad(x, m, n, 0.37f, g_ref, acc, YOLOXLOSS_DTYPE_FLOAT32);
@@ -113,7 +114,8 @@ static void test_cls(void **state) {
             }
             int cls = tu_int(&r, 0, C - 1);
             float t = tu_rangef(&r, 0, 1);
-            expect_close_sum(vec->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), ref->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), abs_sum,
+            expect_close_sum(vec->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32),
+                             ref->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), abs_sum,
                              (size_t)C, "cls_loss");
             for (int acc = 0; acc <= 1; acc++) {
                 for (size_t q = 0; q < len; q++) g_ref[q] = g_vec[q] = tu_rangef(&r, -1, 1);
