@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h" /* the library's rounding to float16 and bfloat16 (src/half.h) */
+
 /* The five rows of issue 3's table, plus large images. */
 const bench_scenario BENCH_SCENARIOS[] = {
     {"coco16", 16, 640, 80, 7, YOLOXLOSS_ASSIGNER_YOLOX},
@@ -42,7 +44,7 @@ static int allocate(bench_inputs *in, int images, int size, int classes, int box
         int g = size / STRIDES[l];
         in->level_floats[l] = (size_t)images * (size_t)(5 + classes) * (size_t)g * (size_t)g;
         in->outputs[l] = malloc(in->level_floats[l] * sizeof(float));
-        in->levels[l] = (yoloxloss_level){g, g, in->outputs[l], NULL, NULL, NULL};
+        in->levels[l] = (yoloxloss_level){g, g, in->outputs[l], NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32};
     }
     in->num_gt = malloc((size_t)images * sizeof *in->num_gt);
     /* + 1: a valid pointer even with no boxes */
@@ -140,14 +142,35 @@ int bench_inputs_load(bench_inputs *in, const char *path, int images, int size, 
     return 0;
 }
 
+int bench_inputs_convert(bench_inputs *in, yoloxloss_dtype dtype, char *why, size_t why_size) {
+    if (dtype == YOLOXLOSS_DTYPE_FLOAT32) return 0;
+    for (int l = 0; l < BENCH_LEVELS; l++) {
+        in->outputs16[l] = malloc(in->level_floats[l] * sizeof(uint16_t));
+        if (!in->outputs16[l]) {
+            snprintf(why, why_size, "out of memory for the 16-bit head outputs");
+            return -1;
+        }
+        for (size_t i = 0; i < in->level_floats[l]; i++)
+            in->outputs16[l][i] = dtype == YOLOXLOSS_DTYPE_FLOAT16 ? yl_f32_to_f16(in->outputs[l][i])
+                                                                   : yl_f32_to_bf16(in->outputs[l][i]);
+        in->levels[l].fused = in->outputs16[l];
+        in->levels[l].dtype = dtype;
+    }
+    in->dtype = dtype;
+    return 0;
+}
+
 size_t bench_inputs_bytes(const bench_inputs *in) {
     size_t n = 0;
     for (int l = 0; l < BENCH_LEVELS; l++) n += in->level_floats[l];
-    return n * sizeof(float);
+    return n * (in->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t));
 }
 
 void bench_inputs_free(bench_inputs *in) {
-    for (int l = 0; l < BENCH_LEVELS; l++) free(in->outputs[l]);
+    for (int l = 0; l < BENCH_LEVELS; l++) {
+        free(in->outputs[l]);
+        free(in->outputs16[l]);
+    }
     free(in->num_gt);
     free(in->gt_classes);
     free(in->gt_boxes);

@@ -27,9 +27,11 @@ const bench_scenario *bench_find_scenario(const char *name);
 /* One step's inputs, all owned by the struct. */
 typedef struct {
     int images, size, classes, boxes;
-    yoloxloss_level levels[BENCH_LEVELS];
+    yoloxloss_level levels[BENCH_LEVELS]; /* point to outputs, or to outputs16 after bench_inputs_convert */
     float *outputs[BENCH_LEVELS];   /* [images, 5 + classes, size/stride, size/stride] */
-    size_t level_floats[BENCH_LEVELS];
+    uint16_t *outputs16[BENCH_LEVELS]; /* the same rounded to float16 or bfloat16; NULL in float32 */
+    yoloxloss_dtype dtype;          /* of the head outputs the levels point to */
+    size_t level_floats[BENCH_LEVELS]; /* elements per level (whatever the dtype) */
     int32_t *num_gt;                /* [images], each = boxes */
     int32_t *gt_classes;            /* [images * boxes] */
     float *gt_boxes;                /* [images * boxes, 4]: cx, cy, w, h */
@@ -48,7 +50,13 @@ int bench_inputs_synthetic(bench_inputs *in, int images, int size, int classes, 
 int bench_inputs_load(bench_inputs *in, const char *path, int images, int size, int classes,
                       int boxes, char *why, size_t why_size);
 
-/* Bytes of all head outputs (the same as of all their gradients). */
+/* Rounds the head outputs into dtype (float16 or bfloat16; nearest, ties to
+ * even, as PyTorch's Tensor.to does) and points the levels at them, as a
+ * mixed-precision trainer hands them over. Returns 0, or -1 (message in
+ * why) when memory runs out. float32 changes nothing. */
+int bench_inputs_convert(bench_inputs *in, yoloxloss_dtype dtype, char *why, size_t why_size);
+
+/* Bytes of all head outputs in their dtype (the same as of all their gradients). */
 size_t bench_inputs_bytes(const bench_inputs *in);
 
 /* Frees what bench_inputs_synthetic or bench_inputs_load allocated. */

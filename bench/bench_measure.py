@@ -111,7 +111,7 @@ def loss_step(impl, outputs, labels, assigner, threads):
 def dropin_floor(outputs):
     """The drop-in's floor (issue 3): what loss_step must do whatever the
     loss costs, clone the head outputs and allocate and first-touch a fresh
-    gradient buffer of the same size."""
+    gradient buffer of the same size (and dtype)."""
     def floor():
         clones = [o.clone() for o in outputs]
         grads = [torch.empty_like(o).fill_(0.0) for o in outputs]
@@ -166,14 +166,15 @@ class CProgram:
             rows.append((f["isa"], f["supported"] == "1", f["default"] == "1"))
         return rows
 
-    def time(self, sc, inputs_path, images, boxes, threads, isa, policy, iou_loss=None):
+    def time(self, sc, inputs_path, images, boxes, threads, isa, policy, iou_loss=None, dtype="float32"):
         """Times the C API on the inputs file (with the box loss iou_loss,
-        None: the program's default); returns (Timing, floor Timing, fields
-        of the program's output line)."""
+        None: the program's default), its head outputs rounded to dtype;
+        returns (Timing, floor Timing, fields of the program's output line)."""
         out = self._run(["--scenario", sc.name, "--inputs", inputs_path, "--images", str(images),
                          "--boxes", str(boxes), "--threads", str(threads), "--isa", isa,
                          "--warmup", str(policy.warmup), "--min-iters", str(policy.min_iters),
-                         "--iters", str(policy.max_iters), "--seconds", str(policy.seconds)]
+                         "--iters", str(policy.max_iters), "--seconds", str(policy.seconds),
+                         "--dtype", dtype]
                         + (["--iou-loss", iou_loss] if iou_loss else []))
         f = dict(kv.split("=", 1) for kv in out.split())
         iters = int(f["iters"])

@@ -105,6 +105,25 @@ def box_loss_table(res):
                    "time / iou's (median of per-round ratios)"], rows)
 
 
+def half_table(res):
+    """Mixed precision: per scenario, thread count, 16-bit dtype and ISA,
+    the C API on 16-bit head outputs beside its 16-bit floor and the same
+    ISA's float32 run; the drop-in on 16-bit tensors (default ISA rows)
+    beside the drop-in on float32 ones."""
+    header = ["scenario", "threads", "dtype", "ISA", "C API ms", "floor ms", "C API / float32 C API",
+              "C API / floor", "drop-in ms", "float32 drop-in / this drop-in"]
+    rows = []
+    for r in res["rows"]:
+        for dtype, h in r.get("half", {}).items():
+            for isa, c in h["c"].items():
+                default = isa == res["default_isa"]
+                rows.append([r["scenario"], r["threads"], dtype, isa, ms(c["ms"]), ms(c["floor_ms"]),
+                             ratio(c["ms"], r["c"].get(isa, {}).get("ms")), ratio(c["ms"], c["floor_ms"]),
+                             ms(h["dropin_ms"]) if default else "—",
+                             ratio(r["dropin_ms"], h["dropin_ms"]) if default else "—"])
+    return _table(header, rows)
+
+
 def linear_fit(xs, ys):
     """The line y = a + b x with the least squared relative residuals (weights
     1/y^2, so the small points count as much as the large ones, as on a log
@@ -219,6 +238,14 @@ def markdown(res, png_name):
         lines += ["", "## Box losses (C API, one thread)", "", box_loss_table(res), "",
                   "The same inputs with each box loss, timed in rounds that take the losses in turn; the ratio "
                   "is each round's time over iou's in that round, median over the rounds."]
+    if any(r.get("half") for r in res["rows"]):
+        lines += ["", "## Mixed precision (float16 and bfloat16 head outputs and gradients)", "",
+                  half_table(res), "",
+                  "The head outputs of the rows above rounded to the dtype. C API: `yoloxloss_bench --dtype`, "
+                  "16-bit gradient buffers reused across steps; its floor is one pass reading the 16-bit "
+                  "outputs and writing 16-bit buffers of the same size; `C API / float32 C API` divides by "
+                  "the same ISA's float32 time above. drop-in: the binding on 16-bit tensors, used in place, "
+                  "16-bit gradients."]
     if res["sweeps"]:
         base = res["sweeps"]["base"]
         lines += ["", f"## Scaling (one thread, {base['classes']} classes, {base['size']}x{base['size']})", "",

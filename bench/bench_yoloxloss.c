@@ -2,8 +2,10 @@
  * calls it (caller-owned gradient buffers reused across steps), beside the
  * memory floor: one streaming pass that reads the head outputs and writes
  * gradient buffers of the same size, already allocated. The floor runs right
- * after each step, so both see the same machine load. Prints one line of
- * key=value pairs per scenario (see bench/README.md). */
+ * after each step, so both see the same machine load. With --dtype float16
+ * or bfloat16 the head outputs and gradients are 16-bit, and so is the
+ * floor's pass. Prints one line of key=value pairs per scenario (see
+ * bench/README.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ typedef struct {
     int threads, images, boxes;
     yoloxloss_isa isa;
     yoloxloss_iou_loss iou_loss; /* --iou-loss; the default IoU loss unless given */
+    yoloxloss_dtype dtype;
 } options;
 
 /* The box losses by the names the Python drop-in uses. */
@@ -43,13 +46,25 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* The floor's pass: read every head output once, write every gradient once. */
-static void stream_pass(const bench_inputs *in, float *const *grads) {
+/* The floor's pass: read every head output once, write every gradient once,
+ * in the dtype of the levels (a 16-bit value's sign flipped: no arithmetic
+ * a memory-bound pass would notice). */
+static void stream_pass(const bench_inputs *in, void *const *grads) {
     for (int l = 0; l < BENCH_LEVELS; l++) {
-        const float *src = in->outputs[l];
-        float *dst = grads[l];
-        for (size_t i = 0; i < in->level_floats[l]; i++) dst[i] = src[i] * 0.5f;
+        if (in->dtype == YOLOXLOSS_DTYPE_FLOAT32) {
+            const float *src = in->outputs[l];
+            float *dst = grads[l];
+            for (size_t i = 0; i < in->level_floats[l]; i++) dst[i] = src[i] * 0.5f;
+        } else {
+            const uint16_t *src = in->outputs16[l];
+            uint16_t *dst = grads[l];
+            for (size_t i = 0; i < in->level_floats[l]; i++) dst[i] = (uint16_t)(src[i] ^ 0x8000u);
+        }
     }
+}
+
+static const char *dtype_name(yoloxloss_dtype dt) {
+    return dt == YOLOXLOSS_DTYPE_FLOAT16 ? "float16" : dt == YOLOXLOSS_DTYPE_BFLOAT16 ? "bfloat16" : "float32";
 }
 
 static int time_scenario(const bench_scenario *sc, const options *o) {
@@ -59,8 +74,9 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     bench_inputs in;
     int rc = o->inputs_path ? bench_inputs_load(&in, o->inputs_path, B, sc->size, sc->classes, nbox, why, sizeof why)
                             : bench_inputs_synthetic(&in, B, sc->size, sc->classes, nbox, why, sizeof why);
-    if (rc) {
+    if (rc || bench_inputs_convert(&in, o->dtype, why, sizeof why)) {
         fprintf(stderr, "%s: %s\n", sc->name, why);
+        if (!rc) bench_inputs_free(&in);
         return 1;
     }
 
@@ -80,12 +96,13 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         return 1;
     }
 
-    float *grads[BENCH_LEVELS] = {NULL};
+    void *grads[BENCH_LEVELS] = {NULL};
+    const size_t esize = o->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
     yoloxloss_level_grad level_grads[BENCH_LEVELS];
     double *t = malloc((size_t)o->max_iters * sizeof *t), *f = malloc((size_t)o->max_iters * sizeof *f);
     int ok = t && f;
     for (int l = 0; l < BENCH_LEVELS; l++) {
-        grads[l] = calloc(in.level_floats[l], sizeof(float)); /* calloc: first touched below, untimed */
+        grads[l] = calloc(in.level_floats[l], esize); /* calloc: first touched below, untimed */
         level_grads[l] = (yoloxloss_level_grad){grads[l], NULL, NULL, NULL};
         ok = ok && grads[l];
     }
@@ -120,10 +137,10 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         double fastest = t[0];
         for (int i = 1; i < done; i++) fastest = t[i] < fastest ? t[i] : fastest;
         printf("scenario=%s images=%d size=%d boxes=%d classes=%d threads=%d isa=%s iters=%d "
-               "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g iou_loss=%s\n",
+               "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g iou_loss=%s dtype=%s\n",
                sc->name, B, sc->size, nbox, sc->classes, o->threads, yoloxloss_isa_name(yoloxloss_get_isa(ctx)),
                done, median(t, done), fastest, median(f, done), bench_inputs_bytes(&in),
-               (long long)losses.num_fg, (double)losses.total, IOU_LOSS_NAMES[o->iou_loss]);
+               (long long)losses.num_fg, (double)losses.total, IOU_LOSS_NAMES[o->iou_loss], dtype_name(o->dtype));
         fflush(stdout);
     }
     for (int l = 0; l < BENCH_LEVELS; l++) free(grads[l]);
@@ -202,7 +219,7 @@ static int parse_int(const char *s, int lo, int *v) {
 static int takes_value(const char *option) {
     static const char *const names[] = {"--scenario", "--inputs", "--isa", "--seconds", "--iters",
                                         "--min-iters", "--warmup", "--threads", "--images", "--boxes",
-                                        "--iou-loss"};
+                                        "--iou-loss", "--dtype"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(option, names[i])) return 1;
     return 0;
@@ -213,17 +230,19 @@ static void usage(const char *argv0) {
             "usage: %s [--scenario NAME] [--inputs FILE] [--threads T] [--isa NAME] [--images B]\n"
             "          [--boxes N] [--iters MAX] [--min-iters N] [--seconds S] [--warmup W]\n"
             "          [--iou-loss NAME]\n"
+            "          [--dtype float32|float16|bfloat16]\n"
             "       %s --list | --list-isas\n"
             "Times forward + backward on each scenario (or only NAME) and prints one key=value line\n"
             "per scenario. T = 0 is OpenMP's default. --iters is the most timed steps (default 9);\n"
             "with --seconds, timing stops once at least --min-iters steps (default 3) took S seconds.\n"
             "--inputs reads the inputs of one scenario from FILE instead of generating them.\n"
-            "--iou-loss sets the box loss (iou, giou, iou-linear, diou, ciou, eiou, siou; default iou).\n",
+            "--iou-loss sets the box loss (iou, giou, iou-linear, diou, ciou, eiou, siou; default iou).\n"
+            "--dtype: the head outputs and gradients in float16 or bfloat16 (the inputs rounded to it).\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
-    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU};
+    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_DTYPE_FLOAT32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -251,6 +270,15 @@ int main(int argc, char **argv) {
             if (parse_isa(v, &o.isa)) return 2;
         } else if (!strcmp(a, "--iou-loss")) {
             if (parse_iou_loss(v, &o.iou_loss)) return 2;
+        } else if (!strcmp(a, "--dtype")) {
+            if (!strcmp(v, "float32"))
+                o.dtype = YOLOXLOSS_DTYPE_FLOAT32;
+            else if (!strcmp(v, "float16"))
+                o.dtype = YOLOXLOSS_DTYPE_FLOAT16;
+            else if (!strcmp(v, "bfloat16"))
+                o.dtype = YOLOXLOSS_DTYPE_BFLOAT16;
+            else
+                bad = 1;
         } else if (!strcmp(a, "--seconds")) {
             char *end;
             o.seconds = strtod(v, &end);

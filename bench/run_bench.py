@@ -22,8 +22,12 @@ inputs, the median time of forward + backward of:
 Then it times the C API (one thread, the ISA the library picks) on coco16
 and coco16_50box with the box losses ciou and siou beside iou, in rounds
 that take the three in turn, and reports each one's time over iou's (the
-median of the rounds' ratios). Then it sweeps batch size and boxes per
-image (one thread) for the plot.
+median of the rounds' ratios).
+Then, for float16 and bfloat16 head outputs (mixed precision), the drop-in
+on 16-bit tensors and the C API on the same values rounded (--dtype), on
+each instruction set, beside the 16-bit floor (one pass reading the 16-bit
+outputs and writing 16-bit gradients). Then it sweeps batch size and boxes
+per image (one thread) for the plot.
 Progress goes to stderr; bench.md (tables), bench.png (plot) and bench.json
 (every number) go to --out-dir. See bench/README.md.
 """
@@ -59,6 +63,9 @@ BOX_LOSS_ROUNDS = dict(full=5, quick=1)
 # program and the drop-in run the same library on the same tensors; PyTorch
 # differs by float rounding.
 TOL_LIB, TOL_TORCH = 1e-4, 1e-3
+# The 16-bit dtypes timed besides float32 (mixed precision), as torch and
+# yoloxloss_bench --dtype name them.
+HALF_DTYPES = ("float16", "bfloat16")
 
 
 class Progress:
@@ -85,11 +92,11 @@ def fmt(t):
         f", min {t.min_ms:.2f})" if t.min_ms is not None else ")")
 
 
-def time_c_isas(c, isas, sc, path, images, boxes, threads, policy, log, label, dropin_total):
-    """The C API on each supported ISA: {isa: fields}."""
+def time_c_isas(c, isas, sc, path, images, boxes, threads, policy, log, label, dropin_total, dtype="float32"):
+    """The C API on each supported ISA (head outputs in dtype): {isa: fields}."""
     result = {}
     for isa in isas:
-        timing, floor, f = c.time(sc, path, images, boxes, threads, isa, policy)
+        timing, floor, f = c.time(sc, path, images, boxes, threads, isa, policy, dtype=dtype)
         log(f"{label}: C API [{isa}] {fmt(timing)}; floor {floor.median_ms:.2f} ms")
         if dropin_total is not None:
             log.check(f"{label} C API [{isa}] vs drop-in", float(f["total"]), dropin_total, TOL_LIB)
@@ -138,6 +145,26 @@ def measure_extras(sc, inputs, threads, cfg, log, label, official, row):
     row.update(official_ms=None, official_why=why)
 
 
+def measure_half(c, sc, inputs, threads, isas, lib_policy, log, label):
+    """Mixed precision: per 16-bit dtype, the drop-in on the head outputs
+    in that dtype (with its floor) and the C API on each of isas on the same
+    values (the C program rounds the float32 file as torch does):
+    {dtype: fields}."""
+    outputs, labels, path = inputs
+    images, boxes = labels.shape[0], labels.shape[1]
+    result = {}
+    for dtype in HALF_DTYPES:
+        typed = [o.to(getattr(m.torch, dtype)) for o in outputs]
+        lab = f"{label}, {dtype}"
+        drop_t, floor_t, drop_total = m.time_dropin(sc, typed, labels, threads, lib_policy)
+        log(f"{lab}: drop-in {fmt(drop_t)}; its floor {floor_t.median_ms:.2f} ms")
+        c_rows = time_c_isas(c, isas, sc, path, images, boxes, threads, lib_policy, log, lab, drop_total,
+                             dtype=dtype)
+        result[dtype] = dict(dropin_ms=drop_t.median_ms, dropin_iters=drop_t.iters,
+                             dropin_floor_ms=floor_t.median_ms, dropin_total=drop_total, c=c_rows)
+    return result
+
+
 def make_inputs(sc, images, boxes, tmp, seed):
     """Inputs for sc with images and boxes per image, and their file for
     the C program."""
@@ -147,9 +174,10 @@ def make_inputs(sc, images, boxes, tmp, seed):
     return outputs, labels, path
 
 
-def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log, official=(None, "not asked for")):
+def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log, official=(None, "not asked for"), half=True):
     """Every implementation on sc (with `images` images if not None) at each
-    thread count; one row per thread count."""
+    thread count, and with half: the 16-bit runs (row["half"]); one row per
+    thread count."""
     name = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
     inputs = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)
     rows = []
@@ -157,6 +185,8 @@ def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log, official=(Non
         label = f"{name}, {t} thread{'s' if t > 1 else ''}"
         rows.append(dict(scenario=name, **measure(c, sc, inputs, t, isas, cfg["torch"], cfg["lib"], log, label)))
         measure_extras(sc, inputs, t, cfg, log, label, official, rows[-1])
+        if half:
+            rows[-1]["half"] = measure_half(c, sc, inputs, t, isas, cfg["lib"], log, label)
     os.remove(inputs[2])
     return rows
 
@@ -226,6 +256,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="coco16 on 2 images, a tiny sweep, 1-2 timed calls each (the ctest smoke test)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the batch and box sweeps (no plot)")
+    ap.add_argument("--no-half", action="store_true",
+                    help="skip the float16 and bfloat16 (mixed precision) measurements")
     ap.add_argument("--out-dir", default=os.path.join(m.HERE, "results"))
     args = ap.parse_args()
     if args.images is not None and args.images < 1:
@@ -265,7 +297,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-") as tmp:
         for sc in scenarios:
             results["rows"] += run_scenario(c, sc, args.images or cfg.get("images"), threads_list, isas, cfg, tmp,
-                                            log, official)
+                                            log, official, half=not args.no_half)
         rounds = BOX_LOSS_ROUNDS["quick" if args.quick else "full"]
         for sc in scenarios:
             if sc.name in BOX_LOSS_SCENARIOS:

@@ -3,10 +3,11 @@
 accepts what --list-isas calls supported and refuses the rest; a --quick
 run of the driver writes the table, the JSON and a PNG plot, reports
 progress, times every supported ISA, and finds the C API and the drop-in
-agreeing on the loss of identical inputs; the table of the drop-in without
-the step's allocations has its times, and the official YOLOX column a time
-with $YOLOX_SRC or "not available" and why without it. It checks that the pipeline
-works, not how fast anything is.
+agreeing on the loss of identical inputs, in float32 and in the mixed
+precision rows (float16 and bfloat16); --dtype refuses an unknown name; the
+table of the drop-in without the step's allocations has its times, and the
+official YOLOX column a time with $YOLOX_SRC or "not available" and why
+without it. It checks that the pipeline works, not how fast anything is.
 
 usage: smoke_test.py --bench-exe build/bench/yoloxloss_bench
 """
@@ -53,6 +54,20 @@ def check_quick_run(exe, out):
         for cell in cells[2:11]:  # times and ratios: positive numbers
             if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
                 fail(f"bad cell {cell!r} in row {row!r}")
+
+    supported_isas = re.findall(r"isa=(\w+) supported=1", subprocess.run(
+        [exe, "--list-isas"], capture_output=True, text=True, check=True).stdout)
+    for t in threads:
+        for dtype in ("float16", "bfloat16"):
+            for isa in supported_isas:
+                prefix = f"| coco16 [2 images] | {t} | {dtype} | {isa} |"
+                row = next((line for line in table.splitlines() if line.startswith(prefix)), None)
+                if row is None:
+                    fail(f"bench.md has no mixed precision row {prefix}:\n{table}")
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                for cell in cells[4:8]:  # C API and floor times, both ratios
+                    if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
+                        fail(f"bad cell {cell!r} in row {row!r}")
 
     isa_lines = subprocess.run([exe, "--list-isas"], capture_output=True, text=True, check=True).stdout.split("\n")
     for line in filter(None, isa_lines):
@@ -170,6 +185,19 @@ def check_isa_options(exe):
             fail(f"--isa {name} did not time on {name}: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
 
 
+def check_dtype_option(exe):
+    """--dtype times 16-bit head outputs and says so; an unknown name is refused."""
+    for dtype in ("float16", "bfloat16"):
+        proc = subprocess.run([exe, "--dtype", dtype, "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or f"dtype={dtype}" not in proc.stdout:
+            fail(f"--dtype {dtype} did not time 16-bit outputs: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
+    proc = subprocess.run([exe, "--dtype", "float8", "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                          capture_output=True, text=True)
+    if proc.returncode != 2 or "--dtype" not in proc.stderr:
+        fail(f"--dtype float8 was not refused with a message (rc {proc.returncode}, stderr {proc.stderr!r})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench-exe", required=True)
@@ -177,6 +205,7 @@ def main():
     exe = os.path.abspath(args.bench_exe)
     check_isa_options(exe)
     check_iou_loss_option(exe)
+    check_dtype_option(exe)
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-smoke-") as out:
         check_bad_scenario(exe, out)
         check_quick_run(exe, out)

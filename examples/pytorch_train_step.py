@@ -13,7 +13,17 @@ steps on the CPU twice from the same initial weights and the same batches:
 Every step it checks that the two give the same assignment, the same loss
 terms and the same gradient of every parameter (to float32 tolerance), then
 reports how long the loss (forward + backward through it) and the whole step
-took with each. Exits 1 on any mismatch.
+took with each.
+
+Then it trains a third copy of the head under mixed precision,
+``torch.autocast("cpu", dtype=torch.bfloat16)``: the head outputs come out
+in bfloat16 and the drop-in reads them in place and returns bfloat16
+gradients. Every step it checks those against the float32 path on the same
+values up-converted: the library's float32 run must give the same losses
+bit for bit and gradients that round (``.to(torch.bfloat16)``) to the
+bfloat16 ones exactly, and get_losses on the up-converted values must agree
+to float32 tolerance (gradients within one bfloat16 step). Exits 1 on any
+mismatch.
 
 Run: /usr/bin/python3 examples/pytorch_train_step.py [--steps N] [--batch B]
 (the library is found through $YOLOXLOSS_LIB, or build/libyoloxloss.so).
@@ -110,6 +120,49 @@ def train_step(model, optimizer, images, labels, loss_fn):
     return [float(t) for t in terms], grads, outputs, t2 - t1, t3 - t0
 
 
+def bf16_step(r):
+    """The distance from |r| to the next larger bfloat16, per element."""
+    _, e = torch.frexp(r.float().abs())
+    return torch.ldexp(torch.full_like(r.float(), 2.0 ** -7), e - 1)
+
+
+def autocast_train_step(model, optimizer, images, labels):
+    """One mixed-precision step: the head runs under autocast (bfloat16
+    outputs), the drop-in takes them as they are. Returns the loss terms,
+    the bfloat16 head outputs, their bfloat16 gradients and the loss time."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = model(images)
+    leaves = [o.detach().requires_grad_() for o in outputs]
+    t0 = time.perf_counter()
+    terms = yoloxloss.yolox_loss(leaves, labels, strides=STRIDES)
+    terms[0].backward()
+    t1 = time.perf_counter()
+    torch.autograd.backward(outputs, [leaf.grad for leaf in leaves])
+    optimizer.step()
+    return [float(t) for t in terms], [o.detach() for o in outputs], [leaf.grad for leaf in leaves], t1 - t0
+
+
+def check_against_float32(outputs, grads, terms, labels):
+    """The bfloat16 step against the float32 path on the same values
+    up-converted: (exact vs the library's float32 run, loss and gradient
+    differences vs get_losses)."""
+    up = [o.float().requires_grad_() for o in outputs]
+    t32 = yoloxloss.yolox_loss(up, labels, strides=STRIDES)
+    t32[0].backward()
+    exact = (all(a == float(b) for a, b in zip(terms, t32))
+             and all(g.dtype == torch.bfloat16 and torch.equal(g, u.grad.to(torch.bfloat16))
+                     for g, u in zip(grads, up)))
+    ref_up = [o.float().requires_grad_() for o in outputs]
+    tref = reference_get_losses(ref_up, labels)
+    tref[0].backward()
+    loss_err = max(abs(a - float(b)) / max(abs(float(b)), 1e-6) for a, b in zip(terms, tref))
+    scale = max(float(r.grad.abs().max()) for r in ref_up)
+    grad_err = max(float(((g.float() - r.grad).abs() - bf16_step(r.grad)).clamp_min(0).max()) / scale
+                   for g, r in zip(grads, ref_up))
+    return exact, loss_err, grad_err
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=5)
@@ -123,6 +176,7 @@ def main():
 
     model_ref = TinyHead(args.classes)
     model_lib = copy.deepcopy(model_ref)
+    model_amp = copy.deepcopy(model_ref)
     opt_ref = torch.optim.SGD(model_ref.parameters(), lr=0.01, momentum=0.9)
     opt_lib = torch.optim.SGD(model_lib.parameters(), lr=0.01, momentum=0.9)
     print("yoloxloss %s (%s), torch %s, %d threads" % (
@@ -166,7 +220,33 @@ def main():
     print("  saved per step: %.2f ms of loss time (%.1fx faster loss), %.0f%% of the step" % (
         saved * 1e3, med["get_losses"][0] / med["yoloxloss"][0], 100 * saved / med["get_losses"][1]))
     print("identical losses and gradients" if ok else "MISMATCH between get_losses and yoloxloss")
-    return 0 if ok else 1
+
+    # Mixed precision: the same head from the same start under autocast.
+    print("\nunder torch.autocast(\"cpu\", dtype=torch.bfloat16): bfloat16 head outputs in place")
+    opt_amp = torch.optim.SGD(model_amp.parameters(), lr=0.01, momentum=0.9)
+    gen = torch.Generator().manual_seed(args.seed)
+    amp_ok, amp_times, f32_times = True, [], []
+    for step in range(1, args.steps + 1):
+        images, labels = make_batch(gen, args.batch, args.size, args.classes)
+        terms, outputs, grads, loss_s = autocast_train_step(model_amp, opt_amp, images, labels)
+        amp_times.append(loss_s)
+        leaves32 = [o.float().requires_grad_() for o in outputs]
+        t0 = time.perf_counter()
+        yoloxloss.yolox_loss(leaves32, labels, strides=STRIDES)[0].backward()
+        f32_times.append(time.perf_counter() - t0)
+        exact, loss_err, grad_err = check_against_float32(outputs, grads, terms, labels)
+        step_ok = exact and loss_err < 1e-5 and grad_err < 1e-4
+        amp_ok = amp_ok and step_ok
+        print("step %d  %s  outputs %s, gradients %s  same as the float32 run rounded: %s  vs get_losses: "
+              "losses %.1e, gradients %.1e beyond one bfloat16 step  %s" % (
+                  step, "  ".join("%s %.5f" % kv for kv in zip(TERMS[:4], terms[:4])),
+                  str(outputs[0].dtype).replace("torch.", ""), str(grads[0].dtype).replace("torch.", ""),
+                  exact, loss_err, grad_err, "ok" if step_ok else "MISMATCH"))
+    print("  loss fwd+bwd, median: %.2f ms on the bfloat16 outputs, %.2f ms on float32 copies of them" % (
+        statistics.median(amp_times) * 1e3, statistics.median(f32_times) * 1e3))
+    print("mixed precision: bfloat16 results are the float32 ones rounded" if amp_ok
+          else "MISMATCH in the bfloat16 step")
+    return 0 if ok and amp_ok else 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@
  * @endcode
  *
  * Semantics follow the official YOLOX code (docs/algorithm.md gives every
- * formula). All buffers are caller-owned; the library keeps no global state
+ * formula). Head outputs and gradients may be float32, float16 or bfloat16,
+ * per level (yoloxloss_dtype); the computation is float32.
+ * All buffers are caller-owned; the library keeps no global state
  * (only each thread's message of its last failed call without a context,
  * see yoloxloss_last_error), and different contexts may be used from
  * different threads at once. One context must not be used by two threads
@@ -42,8 +44,14 @@ extern "C" {
 #endif
 
 #define YOLOXLOSS_VERSION_MAJOR 0 /**< Incompatible API or ABI changes. */
-#define YOLOXLOSS_VERSION_MINOR 1 /**< Compatible additions. */
+#define YOLOXLOSS_VERSION_MINOR 2 /**< Additions; while MAJOR is 0, also ABI changes (see below). */
 #define YOLOXLOSS_VERSION_PATCH 0 /**< Fixes only. */
+
+/* While MAJOR is 0 a MINOR release may change the ABI (0.2 appended a
+ * field to yoloxloss_level, so its size changed): the shared library's
+ * SONAME then carries MAJOR.MINOR (libyoloxloss.so.0.2) and the loader
+ * refuses to run a program built against another minor version; rebuild
+ * it against this header. */
 
 /** MAJOR * 10000 + MINOR * 100 + PATCH of this header; compare with
  * yoloxloss_version_number() to detect a library built from another one. */
@@ -73,7 +81,8 @@ typedef enum {
     YOLOXLOSS_ERR_NO_FORWARD = 9,     /**< backward/assignment read without a successful forward */
     YOLOXLOSS_ERR_INVALID_ARGUMENT = 10 /**< a value or combination of arguments is not accepted:
                                           fused and split buffers both set, a non-finite
-                                          upstream gradient, a normaliser that is not > 0 */
+                                          upstream gradient, a normaliser that is not > 0,
+                                          a level's dtype outside yoloxloss_dtype */
 } yoloxloss_status;
 
 /* Input contract, in full in docs/reliability.md (each argument, each bad
@@ -155,7 +164,8 @@ typedef struct {
     float cls_weight;                    /**< weight of the class term, finite. Default 1. */
     float l1_weight;                     /**< weight of the L1 term, finite. Default 1. */
     int num_threads;                     /**< OpenMP threads; 0 = OpenMP's default. */
-    int check_finite;                    /**< forward scans every head output for NaN/Inf and
+    int check_finite;                    /**< forward scans every head output for NaN/Inf (a
+                                            float16 or bfloat16 one by its float32 value) and
                                             names the first one. Default: on when the *library*
                                             was built without NDEBUG (a Debug build), off in its
                                             Release build (the default one); the caller's own
@@ -252,17 +262,50 @@ YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
  * context. Valid until the next call that changes it. */
 YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
 
-/** Head outputs of one level, NCHW float32, batch size B = yoloxloss_batch.num_images.
+/** Element type of a level's head outputs and of its gradients
+ * (docs/algorithm.md, "Mixed precision").
+ *
+ * The library computes in float32 on the inputs converted exactly to
+ * float32, so the assignment and the losses are bitwise those of the
+ * float32 path fed the converted values. Each gradient element is the
+ * float32 gradient rounded to nearest, ties to even, into the level's
+ * dtype (PyTorch's `Tensor.to(dtype)`), subnormals kept, NaN kept NaN;
+ * values past the largest finite one become infinity. With accumulate
+ * mode an element becomes round(float32(g) + gradient).
+ *
+ * Loss scaling: gradients scale with upstream.total, so upstream.total =
+ * 65536 writes round(65536 x gradient). Without it, small float16
+ * gradients underflow: float16's smallest subnormal is 2^-24 (about
+ * 6e-8), so a gradient of magnitude 2^-25 or less becomes 0 (and one
+ * between that and 2^-24 becomes 2^-24), and those below 2^-14 keep fewer
+ * than 11 significant bits. bfloat16 has float32's range: nothing
+ * underflows that float32 keeps, only precision (8 significant bits) is
+ * lost. The reported losses are float32 and never scaled. */
+typedef enum {
+    YOLOXLOSS_DTYPE_FLOAT32 = 0, /**< IEEE binary32 (float), the default */
+    YOLOXLOSS_DTYPE_FLOAT16 = 1, /**< IEEE binary16 (1 sign, 5 exponent, 10 fraction bits), PyTorch's torch.float16 */
+    YOLOXLOSS_DTYPE_BFLOAT16 = 2 /**< bfloat16 (the top 16 bits of a float32), PyTorch's torch.bfloat16 */
+} yoloxloss_dtype;
+
+/** Head outputs of one level, NCHW, batch size B = yoloxloss_batch.num_images,
+ * elements of type `dtype` (float, or 16-bit float16/bfloat16 values passed
+ * as uint16_t or a compiler's half type), contiguous and aligned to their
+ * element size.
  * Either `fused` is set ([B, 5+C, H, W], channels reg(4) | obj(1) | cls(C),
  * YOLOX's order) and the other three are NULL, or `fused` is NULL and all
- * three of reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W] are set. */
+ * three of reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W] are set. Levels of
+ * one batch may have different dtypes. */
 typedef struct {
     int height;        /**< grid H, >= 1 */
     int width;         /**< grid W, >= 1 */
-    const float *fused; /**< [B, 5+C, H, W], or NULL when split */
-    const float *reg;   /**< [B, 4, H, W], or NULL when fused */
-    const float *obj;   /**< [B, 1, H, W], or NULL when fused */
-    const float *cls;   /**< [B, C, H, W], or NULL when fused */
+    const void *fused; /**< [B, 5+C, H, W] of dtype, or NULL when split */
+    const void *reg;   /**< [B, 4, H, W] of dtype, or NULL when fused */
+    const void *obj;   /**< [B, 1, H, W] of dtype, or NULL when fused */
+    const void *cls;   /**< [B, C, H, W] of dtype, or NULL when fused */
+    yoloxloss_dtype dtype; /**< element type of the buffers above and of this level's gradients;
+                              0 (YOLOXLOSS_DTYPE_FLOAT32) when left out of an initialiser.
+                              Another value is YOLOXLOSS_ERR_INVALID_ARGUMENT naming the level.
+                              Added in 0.2. */
 } yoloxloss_level;
 
 /** One training step's inputs. Ground truth is flat: image b owns the
@@ -316,12 +359,14 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, flo
                                        yoloxloss_losses *losses);
 
 /** Gradient buffers of one level, in the same layout as that level's inputs
- * (fused, or the three split buffers). */
+ * (fused, or the three split buffers), with elements of that level's dtype
+ * (yoloxloss_level.dtype; float16 and bfloat16 gradients are rounded as
+ * yoloxloss_dtype says). */
 typedef struct {
-    float *fused; /**< [B, 5+C, H, W] when the inputs were fused */
-    float *reg;   /**< [B, 4, H, W] when the inputs were split */
-    float *obj;   /**< [B, 1, H, W] when the inputs were split */
-    float *cls;   /**< [B, C, H, W] when the inputs were split */
+    void *fused; /**< [B, 5+C, H, W] when the inputs were fused */
+    void *reg;   /**< [B, 4, H, W] when the inputs were split */
+    void *obj;   /**< [B, 1, H, W] when the inputs were split */
+    void *cls;   /**< [B, C, H, W] when the inputs were split */
 } yoloxloss_level_grad;
 
 /** Upstream gradients of the reported terms. The gradient written is

@@ -183,7 +183,7 @@ static void mark_candidates(const yl_assign_params *p, const yl_level_view *leve
 static void candidate_terms(const yl_assign_params *p, const yl_level_view *v, const yl_cands *cd, size_t c0,
                             size_t n, const int32_t *row_of, float *keep_p, float *keep_b0, size_t nc) {
     const yl_kernels *k = p->kernels;
-    k->decode(v->reg, v->obj, v->hw, v->stride, p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET, cd, c0, n);
+    k->decode(v->reg, v->obj, v->hw, v->stride, p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET, cd, c0, n, v->dtype);
     for (size_t c = c0; c < c0 + n; c++) cd->sum0[c] = 0.0;
     /* A few candidates read scattered logits of each class plane, which
      * miss the cache: asking for those of two planes ahead hides the wait.
@@ -191,12 +191,13 @@ static void candidate_terms(const yl_assign_params *p, const yl_level_view *v, c
     const int sparse = n * 4 < v->hw;
     for (int cls = 0; cls < p->num_classes; cls++) {
         if (sparse && cls + 2 < p->num_classes) {
-            const float *ahead = v->cls + (size_t)(cls + 2) * v->hw;
-            for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(ahead + cd->pos[c]);
+            const void *ahead = yl_elem_at(v->cls, v->dtype, (size_t)(cls + 2) * v->hw);
+            for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(yl_elem_at(ahead, v->dtype, (size_t)cd->pos[c]));
         }
         size_t at = row_of[cls] >= 0 ? (size_t)row_of[cls] * nc + c0 : 0;
-        k->cost_bce0_accumulate(v->cls + (size_t)cls * v->hw, cd->pos + c0, n, cd->sig_obj + c0, cd->sum0 + c0,
-                                row_of[cls] >= 0 ? keep_p + at : NULL, row_of[cls] >= 0 ? keep_b0 + at : NULL);
+        k->cost_bce0_accumulate(yl_elem_at(v->cls, v->dtype, (size_t)cls * v->hw), cd->pos + c0, n, cd->sig_obj + c0,
+                                cd->sum0 + c0, row_of[cls] >= 0 ? keep_p + at : NULL,
+                                row_of[cls] >= 0 ? keep_b0 + at : NULL, v->dtype);
     }
 }
 

@@ -37,11 +37,13 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
     for (size_t q = 0; q < hw; q++) {
         int32_t g = m[q];
         if (g < 0) continue;
-        if (s.cls != 0.0f) k->cls_grad(v.cls + q, hw, C, img.gt_classes[g], pred_iou[q], s.cls, gv->cls + q, 1);
+        if (s.cls != 0.0f)
+            k->cls_grad(yl_cls_logits(&v, q), hw, C, img.gt_classes[g], pred_iou[q], s.cls,
+                        yl_elem_at_mut(gv->cls, gv->dtype, q), 1, gv->dtype);
         int i = (int)(q / (size_t)v.width), j = (int)(q % (size_t)v.width);
         const float *gt = img.gt_boxes + 4 * g;
         yl_box gb = {gt[0], gt[1], gt[2], gt[3]};
-        float t[4] = {v.reg[q], v.reg[hw + q], v.reg[2 * hw + q], v.reg[3 * hw + q]};
+        float t[4] = {yl_reg_value(&v, 0, q), yl_reg_value(&v, 1, q), yl_reg_value(&v, 2, q), yl_reg_value(&v, 3, q)};
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         if (s.iou != 0.0f) {
             yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, stride, cfg->arithmetic);
@@ -61,7 +63,8 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
                 d[c] += s.l1 * (float)((diff > 0.0f) - (diff < 0.0f));
             }
         }
-        for (int c = 0; c < 4; c++) gv->reg[(size_t)c * hw + q] += d[c];
+        /* a float16 or bfloat16 element: its float32 value plus d, rounded */
+        for (int c = 0; c < 4; c++) yl_elem_add(gv->reg, gv->dtype, (size_t)c * hw + q, d[c]);
     }
 }
 
@@ -74,16 +77,17 @@ static void dense_planes(const yoloxloss_context *ctx, int b, int l, int ch0, in
     const size_t hw = (size_t)ctx->step.levels[l].height * (size_t)ctx->step.levels[l].width;
     if (ch0 < 4 && !accumulate) {
         int end = ch1 < 4 ? ch1 : 4;
-        ctx->kernels->zero(gv.reg + (size_t)ch0 * hw, (size_t)(end - ch0) * hw);
+        ctx->kernels->zero(yl_elem_at_mut(gv.reg, gv.dtype, (size_t)ch0 * hw), (size_t)(end - ch0) * hw, gv.dtype);
     }
     if (ch0 <= 4 && ch1 > 4 && !(accumulate && obj_scale == 0.0f)) {
         const yl_level_view v = yl_level_view_of(&ctx->step, l, b);
         const int32_t *m = yl_image_state_of(&ctx->step, b).matched + v.anchor_offset;
-        ctx->kernels->obj_grad(v.obj, m, hw, obj_scale, gv.obj, accumulate);
+        ctx->kernels->obj_grad(v.obj, m, hw, obj_scale, gv.obj, accumulate, gv.dtype);
     }
     if (ch1 > 5 && !accumulate) {
         int start = ch0 > 5 ? ch0 : 5;
-        ctx->kernels->zero(gv.cls + (size_t)(start - 5) * hw, (size_t)(ch1 - start) * hw);
+        ctx->kernels->zero(yl_elem_at_mut(gv.cls, gv.dtype, (size_t)(start - 5) * hw), (size_t)(ch1 - start) * hw,
+                           gv.dtype);
     }
 }
 

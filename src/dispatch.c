@@ -3,7 +3,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+
 #include "dispatch.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* Bit `bit` of register `reg` (0 eax, 1 ebx, 2 ecx, 3 edx) of CPUID leaf
+ * `leaf`, sub-leaf `sub`: for the features the compilers' query cannot
+ * name (clang 14 knows no "f16c"). Whether the OS saves the registers these
+ * use is settled by the AVX2 or AVX-512 test they come with. */
+static int cpuid_bit(unsigned leaf, unsigned sub, int reg, int bit) {
+    unsigned r[4];
+    if (!__get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3])) return 0;
+    return (int)((r[reg] >> bit) & 1u);
+}
+#endif
 
 /* Does the CPU (and the OS, which must save the wide registers) run isa?
  * libgcc's CPU-feature query covers both on x86-64. */
@@ -11,7 +27,10 @@ static int cpu_runs(yoloxloss_isa isa) {
     switch (isa) {
     case YOLOXLOSS_ISA_SCALAR: return 1;
 #if defined(__x86_64__) && defined(__GNUC__)
-    case YOLOXLOSS_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    /* F16C (float16 conversions; CPUID 1, ecx bit 29) came with Ivy Bridge
+     * and the first AMD AVX CPUs: every CPU with AVX2 has it. */
+    case YOLOXLOSS_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_bit(1, 0, 2, 29);
     case YOLOXLOSS_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
@@ -22,6 +41,16 @@ static int cpu_runs(yoloxloss_isa isa) {
 #endif
     default: return 0;
     }
+}
+
+/* Whether an AVX-512 CPU also has AVX512_BF16 (CPUID 7.1, eax bit 5), the
+ * native rounding to bfloat16 of yl_kernels_avx512_bf16. */
+static int cpu_has_avx512_bf16(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    return cpuid_bit(7, 1, 0, 5);
+#else
+    return 0;
+#endif
 }
 
 /* Whether the scalar code should call SLEEF's FMA functions: they give the
@@ -93,5 +122,7 @@ const yl_kernels *yl_kernels_select(yoloxloss_isa isa) {
     }
     if (!yoloxloss_isa_supported(isa)) return NULL;
     if (isa == YOLOXLOSS_ISA_SCALAR && cpu_has_fma()) return &yl_kernels_scalar_fma;
+    if (isa == YOLOXLOSS_ISA_AVX512 && yl_kernels_built(&yl_kernels_avx512_bf16) && cpu_has_avx512_bf16())
+        return &yl_kernels_avx512_bf16;
     return entry_of(isa)->table;
 }

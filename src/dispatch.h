@@ -8,7 +8,8 @@
 
 /* The table of isa, or for YOLOXLOSS_ISA_AUTO the best this CPU runs;
  * NULL if isa is not built in or the CPU lacks it. The scalar table is the
- * one whose exp/log give the bits of this CPU's vector tables (FMA or not). */
+ * one whose exp/log give the bits of this CPU's vector tables (FMA or not);
+ * the AVX-512 one rounds to bfloat16 with AVX512_BF16 where the CPU has it. */
 const yl_kernels *yl_kernels_select(yoloxloss_isa isa);
 
 /* Whether isa is YOLOXLOSS_ISA_AUTO or one of the instruction sets the

@@ -10,9 +10,10 @@ yl_level_view yl_input_view(const yoloxloss_level *lv, int num_classes, int imag
     v.width = lv->width;
     v.hw = (size_t)lv->height * (size_t)lv->width;
     yl_plane_offsets o = yl_planes(lv->fused != NULL, image, num_classes, v.hw);
-    v.reg = (lv->fused ? lv->fused : lv->reg) + o.reg;
-    v.obj = (lv->fused ? lv->fused : lv->obj) + o.obj;
-    v.cls = (lv->fused ? lv->fused : lv->cls) + o.cls;
+    v.dtype = lv->dtype;
+    v.reg = yl_elem_at(lv->fused ? lv->fused : lv->reg, v.dtype, o.reg);
+    v.obj = yl_elem_at(lv->fused ? lv->fused : lv->obj, v.dtype, o.obj);
+    v.cls = yl_elem_at(lv->fused ? lv->fused : lv->cls, v.dtype, o.cls);
     return v;
 }
 
@@ -78,8 +79,9 @@ yl_grad_view yl_grad_view_of(const yl_step *s, const yoloxloss_level_grad *g, in
     size_t hw = (size_t)shape->height * (size_t)shape->width;
     yl_plane_offsets o = yl_planes(g->fused != NULL, image, s->num_classes, hw);
     yl_grad_view v;
-    v.reg = (g->fused ? g->fused : g->reg) + o.reg;
-    v.obj = (g->fused ? g->fused : g->obj) + o.obj;
-    v.cls = (g->fused ? g->fused : g->cls) + o.cls;
+    v.dtype = shape->dtype;
+    v.reg = yl_elem_at_mut(g->fused ? g->fused : g->reg, v.dtype, o.reg);
+    v.obj = yl_elem_at_mut(g->fused ? g->fused : g->obj, v.dtype, o.obj);
+    v.cls = yl_elem_at_mut(g->fused ? g->fused : g->cls, v.dtype, o.cls);
     return v;
 }

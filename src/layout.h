@@ -15,9 +15,10 @@
 #include <stdint.h>
 
 #include "buffer.h"
+#include "half.h"
 #include "yoloxloss.h"
 
-/* Offsets, in floats, of image b's reg, obj and cls planes of one level
+/* Offsets, in elements of the level's dtype, of image b's reg, obj and cls planes of one level
  * from the buffers they live in: all three in `fused` for a fused level
  * ([B, 5+C, H, W]), each in its own buffer for a split one ([B,4,H,W],
  * [B,1,H,W], [B,C,H,W]). Inputs and gradients share it. */
@@ -41,11 +42,13 @@ static inline yl_plane_offsets yl_planes(int fused, int image, int num_classes, 
 }
 
 /* One feature level of one image, as the assigner and the loss read it.
- * Channel c of reg (resp. cls) is at reg + c*hw (resp. cls + c*hw). */
+ * Channel c of reg (resp. cls) starts c*hw elements after reg (resp. cls);
+ * elements are of type dtype (half.h reads them, yl_reg_value below). */
 typedef struct {
-    const float *reg; /* [4, H, W] */
-    const float *obj; /* [H, W] */
-    const float *cls; /* [C, H, W] */
+    const void *reg; /* [4, H, W] */
+    const void *obj; /* [H, W] */
+    const void *cls; /* [C, H, W] */
+    yoloxloss_dtype dtype;
     size_t hw;
     int height, width;
     float stride;
@@ -57,9 +60,21 @@ typedef struct {
  * fills them from a step). */
 yl_level_view yl_input_view(const yoloxloss_level *lv, int num_classes, int image);
 
-/* Image b's gradient planes of one level; channels H*W floats apart. */
+/* Raw output c (tx, ty, tw, th) of the anchor at position q of view v, as float32. */
+static inline float yl_reg_value(const yl_level_view *v, int c, size_t q) {
+    return yl_elem_get(v->reg, v->dtype, (size_t)c * v->hw + q);
+}
+
+/* Where the class logits of the anchor at position q start (then hw apart). */
+static inline const void *yl_cls_logits(const yl_level_view *v, size_t q) {
+    return yl_elem_at(v->cls, v->dtype, q);
+}
+
+/* Image b's gradient planes of one level; channels H*W elements apart,
+ * elements of the level's dtype. */
 typedef struct {
-    float *reg, *obj, *cls;
+    void *reg, *obj, *cls;
+    yoloxloss_dtype dtype;
 } yl_grad_view;
 
 /* What a successful forward keeps: the caller's level structs (pointers

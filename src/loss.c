@@ -14,7 +14,7 @@ yl_loss_sums yl_image_loss_sums(const yoloxloss_config *cfg, const yl_kernels *k
         const yl_level_view *v = &views[l];
         const int32_t *m = img.matched + v->anchor_offset;
         const float *pred_iou = img.pred_iou + v->anchor_offset;
-        sums.obj += k->obj_loss(v->obj, m, v->hw);
+        sums.obj += k->obj_loss(v->obj, m, v->hw, v->dtype);
         for (size_t q = 0; q < v->hw; q++) {
             int32_t g = m[q];
             if (g < 0) continue;
@@ -22,10 +22,11 @@ yl_loss_sums yl_image_loss_sums(const yoloxloss_config *cfg, const yl_kernels *k
             int i = (int)(q / (size_t)v->width), j = (int)(q % (size_t)v->width);
             const float *gt = img.gt_boxes + 4 * g;
             yl_box gb = {gt[0], gt[1], gt[2], gt[3]};
-            float t[4] = {v->reg[q], v->reg[v->hw + q], v->reg[2 * v->hw + q], v->reg[3 * v->hw + q]};
+            float t[4] = {yl_reg_value(v, 0, q), yl_reg_value(v, 1, q), yl_reg_value(v, 2, q), yl_reg_value(v, 3, q)};
             yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, v->stride, cfg->arithmetic);
             sums.iou += yl_iou_loss(pb, gb, cfg->iou_loss, cfg->arithmetic);
-            sums.cls += k->cls_loss(v->cls + q, v->hw, cfg->num_classes, img.gt_classes[g], pred_iou[q]);
+            sums.cls += k->cls_loss(yl_cls_logits(v, q), v->hw, cfg->num_classes, img.gt_classes[g], pred_iou[q],
+                                    v->dtype);
             if (cfg->use_l1) {
                 float target[4];
                 yl_l1_target(k->math, gb, i, j, v->stride, cfg->arithmetic, target);

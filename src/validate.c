@@ -245,8 +245,8 @@ static yoloxloss_status check_batch_pointers(yoloxloss_context *ctx, const yolox
     return YOLOXLOSS_OK;
 }
 
-/* Each level: a positive grid, one buffer layout, and sizes that can be
- * addressed; at most INT32_MAX anchors per image in all. */
+/* Each level: a positive grid, a known dtype, one buffer layout, and sizes
+ * that can be addressed; at most INT32_MAX anchors per image in all. */
 static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_batch *batch, size_t *anchors_out) {
     const size_t B = (size_t)batch->num_images, C = (size_t)ctx->cfg.num_classes;
     size_t anchors = 0;
@@ -255,6 +255,11 @@ static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_bat
         if (lv->height < 1 || lv->width < 1)
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE,
                            "level %d: grid is %d x %d; height and width must be >= 1", l, lv->height, lv->width);
+        if (lv->dtype != YOLOXLOSS_DTYPE_FLOAT32 && lv->dtype != YOLOXLOSS_DTYPE_FLOAT16 &&
+            lv->dtype != YOLOXLOSS_DTYPE_BFLOAT16)
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                           "level %d: dtype is %d; it must be YOLOXLOSS_DTYPE_FLOAT32 (0), YOLOXLOSS_DTYPE_FLOAT16 "
+                           "(1) or YOLOXLOSS_DTYPE_BFLOAT16 (2)", l, (int)lv->dtype);
         int split = (lv->reg != NULL) + (lv->obj != NULL) + (lv->cls != NULL);
         if (lv->fused && split != 0)
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
@@ -265,11 +270,12 @@ static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_bat
                            "level %d: give either fused, or all three of reg, obj and cls "
                            "(fused is %s, %d of reg/obj/cls set)", l, lv->fused ? "set" : "NULL", split);
         size_t hw, per_image, total;
+        const size_t esize = yl_dtype_size(lv->dtype);
         if (mul_overflows((size_t)lv->height, (size_t)lv->width, &hw) || mul_overflows(hw, 5 + C, &per_image) ||
-            mul_overflows(per_image, B, &total) || mul_overflows(total, sizeof(float), &total))
+            mul_overflows(per_image, B, &total) || mul_overflows(total, esize, &total))
             return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
-                           "level %d: %zu images x %zu channels x %d x %d floats do not fit in size_t", l, B,
-                           5 + C, lv->height, lv->width);
+                           "level %d: %zu images x %zu channels x %d x %d values of %zu bytes do not fit in size_t",
+                           l, B, 5 + C, lv->height, lv->width, esize);
         anchors += hw;
         if (anchors > (size_t)INT32_MAX)
             return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW, "levels 0..%d hold more than %d anchors per image",
@@ -374,7 +380,8 @@ static const char *channel_name(int c) {
 }
 
 /* The first non-finite head output, if any, in (level, image, channel,
- * position) order. */
+ * position) order. A float16 or bfloat16 value is named by its float32
+ * value (inf, nan) and the level's dtype. */
 static yoloxloss_status check_outputs_finite(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
     const int C = ctx->cfg.num_classes;
     for (int l = 0; l < ctx->cfg.num_levels; l++) {
@@ -383,13 +390,19 @@ static yoloxloss_status check_outputs_finite(yoloxloss_context *ctx, const yolox
         for (int b = 0; b < batch->num_images; b++) {
             yl_level_view v = yl_input_view(lv, C, b);
             for (int c = 0; c < 5 + C; c++) {
-                const float *plane = c < 4 ? v.reg + (size_t)c * hw : c == 4 ? v.obj : v.cls + (size_t)(c - 5) * hw;
-                for (size_t p = 0; p < hw; p++)
-                    if (!isfinite(plane[p]))
+                const void *plane = c < 4    ? yl_elem_at(v.reg, v.dtype, (size_t)c * hw)
+                                    : c == 4 ? v.obj
+                                             : yl_elem_at(v.cls, v.dtype, (size_t)(c - 5) * hw);
+                for (size_t p = 0; p < hw; p++) {
+                    const float value = yl_elem_get(plane, v.dtype, p);
+                    if (!isfinite(value))
                         return yl_fail(ctx, YOLOXLOSS_ERR_NONFINITE_INPUT,
                                        "level %d, image %d, channel %d (%s%s), position (row %zu, col %zu): "
-                                       "value is %g", l, b, c, channel_name(c), c >= 5 ? " logit" : "",
-                                       p / (size_t)lv->width, p % (size_t)lv->width, (double)plane[p]);
+                                       "value is %g%s%s", l, b, c, channel_name(c), c >= 5 ? " logit" : "",
+                                       p / (size_t)lv->width, p % (size_t)lv->width, (double)value,
+                                       v.dtype == YOLOXLOSS_DTYPE_FLOAT32 ? "" : " in ",
+                                       v.dtype == YOLOXLOSS_DTYPE_FLOAT32 ? "" : yl_dtype_name(v.dtype));
+                }
             }
         }
     }

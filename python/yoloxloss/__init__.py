@@ -32,8 +32,13 @@ Notes:
 
 * Head outputs must be CPU tensors (``ValueError`` otherwise; call ``.cpu()``
   on them, autograd carries the gradient back to the device). Contiguous
-  float32 tensors are used in place, without a copy; other dtypes or layouts
-  are copied to contiguous float32 and their gradients cast back.
+  float32, float16 and bfloat16 tensors are used in place, without a copy,
+  and their gradients come back in their dtype (mixed precision: the loss
+  is computed in float32 on the exactly converted values, each gradient
+  element is rounded to nearest-even into the dtype; see
+  docs/algorithm.md). Other dtypes (float64), layouts, and split levels
+  whose three tensors differ in dtype are copied to contiguous float32 and
+  their gradients cast back. The loss values are float32 tensors.
 * Labels follow YOLOX: ``[B, M, 5]``, image ``b`` uses its first ``n_b`` rows,
   ``n_b`` = number of rows whose sum is > 0. Classes must hold integers in
   ``[0, C)`` and boxes must be finite with ``w, h > 0``; any non-finite value
@@ -102,7 +107,8 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=Non
         outputs: list with one entry per level (in stride order): a fused
             ``[B, 5+C, H, W]`` tensor (channels reg 4 | obj 1 | cls C), or a
             ``(reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W])`` triple. Raw head
-            outputs, CPU, floating point.
+            outputs, CPU, floating point; float16 and bfloat16 are read in
+            place (e.g. under ``torch.autocast("cpu", dtype=torch.bfloat16)``).
         labels: YOLOX's padded ``[B, M, 5]`` tensor of (class, cx, cy, w, h)
             in pixels; image b uses its first n_b rows, n_b = rows with sum > 0.
         strides: stride of each level in pixels.

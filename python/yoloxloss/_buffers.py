@@ -1,10 +1,11 @@
 """Tensors as the C library's buffers, and the gradient buffers it fills.
 
-The library reads contiguous float32 head outputs and writes contiguous
-float32 gradients. This module decides which tensors need a copy for that,
-builds the C structs that point into them, allocates the gradients and
-casts them back to each input's dtype. The C structs hold raw addresses:
-whoever builds them keeps the tensors alive while C may use them.
+The library reads contiguous float32, float16 or bfloat16 head outputs
+(one dtype per level) and writes that level's gradients in the same dtype.
+This module decides which tensors need a copy for that, builds the C
+structs that point into them, allocates the gradients and casts them back
+to each input's dtype. The C structs hold raw addresses: whoever builds
+them keeps the tensors alive while C may use them.
 """
 
 import ctypes
@@ -16,31 +17,59 @@ from . import _grad_memory
 
 __all__ = []  # private module
 
+# The element types C takes in place (yoloxloss_dtype); any other floating
+# dtype (float64) is copied to float32 and its gradient cast back.
+C_DTYPES = {torch.float32: _c.DTYPE_FLOAT32, torch.float16: _c.DTYPE_FLOAT16,
+            torch.bfloat16: _c.DTYPE_BFLOAT16}
 
-def prepare(t):
-    """A contiguous float32 view of t's data; copies only when needed."""
+
+def level_dtype(tensors):
+    """The dtype a level's tensors (one fused, or reg, obj, cls) go to C in:
+    their own when they share one C takes, else float32 (one dtype per
+    level in C)."""
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) == 1 and next(iter(dtypes)) in C_DTYPES:
+        return next(iter(dtypes))
+    return torch.float32
+
+
+def prepare(t, dtype=torch.float32):
+    """A contiguous view of t's data in dtype; copies only when needed."""
     x = t.detach()
-    if x.dtype != torch.float32:
-        x = x.to(torch.float32)
+    if x.dtype != dtype:
+        x = x.to(dtype)
     if not x.is_contiguous():
         x = x.contiguous()
     return x
 
 
+def prepare_all(inputs, tensors):
+    """Every head tensor as prepare() makes it, each level in its
+    level_dtype: float16 and bfloat16 levels are passed in place."""
+    prepared = list(tensors)
+    for layout in inputs.levels:
+        span = range(layout.first, layout.first + (1 if layout.fused else 3))
+        dtype = level_dtype([tensors[i] for i in span])
+        for i in span:
+            prepared[i] = prepare(tensors[i], dtype)
+    return prepared
+
+
 def c_batch(inputs, prepared):
     """-> (``_capi.Batch``, its level array): the C view of one call's head
-    outputs (prepared tensors, as ``prepare`` returns) and labels. Both must
-    stay alive, with the tensors, while C reads them."""
+    outputs (prepared tensors, as ``prepare_all`` returns) and labels. Both
+    must stay alive, with the tensors, while C reads them."""
     levels = (_c.Level * len(inputs.levels))()
     for lv, layout in zip(levels, inputs.levels):
         lv.height, lv.width = layout.height, layout.width
         i = layout.first
+        lv.dtype = C_DTYPES[prepared[i].dtype]
         if layout.fused:
-            lv.fused = _c.float_ptr(prepared[i].data_ptr())
+            lv.fused = prepared[i].data_ptr()
         else:
-            lv.reg = _c.float_ptr(prepared[i].data_ptr())
-            lv.obj = _c.float_ptr(prepared[i + 1].data_ptr())
-            lv.cls = _c.float_ptr(prepared[i + 2].data_ptr())
+            lv.reg = prepared[i].data_ptr()
+            lv.obj = prepared[i + 1].data_ptr()
+            lv.cls = prepared[i + 2].data_ptr()
     batch = _c.Batch()
     batch.num_images = inputs.num_images
     batch.levels = ctypes.cast(levels, ctypes.POINTER(_c.Level))
@@ -52,11 +81,12 @@ def c_batch(inputs, prepared):
 
 
 def new_gradients(prepared):
-    """Uninitialised float32 gradient tensors shaped like the prepared
-    inputs; C overwrites every element. They are views of one pooled slab
-    of memory (``_grad_memory``): no page faults once a backward of the same
-    size has run and its gradients are gone."""
-    return _grad_memory.empty_tensors([p.shape for p in prepared], torch.float32)
+    """Uninitialised gradient tensors shaped like the prepared inputs, in
+    their dtypes (C writes each level's gradient in its dtype); C overwrites
+    every element. They are views of one pooled slab of memory
+    (``_grad_memory``): no page faults once a backward of the same size has
+    run and its gradients are gone."""
+    return _grad_memory.empty_tensors([p.shape for p in prepared], [p.dtype for p in prepared])
 
 
 def c_gradients(inputs, grads):
@@ -66,14 +96,14 @@ def c_gradients(inputs, grads):
     for lg, layout in zip(arr, inputs.levels):
         i = layout.first
         if layout.fused:
-            lg.fused = _c.float_ptr(grads[i].data_ptr())
+            lg.fused = grads[i].data_ptr()
         else:
-            lg.reg = _c.float_ptr(grads[i].data_ptr())
-            lg.obj = _c.float_ptr(grads[i + 1].data_ptr())
-            lg.cls = _c.float_ptr(grads[i + 2].data_ptr())
+            lg.reg = grads[i].data_ptr()
+            lg.obj = grads[i + 1].data_ptr()
+            lg.cls = grads[i + 2].data_ptr()
     return arr
 
 
 def gradient_for(grad, original):
-    """A float32 gradient in the dtype of the tensor it belongs to."""
+    """A gradient in the dtype of the tensor it belongs to."""
     return grad if grad.dtype == original.dtype else grad.to(original.dtype)

@@ -13,7 +13,7 @@ __all__ = []  # private module
 # --- constants (yoloxloss.h) -------------------------------------------------
 
 VERSION_MAJOR = 0
-VERSION_MINOR = 1
+VERSION_MINOR = 2
 VERSION_PATCH = 0
 
 
@@ -57,6 +57,10 @@ IOU_LOSS_SIOU = 6
 ARITHMETIC_YOLOX = 0
 ARITHMETIC_MMDET = 1
 
+DTYPE_FLOAT32 = 0
+DTYPE_FLOAT16 = 1
+DTYPE_BFLOAT16 = 2
+
 # C enums are passed and stored as int (their size on every ABI we target).
 c_enum = ctypes.c_int
 
@@ -97,14 +101,15 @@ class Config(ctypes.Structure):
 
 
 class Level(ctypes.Structure):
-    """yoloxloss_level"""
+    """yoloxloss_level (buffers of the level's dtype)"""
     _fields_ = [
         ("height", ctypes.c_int),
         ("width", ctypes.c_int),
-        ("fused", c_float_p),
-        ("reg", c_float_p),
-        ("obj", c_float_p),
-        ("cls", c_float_p),
+        ("fused", ctypes.c_void_p),
+        ("reg", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),
+        ("cls", ctypes.c_void_p),
+        ("dtype", c_enum),
     ]
 
 
@@ -135,12 +140,12 @@ class Losses(ctypes.Structure):
 
 
 class LevelGrad(ctypes.Structure):
-    """yoloxloss_level_grad"""
+    """yoloxloss_level_grad (buffers of the level's dtype)"""
     _fields_ = [
-        ("fused", c_float_p),
-        ("reg", c_float_p),
-        ("obj", c_float_p),
-        ("cls", c_float_p),
+        ("fused", ctypes.c_void_p),
+        ("reg", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),
+        ("cls", ctypes.c_void_p),
     ]
 
 

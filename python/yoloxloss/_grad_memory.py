@@ -153,21 +153,24 @@ def _give_back(slab):
     _returned.append(slab)
 
 
-def empty_tensors(shapes, dtype):
-    """Uninitialised contiguous tensors of ``dtype``, one per shape, as views
-    of one slab. The slab returns to the pool when the last of them (or of
-    any tensor sharing their storage) is freed."""
-    elem = torch.empty((), dtype=dtype).element_size()
+def empty_tensors(shapes, dtypes):
+    """Uninitialised contiguous tensors, one per shape, as views of one slab;
+    dtypes is one dtype for all or one per shape (mixed-precision levels).
+    The slab returns to the pool when the last of them (or of any tensor
+    sharing their storage) is freed."""
+    if isinstance(dtypes, torch.dtype):
+        dtypes = [dtypes] * len(shapes)
+    shapes = [tuple(int(n) for n in shape) for shape in shapes]
     offsets, nbytes = [], 0
-    for shape in shapes:
-        nbytes = -(-nbytes // TENSOR_ALIGN) * TENSOR_ALIGN
-        offsets.append(nbytes // elem)
+    for shape, dtype in zip(shapes, dtypes):
+        nbytes = -(-nbytes // TENSOR_ALIGN) * TENSOR_ALIGN  # also every dtype's alignment
+        offsets.append(nbytes)
         count = 1
         for n in shape:
-            count *= int(n)
-        nbytes += count * elem
+            count *= n
+        nbytes += count * torch.empty((), dtype=dtype).element_size()
     if not _HAVE_FROMBUFFER or nbytes == 0:
-        return [torch.empty(tuple(s), dtype=dtype) for s in shapes]
+        return [torch.empty(s, dtype=d) for s, d in zip(shapes, dtypes)]
     slab = _take(_slab_bytes(nbytes))
     whole = memoryview(slab.mapping)
     holder = whole[slab.start:slab.start + slab.size]
@@ -176,15 +179,15 @@ def empty_tensors(shapes, dtype):
     # and only a weak reference to the holder.
     finalizer = weakref.finalize(holder, _give_back, slab)
     finalizer.atexit = False
-    flat = torch.frombuffer(holder, dtype=dtype)
+    flat = torch.frombuffer(holder, dtype=torch.uint8)
     del holder  # from here on only the tensor storage keeps it alive
     result = []
-    for shape, first in zip(shapes, offsets):
-        shape = tuple(int(n) for n in shape)
+    for shape, dtype, first in zip(shapes, dtypes, offsets):
         count = 1
         for n in shape:
             count *= n
-        result.append(flat[first:first + count].view(shape))
+        size = count * torch.empty((), dtype=dtype).element_size()
+        result.append(flat[first:first + size].view(dtype).view(shape))
     return result
 
 

@@ -43,7 +43,7 @@ class Run:
         """Assign and compute the losses of the head tensors; -> ``_capi.Losses``.
         The context stays with this run until ``backward`` or ``release``."""
         with self.lock:
-            return self._forward_locked([_buffers.prepare(t) for t in tensors])
+            return self._forward_locked(_buffers.prepare_all(self.inputs, tensors))
 
     def _forward_locked(self, prepared):
         context = self.pool.acquire()
@@ -102,8 +102,9 @@ class Run:
             return matched, pred_iou, dynamic_k
 
     def backward(self, saved, upstream):
-        """Gradients (contiguous float32, one per head tensor) for the
-        ``_capi.Upstream`` weights; gives the context back.
+        """Gradients (contiguous, one per head tensor, in the dtype its level
+        went to C in) for the ``_capi.Upstream`` weights; gives the context
+        back.
 
         saved: the head tensors of forward, to redo it when this is a second
         backward through a retained graph (the context went back to the pool
@@ -111,7 +112,7 @@ class Run:
         """
         with self.lock:
             if self.context is None:
-                self._forward_locked([_buffers.prepare(t) for t in saved])
+                self._forward_locked(_buffers.prepare_all(self.inputs, saved))
             try:
                 grads = _buffers.new_gradients(self.keep[0])
                 arr = _buffers.c_gradients(self.inputs, grads)

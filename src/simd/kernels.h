@@ -3,6 +3,12 @@
  * are tested against, and dispatch.c is the only place that picks one.
  * The instruction sets are listed once, in isa_list.inc.
  *
+ * The kernels that read head outputs or write gradients take the buffer's
+ * element type as their last argument `dt` (yoloxloss_dtype; half.h): they
+ * convert float16 and bfloat16 elements to float32 as they load them and
+ * round results into dt as they store them, the same bits in every table.
+ * Pointers and counts of such buffers are in elements of dt.
+ *
  * Each element is computed in float32 by the same formula in every table
  * (bce.h), with SLEEF's exp/log; per-element results therefore agree to
  * SLEEF's 1 ulp and are usually bitwise equal. Sums are carried in double,
@@ -17,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../half.h"
 #include "../mathf.h"
 #include "yoloxloss.h"
 
@@ -49,35 +56,38 @@ typedef struct {
     const yl_mathf *math;
 
     /* sum over a < n of BCEWithLogits(x[a], matched[a] >= 0). */
-    double (*obj_loss)(const float *x, const int32_t *matched, size_t n);
+    double (*obj_loss)(const void *x, const int32_t *matched, size_t n, yoloxloss_dtype dt);
 
-    /* g[a] (=|+=) scale * (sigmoid(x[a]) - (matched[a] >= 0)), a < n. */
-    void (*obj_grad)(const float *x, const int32_t *matched, size_t n, float scale, float *g,
-                     int accumulate);
+    /* g[a] (=|+=) scale * (sigmoid(x[a]) - (matched[a] >= 0)), a < n; x and
+     * g of dt, the sum taken in float32 before g is rounded. */
+    void (*obj_grad)(const void *x, const int32_t *matched, size_t n, float scale, void *g,
+                     int accumulate, yoloxloss_dtype dt);
 
     /* acc[i] += BCE(p_i, 0) with p_i = sqrt(sigmoid(plane[pos[i]]) * sig_obj[i]),
      * i < n: one class's share of the assignment cost S of n candidate
      * anchors. For a class some gt has, keep_p and keep_b0 (else NULL)
      * receive p_i and BCE(p_i, 0) for class_costs. */
-    void (*cost_bce0_accumulate)(const float *plane, const int32_t *pos, size_t n,
-                                 const float *sig_obj, double *acc, float *keep_p, float *keep_b0);
+    void (*cost_bce0_accumulate)(const void *plane, const int32_t *pos, size_t n,
+                                 const float *sig_obj, double *acc, float *keep_p, float *keep_b0,
+                                 yoloxloss_dtype dt);
 
     /* sum over k < C of BCEWithLogits(x[k*stride], k == cls ? t : 0):
      * the class loss of one fg anchor whose logits are `stride` apart. */
-    double (*cls_loss)(const float *x, size_t stride, int num_classes, int cls, float t);
+    double (*cls_loss)(const void *x, size_t stride, int num_classes, int cls, float t,
+                       yoloxloss_dtype dt);
 
     /* g[k*stride] (=|+=) scale * (sigmoid(x[k*stride]) - (k == cls ? t : 0)); the
-     * gradient buffer has the same layout as the logits. */
-    void (*cls_grad)(const float *x, size_t stride, int num_classes, int cls, float t,
-                     float scale, float *g, int accumulate);
+     * gradient buffer has the same layout and dtype as the logits. */
+    void (*cls_grad)(const void *x, size_t stride, int num_classes, int cls, float t,
+                     float scale, void *g, int accumulate, yoloxloss_dtype dt);
 
     /* For candidates c in [c0, c0 + n) of one level, from their pos, gi, gj:
      * the decoded box (bx, by, bw, bh) and sig_obj. reg holds the level's
-     * four regression planes hw apart, obj its objectness plane. mmdet
-     * decodes the centre as MMDetection does, tx s + j s, else (tx + j) s
-     * (box.h, yl_decode). */
-    void (*decode)(const float *reg, const float *obj, size_t hw, float stride, int mmdet, const yl_cands *cand,
-                   size_t c0, size_t n);
+     * four regression planes hw apart, obj its objectness plane, in dtype
+     * dt. mmdet decodes the centre as MMDetection does, tx s + j s, else
+     * (tx + j) s (box.h, yl_decode). */
+    void (*decode)(const void *reg, const void *obj, size_t hw, float stride, int mmdet, const yl_cands *cand,
+                   size_t c0, size_t n, yoloxloss_dtype dt);
 
     /* The class part of the matching cost of n candidates for a gt of one
      * class, from that class's p and BCE(p, 0) kept by cost_bce0_accumulate
@@ -103,9 +113,10 @@ typedef struct {
      * next value that may enter a selection of the smallest. */
     int (*scan_not_ge)(const float *row, int from, int n, float thr);
 
-    /* p[0..n) = 0. Large gradient planes are written this way: the SIMD
-     * tables use streaming stores, which skip reading the lines first. */
-    void (*zero)(float *p, size_t n);
+    /* p[0..n) = 0, n elements of dt. Large gradient planes are written this
+     * way: the SIMD tables use streaming stores, which skip reading the
+     * lines first. */
+    void (*zero)(void *p, size_t n, yoloxloss_dtype dt);
 } yl_kernels;
 
 /* One table per instruction set of isa_list.inc. Every kernel file is
@@ -118,6 +129,30 @@ typedef struct {
 /* The scalar kernels once more, calling SLEEF's FMA scalar functions: the
  * scalar table of CPUs that have FMA (mathf.h). */
 extern const yl_kernels yl_kernels_scalar_fma;
+
+/* The AVX-512 kernels once more, rounding to bfloat16 with AVX512_BF16's
+ * own instruction (kernels_avx512_bf16.c): the AVX-512 table of CPUs that
+ * have it. The same bits as yl_kernels_avx512. */
+extern const yl_kernels yl_kernels_avx512_bf16;
+
+/* Runs `call` (a statement using DT) with DT a constant equal to dt, so a
+ * kernel written once over DT is compiled once per dtype with no test of
+ * the dtype inside its loops. dt must be valid (validate.c checks it). */
+#define YL_FOR_DTYPE(dt, call)                                                                     \
+    switch (dt) {                                                                                  \
+    case YOLOXLOSS_DTYPE_FLOAT16: {                                                                \
+        const yoloxloss_dtype DT = YOLOXLOSS_DTYPE_FLOAT16;                                        \
+        call;                                                                                      \
+    } break;                                                                                       \
+    case YOLOXLOSS_DTYPE_BFLOAT16: {                                                               \
+        const yoloxloss_dtype DT = YOLOXLOSS_DTYPE_BFLOAT16;                                       \
+        call;                                                                                      \
+    } break;                                                                                       \
+    default: {                                                                                     \
+        const yoloxloss_dtype DT = YOLOXLOSS_DTYPE_FLOAT32;                                        \
+        call;                                                                                      \
+    } break;                                                                                       \
+    }
 
 /* Whether table holds kernels (see above). */
 static inline int yl_kernels_built(const yl_kernels *table) { return table->obj_loss != NULL; }

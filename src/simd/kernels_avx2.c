@@ -1,11 +1,12 @@
-/* The kernels for x86-64 with AVX2 and FMA: eight float lanes. Compiled
- * with -mavx2 -mfma; dispatch.c calls them only on a CPU that has both. */
+/* The kernels for x86-64 with AVX2, FMA and F16C: eight float lanes.
+ * Compiled with -mavx2 -mfma -mf16c; dispatch.c calls them only on a CPU
+ * that has all three (every CPU with AVX2 has F16C, which came first). */
 #include "kernels.h"
 
-#if defined(__x86_64__) && !(defined(__AVX2__) && defined(__FMA__))
-#error "on x86-64, kernels_avx2.c is compiled with -mavx2 -mfma (CMakeLists.txt)"
+#if defined(__x86_64__) && !(defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
+#error "on x86-64, kernels_avx2.c is compiled with -mavx2 -mfma -mf16c (CMakeLists.txt)"
 #endif
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #include <sleef.h>
 
@@ -67,6 +68,28 @@ static inline vd vd_lo(vf v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v))
 static inline vd vd_hi(vf v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
 static inline vf vf_from_vd(vd lo, vd hi) {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1);
+}
+/* The 16-bit formats (half.h's rules): F16C for float16, shifts for bfloat16. */
+static inline vf vf_load_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+static inline void vf_store_f16(uint16_t *p, vf v) {
+    _mm_storeu_si128((__m128i *)(void *)p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+static inline vf vf_load_bf16(const uint16_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+/* To nearest, ties to even, by adding 0x7fff plus the kept part's lowest
+ * bit; a NaN keeps its top bits and is made quiet. */
+static inline void vf_store_bf16(uint16_t *p, vf v) {
+    __m256i b = _mm256_castps_si256(v), top = _mm256_srli_epi32(b, 16);
+    __m256i lsb = _mm256_and_si256(top, _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    __m256i nan = _mm256_or_si256(top, _mm256_set1_epi32(0x40));
+    r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storeu_si128((__m128i *)(void *)p, packed);
 }
 
 #define YL_ISA_NAME avx2

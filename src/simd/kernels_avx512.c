@@ -1,10 +1,17 @@
 /* The kernels for x86-64 with AVX-512 F, BW, DQ and VL: sixteen float
  * lanes, masks in k registers. Compiled with those flags and -mfma;
- * dispatch.c calls them only on a CPU that has them all. */
+ * dispatch.c calls them only on a CPU that has them all.
+ *
+ * kernels_avx512_bf16.c compiles this file once more with YL_AVX512_BF16
+ * defined (and -mavx512bf16): the table yl_kernels_avx512_bf16, whose
+ * bfloat16 rounding uses that extension's instruction. */
 #include "kernels.h"
 
 #if defined(__x86_64__) && !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && defined(__FMA__))
 #error "on x86-64, kernels_avx512.c is compiled with -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma (CMakeLists.txt)"
+#endif
+#if defined(__x86_64__) && defined(YL_AVX512_BF16) && !defined(__AVX512BF16__)
+#error "on x86-64, kernels_avx512_bf16.c is compiled with -mavx512bf16 as well (CMakeLists.txt)"
 #endif
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && defined(__FMA__)
 #include <immintrin.h>
@@ -65,13 +72,55 @@ static inline vd vd_hi(vf v) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 
 static inline vf vf_from_vd(vd lo, vd hi) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
 }
-
+/* The 16-bit formats (half.h's rules): AVX-512's own float16 conversions,
+ * shifts for bfloat16. */
+static inline vf vf_load_f16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
+static inline void vf_store_f16(uint16_t *p, vf v) {
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+static inline vf vf_load_bf16(const uint16_t *p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+/* To nearest, ties to even, by adding 0x7fff plus the kept part's lowest
+ * bit; a NaN keeps its top bits and is made quiet. */
+static inline void store_bf16_by_bits(uint16_t *p, vf v) {
+    __m512i b = _mm512_castps_si512(v), top = _mm512_srli_epi32(b, 16);
+    __m512i lsb = _mm512_and_si512(top, _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), top, _mm512_set1_epi32(0x40));
+    _mm256_storeu_si256((__m256i *)(void *)p, _mm512_cvtepi32_epi16(r));
+}
+#if defined(YL_AVX512_BF16)
+/* vcvtneps2bf16 rounds as half.h does, NaN included, but reads subnormal
+ * inputs as zero: a vector holding one (a gradient below 2^-126, rare)
+ * takes the bit arithmetic instead, so both tables give the same bits. */
+static inline void vf_store_bf16(uint16_t *p, vf v) {
+    __m512i mag = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff));
+    /* mag - 1 < 0x7fffff: a non-zero magnitude below the smallest normal */
+    if (_mm512_cmplt_epu32_mask(_mm512_sub_epi32(mag, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x7fffff))) {
+        store_bf16_by_bits(p, v);
+        return;
+    }
+    _mm256_storeu_si256((__m256i *)(void *)p, (__m256i)_mm512_cvtneps_pbh(v));
+}
+#define YL_ISA_NAME avx512_bf16
+#else
+static inline void vf_store_bf16(uint16_t *p, vf v) { store_bf16_by_bits(p, v); }
 #define YL_ISA_NAME avx512
+#endif
+
 #define YL_ISA_ENUM YOLOXLOSS_ISA_AVX512
 #include "kernels_simd.inc"
 
 #else
 /* Another architecture: a table without kernels, which dispatch reads as
  * "this build has no avx512" (kernels.h). */
+#if defined(YL_AVX512_BF16)
+const yl_kernels yl_kernels_avx512_bf16 = {.isa = YOLOXLOSS_ISA_AVX512};
+#else
 const yl_kernels yl_kernels_avx512 = {.isa = YOLOXLOSS_ISA_AVX512};
+#endif
 #endif

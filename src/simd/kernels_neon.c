@@ -60,6 +60,22 @@ static inline vd vd_sub(vd a, vd b) { return vsubq_f64(a, b); }
 static inline vd vd_lo(vf v) { return vcvt_f64_f32(vget_low_f32(v)); }
 static inline vd vd_hi(vf v) { return vcvt_high_f64_f32(v); }
 static inline vf vf_from_vd(vd lo, vd hi) { return vcvt_high_f32_f64(vcvt_f32_f64(lo), hi); }
+/* The 16-bit formats (half.h's rules): FCVT for float16 (part of the
+ * aarch64 baseline; FPCR's defaults round to nearest even and keep
+ * subnormals), shifts for bfloat16. */
+static inline vf vf_load_f16(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+static inline void vf_store_f16(uint16_t *p, vf v) { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v))); }
+static inline vf vf_load_bf16(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+/* To nearest, ties to even, by adding 0x7fff plus the kept part's lowest
+ * bit; a NaN keeps its top bits and is made quiet. */
+static inline void vf_store_bf16(uint16_t *p, vf v) {
+    uint32x4_t b = vreinterpretq_u32_f32(v), top = vshrq_n_u32(b, 16);
+    uint32x4_t lsb = vandq_u32(top, vdupq_n_u32(1));
+    uint32x4_t r = vshrq_n_u32(vaddq_u32(vaddq_u32(b, vdupq_n_u32(0x7fff)), lsb), 16);
+    uint32x4_t nan = vmvnq_u32(vceqq_f32(v, v));
+    r = vbslq_u32(nan, vorrq_u32(top, vdupq_n_u32(0x40)), r);
+    vst1_u16(p, vmovn_u32(r));
+}
 
 #define YL_ISA_NAME neon
 #define YL_ISA_ENUM YOLOXLOSS_ISA_NEON

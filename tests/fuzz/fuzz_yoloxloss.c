@@ -16,7 +16,13 @@
  *   - a status outside the enum, or an empty error message on failure
  *     (of the context, or of the thread for a failed create),
  *   - a config left with the defaults' 3 strides but more levels was
- *     accepted (AddressSanitizer also sees any read past that array).
+ *     accepted (AddressSanitizer also sees any read past that array),
+ *   - a level of an unknown dtype was accepted,
+ *   - a batch with float16 or bfloat16 levels gave other results than the
+ *     same batch in float32 with the values up-converted: another status,
+ *     assignment or losses, or a gradient that is not the float32 one
+ *     rounded into the level's dtype (half_ref.h; NaN as any NaN).
+ * The finiteness checks above then apply to the float32 batch.
  * Strides increase and the grids of levels after the first follow from the
  * first (rounded up) in most inputs, as the library requires; some bytes
  * ask for raw strides or grids instead, which the library must refuse or
@@ -27,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../unit/half_ref.h"
 #include "yoloxloss.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -108,6 +115,30 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
+/* A level's dtype from two bits of its layout byte: float32 (what every
+ * seed written before dtypes existed reads as), float16, bfloat16, or an
+ * unknown value the library must refuse. */
+static yoloxloss_dtype dtype_of(unsigned bits) {
+    static const int codes[4] = {YOLOXLOSS_DTYPE_FLOAT32, YOLOXLOSS_DTYPE_FLOAT16, YOLOXLOSS_DTYPE_BFLOAT16, 3};
+    return (yoloxloss_dtype)codes[bits & 3];
+}
+
+static int is_16_bit(yoloxloss_dtype dt) { return dt == YOLOXLOSS_DTYPE_FLOAT16 || dt == YOLOXLOSS_DTYPE_BFLOAT16; }
+
+static href_fmt fmt_of(yoloxloss_dtype dt) { return dt == YOLOXLOSS_DTYPE_FLOAT16 ? HREF_F16 : HREF_BF16; }
+
+/* Two floats the same for these checks: equal bits, or both NaN. */
+static int same_float(float a, float b) { return (isnan(a) && isnan(b)) || href_bits(a) == href_bits(b); }
+
+/* The losses of a 16-bit batch against its float32 mirror. */
+static void expect_same_losses(const yoloxloss_losses *a, const yoloxloss_losses *b) {
+    const float fa[7] = {a->total, a->iou, a->obj, a->cls, a->l1, a->normalizer, a->fg_ratio};
+    const float fb[7] = {b->total, b->iou, b->obj, b->cls, b->l1, b->normalizer, b->fg_ratio};
+    for (int i = 0; i < 7; i++)
+        if (!same_float(fa[i], fb[i])) fail("16-bit batch: losses differ from the float32 batch of its values");
+    if (a->num_fg != b->num_fg || a->num_gt != b->num_gt) fail("16-bit batch: counts differ from the float32 batch");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     reader r = {data, size};
     unsigned flags = byte(&r);
@@ -177,14 +208,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     const int L = cfg.num_levels, C = cfg.num_classes;
     const int B = (int)(byte(&r) % 3) + 1;
-    yoloxloss_level lv[MAX_LEVELS];
-    yoloxloss_level_grad gr[MAX_LEVELS];
-    float *bufs[MAX_LEVELS][6];
+    /* The batch in its levels' dtypes (lv, gr, bufs), and its float32
+     * mirror (mlv, mgr, mirror) holding the same values up-converted. */
+    yoloxloss_level lv[MAX_LEVELS], mlv[MAX_LEVELS];
+    yoloxloss_level_grad gr[MAX_LEVELS], mgr[MAX_LEVELS];
+    void *bufs[MAX_LEVELS][6];
+    float *mirror[MAX_LEVELS][6];
     size_t counts[MAX_LEVELS][3];
     memset(lv, 0, sizeof lv);
     memset(gr, 0, sizeof gr);
     memset(bufs, 0, sizeof bufs);
+    memset(mirror, 0, sizeof mirror);
     memset(counts, 0, sizeof counts);
+    int any_16_bit = 0, unknown_dtype = 0;
     float max_twth = -INFINITY; /* largest tw or th of the batch */
     for (int l = 0; l < L; l++) {
         unsigned shape = byte(&r);
@@ -197,8 +233,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             lv[l].height = (int)fmax(1.0, ceil(lv[0].height * scale));
             lv[l].width = (int)fmax(1.0, ceil(lv[0].width * scale));
         }
-        unsigned layout = byte(&r) % 8;
-        int split = layout & 1;
+        const unsigned layout_byte = byte(&r), layout = layout_byte % 8;
+        const int split = layout & 1;
+        const yoloxloss_dtype dt = dtype_of(layout_byte >> 3);
+        const size_t esize = is_16_bit(dt) ? sizeof(uint16_t) : sizeof(float); /* an unknown dtype: float's */
+        lv[l].dtype = dt;
+        any_16_bit |= is_16_bit(dt);
+        unknown_dtype |= !is_16_bit(dt) && dt != YOLOXLOSS_DTYPE_FLOAT32;
         size_t hw = lv[l].height > 0 && lv[l].width > 0 ? (size_t)lv[l].height * (size_t)lv[l].width : 0;
         size_t per[3] = {4 * hw, hw, (size_t)C * hw};
         if (!split) {
@@ -207,9 +248,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (int k = 0; k < 3; k++) counts[l][k] = (size_t)B * per[k];
         }
         for (int k = 0; k < (split ? 3 : 1); k++) {
-            bufs[l][k] = malloc(counts[l][k] * sizeof(float) + 1);
-            bufs[l][3 + k] = calloc(counts[l][k] + 1, sizeof(float)); /* accumulate reads it */
-            for (size_t q = 0; q < counts[l][k]; q++) bufs[l][k][q] = head_value(&r, raw_heads);
+            bufs[l][k] = malloc(counts[l][k] * esize + 1);
+            bufs[l][3 + k] = calloc(counts[l][k] + 1, esize); /* accumulate reads it */
+            mirror[l][k] = malloc(counts[l][k] * sizeof(float) + 1);
+            mirror[l][3 + k] = calloc(counts[l][k] + 1, sizeof(float));
+            for (size_t q = 0; q < counts[l][k]; q++) {
+                float v;
+                if (!is_16_bit(dt)) {
+                    v = head_value(&r, raw_heads);
+                    ((float *)bufs[l][k])[q] = v;
+                } else {
+                    /* raw: any 16 bits; else head_value's values, which both
+                     * formats hold exactly */
+                    uint16_t h;
+                    if (raw_heads) {
+                        const unsigned lo = byte(&r), hi = byte(&r);
+                        h = (uint16_t)(lo | (hi << 8));
+                    } else {
+                        h = href_round(head_value(&r, 0), fmt_of(dt));
+                    }
+                    ((uint16_t *)bufs[l][k])[q] = h;
+                    v = (float)href_value(h, fmt_of(dt));
+                }
+                mirror[l][k][q] = v;
+            }
         }
         if (split) {
             lv[l].reg = bufs[l][0];
@@ -218,15 +280,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             gr[l].reg = bufs[l][3];
             gr[l].obj = bufs[l][4];
             gr[l].cls = bufs[l][5];
-            if (layout == 3) lv[l].obj = NULL; /* incomplete split: NULL_ARGUMENT */
         } else {
             lv[l].fused = bufs[l][0];
             gr[l].fused = bufs[l][3];
-            if (layout == 2) lv[l].cls = bufs[l][0]; /* fused and split: INVALID_ARGUMENT */
+        }
+        mlv[l] = lv[l];
+        mgr[l] = gr[l];
+        mlv[l].dtype = YOLOXLOSS_DTYPE_FLOAT32;
+        if (split) {
+            mlv[l].reg = mirror[l][0];
+            mlv[l].obj = mirror[l][1];
+            mlv[l].cls = mirror[l][2];
+            mgr[l].reg = mirror[l][3];
+            mgr[l].obj = mirror[l][4];
+            mgr[l].cls = mirror[l][5];
+            if (layout == 3) lv[l].obj = mlv[l].obj = NULL; /* incomplete split: NULL_ARGUMENT */
+        } else {
+            mlv[l].fused = mirror[l][0];
+            mgr[l].fused = mirror[l][3];
+            if (layout == 2) { /* fused and split: INVALID_ARGUMENT */
+                lv[l].cls = bufs[l][0];
+                mlv[l].cls = mirror[l][0];
+            }
         }
         /* tw, th: past 88.7 exp() overflows, past ~44 a box's area does */
         for (int b = 0; b < B && hw; b++) {
-            const float *reg = split ? bufs[l][0] + (size_t)b * 4 * hw : bufs[l][0] + (size_t)b * (5 + (size_t)C) * hw;
+            const float *reg = split ? mirror[l][0] + (size_t)b * 4 * hw
+                                     : mirror[l][0] + (size_t)b * (5 + (size_t)C) * hw;
             for (size_t q = 2 * hw; q < 4 * hw; q++)
                 max_twth = fmaxf(max_twth, reg[q]);
         }
@@ -249,17 +329,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!resolvable(boxes + 4 * t)) sane = 0;
     }
     yoloxloss_batch batch = {B, lv, num_gt, total ? classes : NULL, total ? boxes : NULL};
+    yoloxloss_batch mbatch = batch;
+    mbatch.levels = mlv;
+    /* With 16-bit levels the float32 mirror runs too, on its own context,
+     * and the finiteness checks apply to it. */
+    const int mirrored = any_16_bit && !unknown_dtype;
+    yoloxloss_context *mctx = NULL;
+    if (mirrored && yoloxloss_create(&cfg, &mctx) != YOLOXLOSS_OK) fail("a second create of a valid config failed");
 
     const yoloxloss_losses sentinel = {-7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7, -7};
-    yoloxloss_losses losses = sentinel;
+    yoloxloss_losses losses = sentinel, mlosses = sentinel;
     st = yoloxloss_forward(ctx, &batch, &losses);
     check_status(st, ctx);
+    if (unknown_dtype && st == YOLOXLOSS_OK) fail("a level of an unknown dtype was accepted");
+    if (mirrored && yoloxloss_forward(mctx, &mbatch, &mlosses) != st)
+        fail("16-bit batch: forward's status differs from the float32 batch's");
     if (getenv("YOLOXLOSS_FUZZ_VERBOSE")) {
         fprintf(stderr, "config: C %d L %d strides %g %g %g assigner %d iou %d l1 %d topk %d r %g reg_w %g; B %d"
                 " arithmetic %d cost eps %g penalty %g\n",
                 C, L, (double)strides[0], (double)strides[1], (double)strides[2], (int)cfg.assigner,
                 (int)cfg.iou_loss, cfg.use_l1, cfg.candidate_topk, (double)cfg.center_radius,
                 (double)cfg.reg_weight, B, (int)cfg.arithmetic, (double)cfg.cost_iou_eps, (double)cfg.cost_penalty);
+        for (int l = 0; l < L; l++) fprintf(stderr, "level %d: dtype %d\n", l, (int)lv[l].dtype);
         for (int t = 0; t < total; t++)
             fprintf(stderr, "gt %d: class %d box %g %g %g %g\n", t, classes[t], (double)boxes[4 * t],
                     (double)boxes[4 * t + 1], (double)boxes[4 * t + 2], (double)boxes[4 * t + 3]);
@@ -272,42 +363,91 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             fail("failed forward wrote the losses");
         if (yoloxloss_backward(ctx, gr, NULL, 0) != YOLOXLOSS_ERR_NO_FORWARD) fail("backward after failure");
     } else {
+        if (mirrored) expect_same_losses(&losses, &mlosses);
         if (sane && max_twth <= 80.0f && !isfinite(losses.total))
             fail("non-finite loss from finite inputs");
         int64_t A = yoloxloss_num_anchors(ctx);
         size_t n = (size_t)B * (size_t)A;
-        int32_t *matched = malloc(n * sizeof(int32_t) + 1);
-        float *piou = malloc(n * sizeof(float) + 1);
-        int32_t *dk = malloc((size_t)total * sizeof(int32_t) + 1);
+        int32_t *matched = malloc(n * sizeof(int32_t) + 1), *mmatched = malloc(n * sizeof(int32_t) + 1);
+        float *piou = malloc(n * sizeof(float) + 1), *mpiou = malloc(n * sizeof(float) + 1);
+        int32_t *dk = malloc((size_t)total * sizeof(int32_t) + 1), *mdk = malloc((size_t)total * sizeof(int32_t) + 1);
         check_status(yoloxloss_get_assignment(ctx, matched, piou, dk), ctx);
         for (size_t i = 0; i < n; i++) {
             int32_t g = matched[i];
             if (g < -1 || g >= num_gt[i / (size_t)A]) fail("matched gt out of range");
         }
+        if (mirrored) {
+            check_status(yoloxloss_get_assignment(mctx, mmatched, mpiou, mdk), mctx);
+            if (memcmp(matched, mmatched, n * sizeof(int32_t)) != 0 ||
+                (total && memcmp(dk, mdk, (size_t)total * sizeof(int32_t)) != 0))
+                fail("16-bit batch: assignment differs from the float32 batch's");
+            for (size_t i = 0; i < n; i++)
+                if (!same_float(piou[i], mpiou[i])) fail("16-bit batch: pred_iou differs from the float32 batch's");
+        }
         unsigned renorm = byte(&r);
-        if (renorm & 1) check_status(yoloxloss_renormalize(ctx, (float)renorm / 7.0f - 3.0f, NULL), ctx);
+        if (renorm & 1) {
+            yoloxloss_status rs = yoloxloss_renormalize(ctx, (float)renorm / 7.0f - 3.0f, NULL);
+            check_status(rs, ctx);
+            if (mirrored && yoloxloss_renormalize(mctx, (float)renorm / 7.0f - 3.0f, NULL) != rs)
+                fail("16-bit batch: renormalize's status differs from the float32 batch's");
+        }
         yoloxloss_upstream up = {1.0f, (float)(renorm >> 4) / 4.0f, 0.5f, 0.0f, -1.0f};
-        st = yoloxloss_backward(ctx, gr, (renorm >> 1) & 1 ? &up : NULL, (renorm >> 2) & 1);
+        const yoloxloss_upstream *upp = (renorm >> 1) & 1 ? &up : NULL;
+        const int accumulate = (renorm >> 2) & 1;
+        st = yoloxloss_backward(ctx, gr, upp, accumulate);
         check_status(st, ctx);
-        if (st == YOLOXLOSS_OK && sane && max_twth <= 20.0f && !((renorm >> 2) & 1))
+        if (mirrored && yoloxloss_backward(mctx, mgr, upp, accumulate) != st)
+            fail("16-bit batch: backward's status differs from the float32 batch's");
+        if (mirrored && st == YOLOXLOSS_OK)
             for (int l = 0; l < L; l++)
-                for (int k = 0; k < 3; k++)
-                    if (bufs[l][3 + k] && !all_finite(bufs[l][3 + k], counts[l][k])) {
+                for (int k = 0; k < 3; k++) {
+                    if (!bufs[l][3 + k]) continue;
+                    for (size_t q = 0; q < counts[l][k]; q++) {
+                        const float want = mirror[l][3 + k][q];
+                        int ok;
+                        if (!is_16_bit(lv[l].dtype)) {
+                            ok = same_float(((const float *)bufs[l][3 + k])[q], want);
+                        } else {
+                            const uint16_t h = ((const uint16_t *)bufs[l][3 + k])[q];
+                            const href_fmt f = fmt_of(lv[l].dtype);
+                            ok = isnan(want) ? href_is_nan(h, f) : h == href_round(want, f);
+                        }
+                        if (!ok) {
+                            if (getenv("YOLOXLOSS_FUZZ_VERBOSE"))
+                                fprintf(stderr, "level %d buffer %d element %zu: float32 gradient %g\n", l, k, q,
+                                        (double)want);
+                            fail("16-bit batch: a gradient is not the float32 batch's rounded into its dtype");
+                        }
+                    }
+                }
+        if (st == YOLOXLOSS_OK && sane && max_twth <= 20.0f && !accumulate)
+            for (int l = 0; l < L; l++)
+                for (int k = 0; k < 3; k++) {
+                    /* the float32 gradients: the mirror's when there is one */
+                    const float *g = mirrored ? mirror[l][3 + k] : (const float *)bufs[l][3 + k];
+                    if (g && !all_finite(g, counts[l][k])) {
                         if (getenv("YOLOXLOSS_FUZZ_VERBOSE"))
                             for (size_t q = 0; q < counts[l][k]; q++)
-                                if (!isfinite(bufs[l][3 + k][q]))
+                                if (!isfinite(g[q]))
                                     fprintf(stderr, "level %d (%dx%d) buffer %d element %zu: %g (input %g)\n", l,
-                                            lv[l].height, lv[l].width, k, q, (double)bufs[l][3 + k][q],
-                                            (double)bufs[l][k][q]);
+                                            lv[l].height, lv[l].width, k, q, (double)g[q], (double)mirror[l][k][q]);
                         fail("non-finite gradient from finite inputs without exp overflow");
                     }
+                }
         free(matched);
+        free(mmatched);
         free(piou);
+        free(mpiou);
         free(dk);
+        free(mdk);
     }
     yoloxloss_destroy(ctx);
+    yoloxloss_destroy(mctx);
     for (int l = 0; l < L; l++)
-        for (int k = 0; k < 6; k++) free(bufs[l][k]);
+        for (int k = 0; k < 6; k++) {
+            free(bufs[l][k]);
+            free(mirror[l][k]);
+        }
     free(classes);
     free(boxes);
     return 0;

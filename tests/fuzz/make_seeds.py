@@ -4,7 +4,10 @@
 Each seed follows the harness's byte layout (see LLVMFuzzerTestOneInput):
 flags, classes, levels, 3 stride choices, assigner, iou_loss, topk, radius,
 threads, images, then per level (shape, layout, head values), the gt count
-of each image, per gt (class, 4 x 2-byte box values), one renormalize byte."""
+of each image, per gt (class, 4 x 2-byte box values), one renormalize byte.
+A level's layout byte also holds its dtype code in bits 3-4 (0 float32,
+1 float16, 2 bfloat16, 3 an unknown value); head values are one byte each
+either way (two, raw, with flag bit 0 on a 16-bit level)."""
 import os
 import random
 import struct
@@ -28,14 +31,17 @@ def head(rng, n, extreme=False):
 
 
 def seed(rng, *, flags=0, C=3, L=2, grids=((4, 4), (2, 2)), split=(0, 0), B=2,
-         gts=((2, 1)), assigner=0, iou=0, extreme=False, renorm=0):
+         gts=((2, 1)), assigner=0, iou=0, extreme=False, renorm=0, dtypes=(0, 0, 0)):
     data = bytes([flags, C - (0 if (flags >> 2) & 1 else 1), L - 1, 0, 1, 2, assigner, iou, 9, 0,
                   1, B - 1])
     for l in range(L):
         h, w = grids[l]
-        data += bytes([h | (w << 3), split[l]])
+        data += bytes([h | (w << 3), split[l] | (dtypes[l] << 3)])
         n = B * (5 + C) * h * w
-        data += head(rng, n, extreme)
+        if flags & 1 and dtypes[l] in (1, 2):  # raw 16-bit values
+            data += bytes(rng.randrange(256) for _ in range(2 * n))
+        else:
+            data += head(rng, n, extreme)
     boxes = b""
     for b in range(B):
         data += bytes([gts[b]])
@@ -65,6 +71,15 @@ def main():
         "ciou_mmdet": seed(rng, assigner=2 + 3 * 1, iou=2 + 3 * 3, flags=8),
         "eiou_legacy": seed(rng, assigner=1, iou=2 + 3 * 4, extreme=True),
         "siou_l1_mmdet_constants": seed(rng, assigner=2 + 3 * 6, iou=2 + 3 * 5, flags=8, renorm=0x13),
+        # mixed precision: float16 / bfloat16 levels, each checked against
+        # the float32 batch of the same values
+        "float16_levels": seed(rng, dtypes=(1, 1), renorm=0x12),
+        "bfloat16_split_accumulate": seed(rng, split=(1, 1), dtypes=(2, 2), renorm=0x06),
+        "mixed_dtypes": seed(rng, L=3, grids=((6, 6), (3, 3), (2, 2)), split=(1, 0, 0), B=1, gts=(3,),
+                             dtypes=(1, 2, 0), flags=8, assigner=1, iou=1),
+        "float16_extremes_check_finite": seed(rng, flags=16, extreme=True, dtypes=(1, 2)),
+        "float16_raw_bits": seed(rng, flags=1, dtypes=(1, 2)),
+        "unknown_dtype": seed(rng, dtypes=(0, 3)),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

@@ -34,7 +34,9 @@ libdir=$(dirname "$(find "$prefix" -name 'libyoloxloss.so' | head -n1)")
 
 soname=$(objdump -p "$libdir/libyoloxloss.so" | awk '$1 == "SONAME" {print $2}')
 echo "SONAME: $soname"
-[[ $soname =~ ^libyoloxloss\.so\.[0-9]+$ ]] || { echo "unexpected SONAME '$soname'" >&2; exit 1; }
+# major.minor while the major version is 0 (a minor release may change the
+# ABI then), major alone after that
+[[ $soname =~ ^libyoloxloss\.so\.(0\.[0-9]+|[1-9][0-9]*)$ ]] || { echo "unexpected SONAME '$soname'" >&2; exit 1; }
 [ -e "$libdir/$soname" ] || { echo "$soname not installed" >&2; exit 1; }
 supp=$prefix/share/yoloxloss/valgrind/yoloxloss.supp
 cmp "$here/../sanitize/valgrind.supp" "$supp" || { echo "valgrind suppressions not installed as $supp" >&2; exit 1; }

@@ -334,6 +334,58 @@ class TestForwardBackward(unittest.TestCase):
             res[0].backward()
             self.assertIsNone(res[0].grad_fn.run.context)  # back in the pool
 
+    def test_half_tensors_in_place_and_exact(self):
+        # float16 and bfloat16 outputs go to C in place; their gradients come
+        # back in their dtype, and equal the float32 path's on the same
+        # (up-converted) values rounded with .to(dtype); the losses are the
+        # float32 path's bit for bit.
+        outputs, labels = case(11)
+        for dtype in (torch.float16, torch.bfloat16):
+            for layout in ("fused", "split"):
+                base = [x.detach().to(dtype) for x in outputs]
+                typed = [x.clone().requires_grad_() for x in base]
+                if layout == "split":
+                    typed = split(typed)
+                res = yoloxloss.yolox_loss(typed, labels, use_l1=True)
+                prepared = res[0].grad_fn.run.keep[0]
+                for p, t in zip(prepared, leaves(typed)):
+                    self.assertEqual(p.dtype, dtype)
+                    self.assertEqual(p.data_ptr(), t.data_ptr())
+                res32, grads32 = loss_and_grads([x.float() for x in base] if layout == "fused"
+                                                else split([x.float() for x in base]), labels, use_l1=True)
+                (res[0] * 1.0).backward()
+                for a, b in zip(res, res32):
+                    self.assertEqual(a.dtype, torch.float32)
+                    self.assertTrue(torch.equal(a, b), (dtype, layout))
+                for t, g32 in zip(leaves(typed), grads32):
+                    self.assertEqual(t.grad.dtype, dtype)
+                    self.assertTrue(torch.equal(t.grad, g32.to(dtype)), (dtype, layout))
+
+    def test_split_level_of_several_dtypes_is_copied(self):
+        # C takes one dtype per level: a split level whose tensors differ goes
+        # to C as float32 copies, and each gradient comes back in its own dtype.
+        outputs, labels = case(12)
+        sp = split([x.detach() for x in outputs])
+        mixed = [(r.detach().half().requires_grad_(), o.detach().requires_grad_(),
+                  c.detach().bfloat16().requires_grad_()) for r, o, c in sp]
+        res = yoloxloss.yolox_loss(mixed, labels)
+        prepared = res[0].grad_fn.run.keep[0]
+        self.assertTrue(all(p.dtype == torch.float32 for p in prepared))
+        res[0].backward()
+        up = [tuple(t.detach().float() for t in lv) for lv in mixed]
+        res32, grads32 = loss_and_grads(up, labels)
+        self.assertTrue(torch.equal(res[0], res32[0]))
+        for t, g32 in zip(leaves(mixed), grads32):
+            self.assertEqual(t.grad.dtype, t.dtype)
+            self.assertTrue(torch.equal(t.grad, g32.to(t.dtype)))
+
+    def test_level_struct_layout(self):
+        # yoloxloss_level grew a dtype after its pointers (0.2): the ctypes
+        # mirror must put it where C reads it.
+        self.assertEqual(_capi.Level.dtype.offset, 2 * ctypes.sizeof(ctypes.c_int) + 4 * ctypes.sizeof(ctypes.c_void_p))
+        self.assertEqual(_capi.LevelGrad.cls.offset, 3 * ctypes.sizeof(ctypes.c_void_p))
+        self.assertEqual((_capi.DTYPE_FLOAT32, _capi.DTYPE_FLOAT16, _capi.DTYPE_BFLOAT16), (0, 1, 2))
+
     def test_non_leaf_inputs_and_graph(self):
         # Head outputs as produced by a layer: gradient reaches its weights.
         gen = torch.Generator().manual_seed(6)
@@ -687,6 +739,10 @@ class TestErrors(unittest.TestCase):
         o = [x.detach().clone() for x in self.outputs]
         o[1][1, 6, 2, 3] = float("nan")
         self.assertValueError("NONFINITE", outputs=o, check_finite=True)
+        # a 16-bit level is scanned as well, and named with its dtype
+        h = [x.detach().to(torch.float16) for x in self.outputs]
+        h[2][0, 5, 1, 0] = float("inf")
+        self.assertValueError("value is inf in float16", outputs=h, check_finite=True)
 
     def test_errors_leave_pool_usable(self):
         lab = self.labels.clone()

@@ -32,7 +32,16 @@ Pass criteria per case:
   (b) each loss term within 1e-5 relative: |lib - ref| <= 1e-5 * max(|ref|, 0.1);
   (c) each gradient element within 1e-5 * (largest |gradient| of the case);
       most cases call total.backward(), a quarter backpropagate a random
-      combination of the five terms.
+      combination of the five terms;
+  (d) mixed precision: in about 30% of the cases the head outputs of every
+      level (or of some levels) are float16 or bfloat16. The reference runs on
+      the values up-converted to float32 and its gradients are rounded with
+      torch's `.to(dtype)`; a gradient element then may also differ by one
+      step of its dtype at that value (float32 gradients a rounding apart
+      can round to neighbouring values). The library's 16-bit run must equal
+      its own float32 run on the up-converted values exactly: the same
+      losses, and gradients that are the float32 ones `.to(dtype)` (NaN as
+      NaN).
   If (b) or (c) fail against the float32 reference, the float64 evaluation
   of the same assignment is tried; a case that is within tolerance of it is
   counted as passing ("closer to exact than the float32 reference") and
@@ -360,8 +369,18 @@ def make_case(seed, idx, quick=False):
     else:
         upstream = tuple(float(x) for x in rng.uniform(-2.0, 2.0, 5))
     cost_iou_eps, cost_penalty = _cost_constants(seed, idx)
+    # Mixed precision: each level's head outputs in float32, float16 or
+    # bfloat16. Drawn last, so every draw above (and every float32 case) is
+    # as before; "outs" then holds the values rounded into each level's
+    # dtype, up-converted: the float32 inputs the reference runs on.
+    precision = _choice(rng, ["float32", "float16", "bfloat16", "mixed"], [0.7, 0.12, 0.12, 0.06])
+    if precision == "mixed":
+        dtypes = [_choice(rng, [torch.float32, torch.float16, torch.bfloat16]) for _ in strides]
+    else:
+        dtypes = [getattr(torch, precision)] * len(strides)
+    outs = [torch.from_numpy(o).to(dt).float() for o, dt in zip(outs, dtypes)]
     return dict(idx=idx, regime=regime, strides=strides, img=(img_h, img_w), shapes=shapes, A=A,
-                B=B, C=C, labels=torch.from_numpy(labels), outs=[torch.from_numpy(o) for o in outs],
+                B=B, C=C, labels=torch.from_numpy(labels), outs=outs, precision=precision, dtypes=dtypes,
                 pmode=pmode, layout=layout, assigner=assigner, iou_loss=iou_loss, use_l1=use_l1,
                 weights=weights, num_threads=num_threads, kinds=kinds_used, upstream=upstream,
                 counts=[int(n) for n in count_labels(torch.from_numpy(labels))],
@@ -395,11 +414,30 @@ def to_mmdet_case(case):
     return case
 
 
-def make_leaves(case, dtype=torch.float32):
-    """Fresh autograd leaves for one run: (inputs for the loss, flat leaf list)."""
+def level_dtypes(case):
+    """The dtype of each level's head outputs (float32 when the case has none)."""
+    return case.get("dtypes") or [torch.float32] * len(case["outs"])
+
+
+def leaf_dtypes(case):
+    """The dtype of each autograd leaf of make_leaves (a level's, per leaf)."""
+    out = []
+    for dt in level_dtypes(case):
+        out.extend([dt] * (3 if case["layout"] == "split" else 1))
+    return out
+
+
+def is_16_bit(case):
+    return any(dt != torch.float32 for dt in level_dtypes(case))
+
+
+def make_leaves(case, dtype=torch.float32, in_level_dtypes=False):
+    """Fresh autograd leaves for one run: (inputs for the loss, flat leaf list).
+    dtype: of every leaf; or, with in_level_dtypes, each level's own dtype
+    (the library's inputs; the values are exact in it)."""
     inputs, leaves = [], []
-    for o in case["outs"]:
-        o = o.to(dtype)
+    for o, level_dtype in zip(case["outs"], level_dtypes(case)):
+        o = o.to(level_dtype if in_level_dtypes else dtype)
         if case["layout"] == "fused":
             t = o.clone().requires_grad_(True)
             inputs.append(t)
@@ -452,14 +490,18 @@ def run_reference(case, dtype=torch.float32, forced=None, info=False, transcende
     backward_upstream(terms, case["upstream"])
     grads = [l.grad.detach().double() if l.grad is not None else torch.zeros_like(l, dtype=torch.float64)
              for l in leaves]
+    # A 16-bit leaf's gradient: the reference's rounded with torch's .to(dtype).
+    grads = [g if dt == torch.float32 else g.to(dt).double() for g, dt in zip(grads, leaf_dtypes(case))]
     return [float(t) for t in terms], grads, inf
 
 
-def run_library(case):
+def run_library(case, as_float32=False):
+    """The library's loss terms and gradients (float64 tensors of the values
+    it wrote, in each level's dtype); as_float32: every level in float32."""
     if RUNNER is not None:
-        out = RUNNER.run(case)
+        out = RUNNER.run(case, as_float32)
         return out["terms"], out["grads"]
-    inputs, leaves = make_leaves(case)
+    inputs, leaves = make_leaves(case, in_level_dtypes=not as_float32)
     rw, ow, cw, lw = case["weights"]
     terms = yoloxloss.yolox_loss(inputs, case["labels"], strides=case["strides"],
                                  assigner=case["assigner"], iou_loss=case["iou_loss"],
@@ -477,7 +519,7 @@ def library_assignment(case):
         out = RUNNER.run(case)
         return out["matched"], out["pred_iou"], out["dynamic_k"]
     outs = [tuple(t.detach() for t in x) if isinstance(x, tuple) else x.detach()
-            for x in make_leaves(case)[0]]
+            for x in make_leaves(case, in_level_dtypes=True)[0]]
     if hasattr(yoloxloss, "yolox_assign_details"):
         d = yoloxloss.yolox_assign_details(outs, case["labels"], strides=case["strides"],
                                            assigner=case["assigner"],
@@ -537,9 +579,36 @@ def loss_errors(lib, ref):
     return out
 
 
-def grad_error(lib, ref):
-    maxg = max([float(g.abs().max()) for g in ref if g.numel()] + [0.0])
-    worst = max([float((a - r).abs().max()) for a, r in zip(lib, ref) if a.numel()] + [0.0])
+def dtype_step(r, dtype):
+    """The distance from |r| to the next larger value of dtype, for each
+    element of r (float64 tensor of values of dtype)."""
+    fi = torch.finfo(dtype)
+    _, e = torch.frexp(r.abs())  # |r| = m 2^e, m in [0.5, 1): its leading bit has weight 2^(e - 1)
+    step = torch.ldexp(torch.full_like(r, fi.eps), (e - 1).to(torch.int32))
+    return step.clamp_min(fi.tiny * fi.eps)  # subnormals (and 0) are fi.tiny * eps apart
+
+
+def grad_error(lib, ref, dtypes=None):
+    """The largest gradient difference over the largest |reference gradient|.
+    dtypes: each leaf's dtype; a 16-bit leaf's element may also be one step
+    of its dtype away (equal values, infinities included, differ by 0)."""
+    if not dtypes or all(dt == torch.float32 for dt in dtypes):
+        maxg = max([float(g.abs().max()) for g in ref if g.numel()] + [0.0])
+        worst = max([float((a - r).abs().max()) for a, r in zip(lib, ref) if a.numel()] + [0.0])
+        if not math.isfinite(worst):
+            return float("inf"), maxg
+        return worst / max(maxg, 1e-30), maxg
+    # 16-bit gradients may overflow to infinity: the scale is the largest finite one
+    maxg = max([float(g[torch.isfinite(g)].abs().max()) for g in ref if torch.isfinite(g).any()] + [0.0])
+    worst = 0.0
+    for a, r, dt in zip(lib, ref, dtypes):
+        if not a.numel():
+            continue
+        if dt == torch.float32:
+            worst = max(worst, float((a - r).abs().max()))
+            continue
+        diff = torch.where(a == r, torch.zeros_like(r), (a - r).abs())
+        worst = max(worst, float((diff - dtype_step(r, dt)).clamp_min(0.0).max()))
     if not math.isfinite(worst):
         return float("inf"), maxg
     return worst / max(maxg, 1e-30), maxg
@@ -554,14 +623,40 @@ def cost_constants_name(case):
     return "random"
 
 
+def check_exact_16_bit(case, lib_terms, lib_grads, stats, res):
+    """The library's 16-bit run against its own float32 run on the same
+    (up-converted) values: losses bitwise, gradients the float32 ones
+    rounded with torch's .to(dtype)."""
+    f_terms, f_grads = run_library(case, as_float32=True)
+    stats["exact_16_bit_cases"] += 1
+    bad = []
+    for i, (a, b) in enumerate(zip(lib_terms, f_terms)):
+        if not (a == b or (math.isnan(a) and math.isnan(b))):
+            bad.append("%s %.9g vs float32 %.9g" % (TERM_NAMES[i], a, b))
+    for i, (a, f, dt) in enumerate(zip(lib_grads, f_grads, leaf_dtypes(case))):
+        want = f.to(torch.float32).to(dt).double()
+        same = (a == want) | (torch.isnan(a) & torch.isnan(want))
+        if not bool(same.all()):
+            k = int((~same).reshape(-1).nonzero()[0])
+            bad.append("leaf %d (%s): %d gradients are not the float32 ones rounded, first at %d: %.9g, "
+                       "float32 %.9g" % (i, str(dt).replace("torch.", ""), int((~same).sum()), k,
+                                         float(a.reshape(-1)[k]), float(f.reshape(-1)[k])))
+    if bad:
+        res["ok"] = False
+        res["notes"].append("16-bit run differs from the library's float32 run on the same values: " + "; ".join(bad))
+    else:
+        stats["exact_16_bit_ok"] += 1
+
+
 def describe(case):
     costs = "default" if case.get("preset") == "mmdet" else cost_constants_name(case)
-    return ("B=%d C=%d L=%d A=%d img=%dx%d gts=%d %s/%s/%s %s %s %s%s" % (
+    return ("B=%d C=%d L=%d A=%d img=%dx%d gts=%d %s/%s/%s %s %s %s%s%s" % (
         case["B"], case["C"], len(case["strides"]), case["A"], case["img"][1], case["img"][0],
         sum(case["counts"]), "mmdet" if case.get("preset") == "mmdet" else case["assigner"], case["iou_loss"],
         "l1" if case["use_l1"] else "nol1",
         case["layout"], case["pmode"], case["regime"],
-        "" if costs == "default" else " cost:%g/%g" % (case["cost_iou_eps"], case["cost_penalty"])))
+        "" if costs == "default" else " cost:%g/%g" % (case["cost_iou_eps"], case["cost_penalty"]),
+        "" if case.get("precision", "float32") == "float32" else " " + case["precision"]))
 
 
 def check_case(case, stats, verbose=False):
@@ -570,6 +665,8 @@ def check_case(case, stats, verbose=False):
     lib_m, lib_piou, lib_k = library_assignment(case)
     ref_terms, ref_grads, info = run_reference(case, info=True)
     lib_terms, lib_grads = run_library(case)
+    if is_16_bit(case):
+        check_exact_16_bit(case, lib_terms, lib_grads, stats, res)
     B, A = case["B"], case["A"]
     ref_m = info["matched"]
     if tuple(lib_m.shape) != (B, A):
@@ -663,12 +760,12 @@ def check_case(case, stats, verbose=False):
     if not res["ok"]:
         stats["loss_skipped"] += 1
         lerr = loss_errors(lib_terms, ref_terms)
-        gerr, maxg = grad_error(lib_grads, ref_grads)
+        gerr, maxg = grad_error(lib_grads, ref_grads, leaf_dtypes(case))
         res.update(lerr=max(lerr), gerr=gerr, maxg=maxg, secs=time.perf_counter() - t0)
         return res
 
     lerr = loss_errors(lib_terms, ref_terms)
-    gerr, maxg = grad_error(lib_grads, ref_grads)
+    gerr, maxg = grad_error(lib_grads, ref_grads, leaf_dtypes(case))
     loss_ok = max(lerr) <= LOSS_TOL
     grad_ok = gerr <= GRAD_TOL
     if not (loss_ok and grad_ok):
@@ -680,12 +777,12 @@ def check_case(case, stats, verbose=False):
         c_terms, c_grads, _ = run_reference(case, forced=asg, transcendentals="correct")
         m_terms, m_grads, _ = run_reference(case, forced=asg, transcendentals="libm")
         lerr_m = loss_errors(lib_terms, m_terms)
-        gerr_m, _ = grad_error(lib_grads, m_grads)
+        gerr_m, _ = grad_error(lib_grads, m_grads, leaf_dtypes(case))
         f64_terms, f64_grads, _ = run_reference(case, dtype=torch.float64, forced=asg)
         lerr_c = loss_errors(lib_terms, c_terms)
-        gerr_c, _ = grad_error(lib_grads, c_grads)
+        gerr_c, _ = grad_error(lib_grads, c_grads, leaf_dtypes(case))
         lerr64 = loss_errors(lib_terms, f64_terms)
-        gerr64, _ = grad_error(lib_grads, f64_grads)
+        gerr64, _ = grad_error(lib_grads, f64_grads, leaf_dtypes(case))
         lerr_ref64 = loss_errors(ref_terms, f64_terms)
         res["notes"].append("second opinions: vs reference with libm expf/logf loss %.3g grad %.3g; "
                             "with correctly rounded exp/log loss %.3g grad %.3g; "
@@ -819,6 +916,7 @@ def main(argv=None):
         for key in ("regime", "assigner", "iou_loss", "layout", "pmode"):
             cover[key][case[key]] += 1
         cover["l1"]["on" if case["use_l1"] else "off"] += 1
+        cover["precision"][case.get("precision", "float32")] += 1
         cover["upstream"]["total" if case["upstream"] == (1.0, 0.0, 0.0, 0.0, 0.0) else "random mix"] += 1
         cover["strides"][str(tuple(case["strides"]))] += 1
         cover["weights"]["default" if case["weights"] == (5.0, 1.0, 1.0, 1.0) else "random"] += 1
@@ -864,7 +962,7 @@ def main(argv=None):
 
     print("\n=== coverage ===")
     for key in ("regime", "assigner", "iou_loss", "l1", "layout", "pmode", "strides", "weights", "upstream",
-                "box kinds", "img", "costs"):
+                "box kinds", "img", "costs", "precision"):
         print("%-10s %s" % (key + ":", ", ".join("%s %d" % kv for kv in sorted(cover[key].items()))))
     gts = shapes_seen["gts"]
     print("images per case: %d..%d; classes: %d..%d; boxes per image: %d..%d (%d empty images)" % (
@@ -888,6 +986,8 @@ def main(argv=None):
               "only where the top-IoU sum is within float32 rounding of an integer)" % (
                   stats["k_images_equal"], stats["k_images_checked"], stats["k_diff_gts"]))
     print("pred_iou on agreeing fg anchors: worst |lib - ref| = %.3g" % stats["worst_pred_iou"])
+    print("float16/bfloat16 cases equal to the library's float32 run on the same values (losses bitwise, "
+          "gradients rounded with torch's .to): %d / %d" % (stats["exact_16_bit_ok"], stats["exact_16_bit_cases"]))
     print("cases whose losses were compared on the library's assignment (ties): %d; "
           "loss comparison skipped (assignment failure): %d" % (stats["forced_cases"], stats["loss_skipped"]))
     print("worst loss error (rel, scale max(|ref|, 0.1)) vs the float32 %s reference: %.3g "

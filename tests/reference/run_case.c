@@ -11,21 +11,24 @@
  * and reads the same layout:
  *
  * CASE_FILE
- *   char    magic[8]         "YXCASE2"
+ *   char    magic[8]         "YXCASE3"
  *   int32   B, C, L, T       images, classes, levels, ground-truth rows
  *   int32   assigner, iou_loss, use_l1, num_threads   (yoloxloss_config's values)
  *   float32 reg_weight, obj_weight, cls_weight, l1_weight
  *   float32 upstream[5]      total, iou, obj, cls, l1
  *   float32 cost_iou_eps, cost_penalty; int32 arithmetic   (yoloxloss_config's values)
- *   per level: float32 stride; int32 H, W, fused (1: [B,5+C,H,W]; 0: reg, obj, cls)
+ *   per level: float32 stride; int32 H, W, fused (1: [B,5+C,H,W]; 0: reg, obj, cls),
+ *              dtype (yoloxloss_dtype: 0 float32, 1 float16, 2 bfloat16)
  *   int32   num_gt[B], gt_classes[T]; float32 gt_boxes[T, 4]
- *   per level: the fused tensor, or reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W]
+ *   per level: the fused tensor, or reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W],
+ *              elements of the level's dtype (2 bytes each for float16 and
+ *              bfloat16), each tensor padded with zero bytes to a multiple of 4
  *
  * OUT_FILE
- *   char    magic[8]         "YXOUT1"
+ *   char    magic[8]         "YXOUT2"
  *   float32 total, iou, obj, cls, l1, fg_ratio
  *   int32   matched_gt[B, A]; float32 pred_iou[B, A]; int32 dynamic_k[T]
- *   per level: the gradient, in the layout of that level's input
+ *   per level: the gradient, in the layout and dtype of that level's input
  *
  * Exit status 0 on success; 1 with a message on stderr when the library
  * rejects the case; 2 for a malformed file or a usage error. */
@@ -38,8 +41,8 @@
 
 #define MAX_LEVELS 64
 
-static const char CASE_MAGIC[8] = "YXCASE2";
-static const char OUT_MAGIC[8] = "YXOUT1";
+static const char CASE_MAGIC[8] = "YXCASE3";
+static const char OUT_MAGIC[8] = "YXOUT2";
 
 /* The case file in memory and how far it has been read. */
 typedef struct {
@@ -60,6 +63,14 @@ static void *take(reader *r, size_t n, size_t size, const char *what) {
     if (size != 0 && n > (r->size - r->pos) / size) fail_format(r, what);
     void *p = r->data + r->pos;
     r->pos += n * size;
+    return p;
+}
+
+/* A tensor of n elements of esize bytes, and its padding to 4 bytes (so
+ * every field after it stays aligned). */
+static void *take_tensor(reader *r, size_t n, size_t esize, const char *what) {
+    void *p = take(r, n, esize, what);
+    take(r, (4 - (n * esize) % 4) % 4, 1, "padding after a tensor");
     return p;
 }
 
@@ -102,7 +113,8 @@ static void read_file(reader *r, const char *path) {
     fclose(f);
 }
 
-/* n0 * n1 * n2 * n3 floats, or exit when that does not fit in size_t. */
+/* n0 * n1 * n2 * n3 elements (of up to a float each), or exit when that
+ * does not fit in size_t. */
 static size_t count4(const reader *r, size_t n0, size_t n1, size_t n2, size_t n3) {
     size_t n = n0;
     const size_t f[3] = {n1, n2, n3};
@@ -150,7 +162,7 @@ int main(int argc, char **argv) {
     reader r;
     read_file(&r, argv[1]);
     if (memcmp(take(&r, 1, sizeof CASE_MAGIC, "magic"), CASE_MAGIC, sizeof CASE_MAGIC) != 0)
-        fail_format(&r, "not a case file of this runner (magic YXCASE2 missing)");
+        fail_format(&r, "not a case file of this version (magic YXCASE3 missing)");
 
     const int B = take_int(&r, "B", 1, INT32_MAX);
     const int C = take_int(&r, "C", 1, INT32_MAX - 5);
@@ -182,7 +194,7 @@ int main(int argc, char **argv) {
     int fused[MAX_LEVELS];
     yoloxloss_level levels[MAX_LEVELS];
     yoloxloss_level_grad grads[MAX_LEVELS];
-    size_t level_floats[MAX_LEVELS];
+    size_t level_elems[MAX_LEVELS], esize[MAX_LEVELS];
     size_t A = 0;
     for (int l = 0; l < L; l++) {
         strides[l] = take_float(&r, "stride");
@@ -191,6 +203,8 @@ int main(int argc, char **argv) {
         levels[l].height = take_int(&r, "H", 1, INT32_MAX);
         levels[l].width = take_int(&r, "W", 1, INT32_MAX);
         fused[l] = take_int(&r, "fused", 0, 1);
+        levels[l].dtype = (yoloxloss_dtype)take_int(&r, "dtype", 0, 2);
+        esize[l] = levels[l].dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
         A += (size_t)levels[l].height * (size_t)levels[l].width;
     }
     cfg.strides = strides;
@@ -204,13 +218,13 @@ int main(int argc, char **argv) {
 
     for (int l = 0; l < L; l++) {
         const size_t hw = count4(&r, (size_t)levels[l].height, (size_t)levels[l].width, 1, 1);
-        level_floats[l] = count4(&r, (size_t)B, (size_t)C + 5, hw, 1);
+        level_elems[l] = count4(&r, (size_t)B, (size_t)C + 5, hw, 1);
         if (fused[l]) {
-            levels[l].fused = take(&r, level_floats[l], sizeof(float), "fused level data");
+            levels[l].fused = take_tensor(&r, level_elems[l], esize[l], "fused level data");
         } else {
-            levels[l].reg = take(&r, count4(&r, (size_t)B, 4, hw, 1), sizeof(float), "reg data");
-            levels[l].obj = take(&r, count4(&r, (size_t)B, 1, hw, 1), sizeof(float), "obj data");
-            levels[l].cls = take(&r, count4(&r, (size_t)B, (size_t)C, hw, 1), sizeof(float), "cls data");
+            levels[l].reg = take_tensor(&r, count4(&r, (size_t)B, 4, hw, 1), esize[l], "reg data");
+            levels[l].obj = take_tensor(&r, count4(&r, (size_t)B, 1, hw, 1), esize[l], "obj data");
+            levels[l].cls = take_tensor(&r, count4(&r, (size_t)B, (size_t)C, hw, 1), esize[l], "cls data");
         }
     }
     if (r.pos != r.size) fail_format(&r, "trailing bytes after the last level");
@@ -237,16 +251,16 @@ int main(int argc, char **argv) {
     if (st != YOLOXLOSS_OK) return library_failure(ctx, "yoloxloss_get_assignment", st);
 
     /* the split buffers of a level are carved out of one allocation */
-    float *gbuf[MAX_LEVELS];
+    unsigned char *gbuf[MAX_LEVELS];
     for (int l = 0; l < L; l++) {
-        gbuf[l] = alloc_or_exit(level_floats[l], sizeof(float));
+        gbuf[l] = alloc_or_exit(level_elems[l], esize[l]);
         if (fused[l]) {
             grads[l].fused = gbuf[l];
         } else {
             const size_t hw = (size_t)levels[l].height * (size_t)levels[l].width;
             grads[l].reg = gbuf[l];
-            grads[l].obj = gbuf[l] + (size_t)B * 4 * hw;
-            grads[l].cls = gbuf[l] + (size_t)B * 5 * hw;
+            grads[l].obj = gbuf[l] + (size_t)B * 4 * hw * esize[l];
+            grads[l].cls = gbuf[l] + (size_t)B * 5 * hw * esize[l];
         }
     }
     st = yoloxloss_backward(ctx, grads, &up, 0);
@@ -263,7 +277,7 @@ int main(int argc, char **argv) {
     write_all(out, argv[2], matched, BA, sizeof(int32_t));
     write_all(out, argv[2], pred_iou, BA, sizeof(float));
     write_all(out, argv[2], dynamic_k, (size_t)T, sizeof(int32_t));
-    for (int l = 0; l < L; l++) write_all(out, argv[2], gbuf[l], level_floats[l], sizeof(float));
+    for (int l = 0; l < L; l++) write_all(out, argv[2], gbuf[l], level_elems[l], esize[l]);
     if (fclose(out) != 0) {
         perror(argv[2]);
         return 2;

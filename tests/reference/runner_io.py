@@ -16,12 +16,13 @@ import tempfile
 import numpy as np
 import torch
 
-CASE_MAGIC = b"YXCASE2\0"
-OUT_MAGIC = b"YXOUT1\0\0"
+CASE_MAGIC = b"YXCASE3\0"
+OUT_MAGIC = b"YXOUT2\0\0"
 ASSIGNER_IDS = {"yolox": 0, "yolox-legacy": 1}     # yoloxloss_assigner
 IOU_LOSS_IDS = {"iou": 0, "giou": 1, "iou-linear": 2, "diou": 3, "ciou": 4, "eiou": 5,
                 "siou": 6}                          # yoloxloss_iou_loss
 ARITHMETIC_IDS = {"yolox": 0, "mmdet": 1}          # yoloxloss_arithmetic
+DTYPE_IDS = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}  # yoloxloss_dtype
 RUN_TIMEOUT_S = 900
 
 
@@ -45,9 +46,27 @@ def _level_parts(case, o):
     return [o[:, :4], o[:, 4:5], o[:, 5:]]
 
 
-def write_case(path, case):
+def level_dtypes(case, as_float32=False):
+    """Each level's dtype: the case's own ("dtypes", float32 if absent), or
+    float32 for every level."""
+    dtypes = case.get("dtypes") or [torch.float32] * len(case["strides"])
+    return [torch.float32] * len(dtypes) if as_float32 else list(dtypes)
+
+
+def _tensor_bytes(t, dtype):
+    """t's values in dtype, little-endian, padded to a multiple of 4 bytes."""
+    t = t.contiguous().to(dtype)
+    if dtype == torch.float32:
+        data = np.ascontiguousarray(t.numpy(), dtype="<f4").tobytes()
+    else:
+        data = np.ascontiguousarray(t.view(torch.int16).numpy(), dtype="<i2").tobytes()
+    return data + b"\0" * (-len(data) % 4)
+
+
+def write_case(path, case, as_float32=False):
     num_gt, classes, boxes = used_labels(case["labels"])
     B, C, L = case["B"], case["C"], len(case["strides"])
+    dtypes = level_dtypes(case, as_float32)
     with open(path, "wb") as f:
         f.write(CASE_MAGIC)
         f.write(struct.pack("<8i", B, C, L, int(classes.numel()), ASSIGNER_IDS[case["assigner"]],
@@ -55,14 +74,14 @@ def write_case(path, case):
         f.write(struct.pack("<9f", *case["weights"], *case["upstream"]))
         f.write(struct.pack("<2fi", case.get("cost_iou_eps", 1e-8), case.get("cost_penalty") or 0.0,
                             ARITHMETIC_IDS[case.get("arithmetic", "yolox")]))
-        for s, (h, w) in zip(case["strides"], case["shapes"]):
-            f.write(struct.pack("<f3i", float(s), h, w, 1 if case["layout"] == "fused" else 0))
+        for s, (h, w), dt in zip(case["strides"], case["shapes"], dtypes):
+            f.write(struct.pack("<f4i", float(s), h, w, 1 if case["layout"] == "fused" else 0, DTYPE_IDS[dt]))
         f.write(np.ascontiguousarray(num_gt.numpy(), dtype="<i4"))
         f.write(np.ascontiguousarray(classes.numpy(), dtype="<i4"))
         f.write(np.ascontiguousarray(boxes.numpy(), dtype="<f4"))
-        for o in case["outs"]:
+        for o, dt in zip(case["outs"], dtypes):
             for part in _level_parts(case, o):
-                f.write(np.ascontiguousarray(part.numpy(), dtype="<f4"))
+                f.write(_tensor_bytes(part, dt))
     return num_gt
 
 
@@ -82,9 +101,20 @@ class _Reader:
         return a
 
 
-def read_output(path, case, num_gt):
-    """-> dict(terms=[6 floats], grads=[float64 tensor per leaf], matched int64 [B, A],
-    pred_iou float32 [B, A], dynamic_k=[int64 tensor [n_b] per image])"""
+def _take_values(r, dtype, count):
+    """count elements of dtype from the reader, as float64 (exactly)."""
+    if dtype == torch.float32:
+        return torch.from_numpy(r.take("<f4", count).astype(np.float64))
+    raw = r.take("<u2", count)
+    if dtype == torch.float16:
+        return torch.from_numpy(raw.view("<f2").astype(np.float64))
+    return torch.from_numpy((raw.astype(np.uint32) << 16).view(np.float32).astype(np.float64))
+
+
+def read_output(path, case, num_gt, as_float32=False):
+    """-> dict(terms=[6 floats], grads=[float64 tensor per leaf, of values of
+    the level's dtype], matched int64 [B, A], pred_iou float32 [B, A],
+    dynamic_k=[int64 tensor [n_b] per image])"""
     B, C, A = case["B"], case["C"], case["A"]
     r = _Reader(path)
     if r.take("u1", len(OUT_MAGIC)).tobytes() != OUT_MAGIC:
@@ -95,8 +125,8 @@ def read_output(path, case, num_gt):
     counts = [int(n) for n in num_gt]
     dynamic_k = list(torch.from_numpy(r.take("<i4", sum(counts)).astype(np.int64)).split(counts))
     grads = []
-    for (h, w) in case["shapes"]:
-        g = torch.from_numpy(r.take("<f4", B * (5 + C) * h * w).astype(np.float64))
+    for (h, w), dt in zip(case["shapes"], level_dtypes(case, as_float32)):
+        g = _take_values(r, dt, B * (5 + C) * h * w)
         if case["layout"] == "fused":
             grads.append(g.reshape(B, 5 + C, h, w))
             continue
@@ -113,8 +143,9 @@ def read_output(path, case, num_gt):
 
 
 class Runner:
-    """Runs `command CASE_FILE OUT_FILE` once per case, in a private
-    temporary directory, and keeps the result on the case."""
+    """Runs `command CASE_FILE OUT_FILE` once per case (and once more in
+    float32, as_float32, for a case with 16-bit levels), in a private
+    temporary directory, and keeps the results on the case."""
 
     def __init__(self, command):
         self.argv = shlex.split(command)
@@ -122,12 +153,13 @@ class Runner:
             raise ValueError("--runner needs a command")
         self.tmp = tempfile.TemporaryDirectory(prefix="yoloxloss-runner-")
 
-    def run(self, case):
-        if "runner_result" in case:
-            return case["runner_result"]
+    def run(self, case, as_float32=False):
+        key = "runner_result_float32" if as_float32 else "runner_result"
+        if key in case:
+            return case[key]
         case_path = os.path.join(self.tmp.name, "case.bin")
         out_path = os.path.join(self.tmp.name, "out.bin")
-        num_gt = write_case(case_path, case)
+        num_gt = write_case(case_path, case, as_float32)
         if os.path.exists(out_path):
             os.remove(out_path)
         try:
@@ -139,10 +171,10 @@ class Runner:
             raise RuntimeError("runner %s exited with status %d: %s"
                                % (" ".join(self.argv), proc.returncode,
                                   proc.stdout.decode("utf-8", "replace").strip()))
-        case["runner_result"] = read_output(out_path, case, num_gt)
+        case[key] = read_output(out_path, case, num_gt, as_float32)
         os.remove(case_path)
         os.remove(out_path)
-        return case["runner_result"]
+        return case[key]
 
     def close(self):
         self.tmp.cleanup()

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half_ref.h"
 #include "test_util.h"
 #include "yoloxloss.h"
 
@@ -386,6 +387,166 @@ static inline yoloxloss_losses ts_sentinel_losses(void) {
 static inline void ts_assert_losses_untouched(const yoloxloss_losses *l) {
     const yoloxloss_losses sentinel = ts_sentinel_losses();
     assert_true(ts_losses_equal(l, &sentinel));
+}
+
+/* ---- typed copies: float16, bfloat16 and mixed-dtype levels ------------- */
+
+/* A scene's head outputs with each level in its own dtype, fused or split,
+ * and gradient buffers of the same dtypes. ts_typed_make rounds the
+ * scene's values into each level's dtype (half_ref.h's reference rounding)
+ * and writes the rounded values back into the float32 scene, which then
+ * holds exactly the up-converted inputs: its results are what the typed
+ * ones must equal. */
+typedef struct {
+    int L, split;
+    yoloxloss_dtype dtype[TS_MAX_LEVELS];
+    void *in[TS_MAX_LEVELS][3];   /* fused: [0]; split: reg, obj, cls */
+    void *grad[TS_MAX_LEVELS][3];
+    size_t count[TS_MAX_LEVELS][3]; /* elements of each buffer */
+    yoloxloss_level lv[TS_MAX_LEVELS];
+    yoloxloss_level_grad g[TS_MAX_LEVELS];
+    yoloxloss_batch batch;         /* the scene's labels, these levels */
+} ts_typed_scene;
+
+static inline href_fmt ts_fmt(yoloxloss_dtype dt) { return dt == YOLOXLOSS_DTYPE_FLOAT16 ? HREF_F16 : HREF_BF16; }
+
+/* Buffer part and element within it of fused element i of level l. */
+static inline size_t ts_typed_locate(const ts_typed_scene *t, const ts_scene *s, int l, size_t i, int *part) {
+    const size_t hw = ts_hw(s, l), C = (size_t)s->C, per = (5 + C) * hw;
+    const size_t b = i / per, ch = (i % per) / hw, q = i % hw;
+    if (!t->split) {
+        *part = 0;
+        return i;
+    }
+    if (ch < 4) {
+        *part = 0;
+        return (b * 4 + ch) * hw + q;
+    }
+    if (ch == 4) {
+        *part = 1;
+        return b * hw + q;
+    }
+    *part = 2;
+    return (b * C + ch - 5) * hw + q;
+}
+
+/* The bits of element idx of a buffer of dt: a float's 32, or the 16 of a
+ * float16 or bfloat16. */
+static inline uint32_t ts_bits_at(const void *buf, yoloxloss_dtype dt, size_t idx) {
+    if (dt == YOLOXLOSS_DTYPE_FLOAT32) return href_bits(((const float *)buf)[idx]);
+    return ((const uint16_t *)buf)[idx];
+}
+
+/* The value v stored as dt would be: its float bits, or its rounded pattern. */
+static inline uint32_t ts_bits_of(float v, yoloxloss_dtype dt) {
+    return dt == YOLOXLOSS_DTYPE_FLOAT32 ? href_bits(v) : href_round(v, ts_fmt(dt));
+}
+
+/* The value of a dt element whose bits are `bits`, as float. */
+static inline float ts_value_of(uint32_t bits, yoloxloss_dtype dt) {
+    return dt == YOLOXLOSS_DTYPE_FLOAT32 ? href_float(bits) : (float)href_value((uint16_t)bits, ts_fmt(dt));
+}
+
+/* s->out's values rounded into t's buffers, and the rounded values
+ * written back into s->out (and its split copies, if any). */
+static inline void ts_typed_sync(ts_typed_scene *t, ts_scene *s) {
+    for (int l = 0; l < s->L; l++)
+        for (size_t i = 0; i < s->elems[l]; i++) {
+            int part;
+            size_t at = ts_typed_locate(t, s, l, i, &part);
+            uint32_t bits = ts_bits_of(s->out[l][i], t->dtype[l]);
+            if (t->dtype[l] == YOLOXLOSS_DTYPE_FLOAT32)
+                ((float *)t->in[l][part])[at] = s->out[l][i];
+            else
+                ((uint16_t *)t->in[l][part])[at] = (uint16_t)bits;
+            s->out[l][i] = ts_value_of(bits, t->dtype[l]);
+        }
+    if (s->reg[0]) ts_scene_sync_split(s);
+}
+
+/* Typed copies of scene s, level l in dtypes[l], fused or split; s->out
+ * becomes the up-converted values. Gradient buffers are zero. */
+static inline void ts_typed_make(ts_typed_scene *t, ts_scene *s, const yoloxloss_dtype *dtypes, int split) {
+    memset(t, 0, sizeof *t);
+    t->L = s->L;
+    t->split = split;
+    for (int l = 0; l < s->L; l++) {
+        const size_t hw = ts_hw(s, l), B = (size_t)s->B, C = (size_t)s->C;
+        const yoloxloss_dtype dt = dtypes[l];
+        const size_t esize = dt == YOLOXLOSS_DTYPE_FLOAT32 ? 4 : 2;
+        t->dtype[l] = dt;
+        const int parts = split ? 3 : 1;
+        const size_t counts[3] = {split ? B * 4 * hw : s->elems[l], B * hw, B * C * hw};
+        for (int k = 0; k < parts; k++) {
+            t->count[l][k] = counts[k];
+            t->in[l][k] = malloc(counts[k] * esize);
+            t->grad[l][k] = calloc(counts[k], esize);
+            assert_true(t->in[l][k] && t->grad[l][k]);
+        }
+        t->lv[l].height = s->lv[l].height;
+        t->lv[l].width = s->lv[l].width;
+        t->lv[l].dtype = dt;
+        if (split) {
+            t->lv[l].reg = t->in[l][0];
+            t->lv[l].obj = t->in[l][1];
+            t->lv[l].cls = t->in[l][2];
+            t->g[l].reg = t->grad[l][0];
+            t->g[l].obj = t->grad[l][1];
+            t->g[l].cls = t->grad[l][2];
+        } else {
+            t->lv[l].fused = t->in[l][0];
+            t->g[l].fused = t->grad[l][0];
+        }
+    }
+    ts_typed_sync(t, s);
+    t->batch = s->batch;
+    t->batch.levels = t->lv;
+}
+
+/* Bits of the typed gradient at fused element i of level l. */
+static inline uint32_t ts_typed_grad_bits(const ts_typed_scene *t, const ts_scene *s, int l, size_t i) {
+    int part;
+    size_t at = ts_typed_locate(t, s, l, i, &part);
+    return ts_bits_at(t->grad[l][part], t->dtype[l], at);
+}
+
+/* Every typed gradient element and s->grad set to one random value each,
+ * representable in the level's dtype (so both start equal), for
+ * accumulate mode. */
+static inline void ts_typed_fill_grads(ts_typed_scene *t, ts_scene *s, uint64_t seed) {
+    tu_rng r = {seed};
+    for (int l = 0; l < s->L; l++)
+        for (size_t i = 0; i < s->elems[l]; i++) {
+            int part;
+            size_t at = ts_typed_locate(t, s, l, i, &part);
+            uint32_t bits = ts_bits_of(tu_rangef(&r, -2, 2), t->dtype[l]);
+            if (t->dtype[l] == YOLOXLOSS_DTYPE_FLOAT32)
+                ((float *)t->grad[l][part])[at] = href_float(bits);
+            else
+                ((uint16_t *)t->grad[l][part])[at] = (uint16_t)bits;
+            s->grad[l][i] = ts_value_of(bits, t->dtype[l]);
+        }
+}
+
+/* Fails unless every typed gradient is the float32 scene's gradient stored
+ * in the level's dtype (rounded to nearest even; NaN as NaN), bit for bit. */
+static inline void ts_typed_expect_rounded(const ts_typed_scene *t, const ts_scene *s, const char *what) {
+    for (int l = 0; l < s->L; l++)
+        for (size_t i = 0; i < s->elems[l]; i++) {
+            uint32_t got = ts_typed_grad_bits(t, s, l, i), want = ts_bits_of(s->grad[l][i], t->dtype[l]);
+            if (got != want)
+                fail_msg("%s: level %d (%s) element %zu: gradient bits 0x%x, float32 gradient %.9g rounds to 0x%x",
+                         what, l, t->dtype[l] == YOLOXLOSS_DTYPE_FLOAT32 ? "float32"
+                                  : href_name(ts_fmt(t->dtype[l])), i, got, (double)s->grad[l][i], want);
+        }
+}
+
+static inline void ts_typed_free(ts_typed_scene *t) {
+    for (int l = 0; l < t->L; l++)
+        for (int k = 0; k < 3; k++) {
+            free(t->in[l][k]);
+            free(t->grad[l][k]);
+        }
 }
 
 #endif

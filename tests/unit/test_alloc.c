@@ -117,6 +117,39 @@ static void test_steady_state_2_threads(void **state) {
     check_steady_state(2);
 }
 
+/* The same with float16, bfloat16 and float32 levels in one batch, split
+ * layout: converting as the kernels load and store needs no buffer, so
+ * after the first step not one allocation either. */
+static void test_steady_state_16_bit_levels(void **state) {
+    (void)state;
+    ts_scene s;
+    ts_scene_make(&s, 3, 5, 3, 16, 6, 12);
+    const yoloxloss_dtype dts[3] = {YOLOXLOSS_DTYPE_FLOAT16, YOLOXLOSS_DTYPE_BFLOAT16, YOLOXLOSS_DTYPE_FLOAT32};
+    ts_typed_scene t;
+    ts_typed_make(&t, &s, dts, 1);
+    yoloxloss_config cfg;
+    ts_config(&s, &cfg, 2);
+    counting c;
+    hook(&cfg, &c);
+    yoloxloss_context *ctx = NULL;
+    assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
+    yoloxloss_losses l;
+    assert_int_equal(yoloxloss_forward(ctx, &t.batch, &l), YOLOXLOSS_OK);
+    assert_int_equal(yoloxloss_backward(ctx, t.g, NULL, 0), YOLOXLOSS_OK);
+    const long after_first = atomic_load(&c.calls);
+    for (int it = 0; it < 3; it++) {
+        ts_scene_fill(&s, 200 + (uint64_t)it);
+        ts_typed_sync(&t, &s);
+        assert_int_equal(yoloxloss_forward(ctx, &t.batch, &l), YOLOXLOSS_OK);
+        assert_int_equal(yoloxloss_backward(ctx, t.g, NULL, it % 2), YOLOXLOSS_OK);
+        assert_int_equal(atomic_load(&c.calls), after_first);
+    }
+    yoloxloss_destroy(ctx);
+    assert_int_equal(atomic_load(&c.allocs), atomic_load(&c.frees));
+    ts_typed_free(&t);
+    ts_scene_free(&s);
+}
+
 /* Allocation n (and every later one, so headroom retries fail too) fails,
  * for every n a create + forward + backward + destroy makes. */
 static void check_fail_from_every_n(int threads) {
@@ -195,6 +228,7 @@ int main(void) {
         cmocka_unit_test(test_half_hook_rejected),
         cmocka_unit_test(test_steady_state_1_thread),
         cmocka_unit_test(test_steady_state_2_threads),
+        cmocka_unit_test(test_steady_state_16_bit_levels),
         cmocka_unit_test(test_fail_every_n_1_thread),
         cmocka_unit_test(test_fail_every_n_2_threads),
     };

@@ -117,9 +117,9 @@ static void test_kernel_obj_loss(void **state) {
             want += tu_bce_logits_l(x[a], m[a] >= 0 ? 1 : 0);
             tol += tu_bce_tol(x[a], m[a] >= 0 ? 1.0f : 0.0f);
         }
-        TU_ASSERT_NEAR_CTX(k->obj_loss(x, m, n), (double)want, tol, "n %zu", n);
+        TU_ASSERT_NEAR_CTX(k->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32), (double)want, tol, "n %zu", n);
     }
-    assert_true(k->obj_loss(x, m, 0) == 0.0);
+    assert_true(k->obj_loss(x, m, 0, YOLOXLOSS_DTYPE_FLOAT32) == 0.0);
 }
 
 static void test_kernel_obj_grad(void **state) {
@@ -133,7 +133,7 @@ static void test_kernel_obj_grad(void **state) {
     /* overwrite ignores what was there; the element after n is untouched */
     for (size_t a = 0; a <= NA; a++) g[a] = NAN;
     g[NA] = 123.0f;
-    k->obj_grad(x, m, NA, scale, g, 0);
+    k->obj_grad(x, m, NA, scale, g, 0, YOLOXLOSS_DTYPE_FLOAT32);
     for (size_t a = 0; a < NA; a++) {
         double want = scale * (tu_sigmoid(x[a]) - (m[a] >= 0 ? 1.0 : 0.0));
         TU_ASSERT_NEAR_CTX(g[a], want, 1e-6 * fabs(want) + 1e-7, "a %zu x %g", a, (double)x[a]);
@@ -141,7 +141,7 @@ static void test_kernel_obj_grad(void **state) {
     assert_true(g[NA] == 123.0f);
     /* accumulate adds */
     for (size_t a = 0; a < NA; a++) g[a] = pre[a] = tu_rangef(&r, -2, 2);
-    k->obj_grad(x, m, NA, scale, g, 1);
+    k->obj_grad(x, m, NA, scale, g, 1, YOLOXLOSS_DTYPE_FLOAT32);
     for (size_t a = 0; a < NA; a++) {
         double want = pre[a] + scale * (tu_sigmoid(x[a]) - (m[a] >= 0 ? 1.0 : 0.0));
         TU_ASSERT_NEAR_CTX(g[a], want, 1e-6 * (fabs(want) + fabs(pre[a])) + 1e-7, "a %zu", a);
@@ -169,7 +169,7 @@ static void test_kernel_cost_bce0_accumulate(void **state) {
     sig[0] = 1.0f;
     plane[1] = -1000.0f;
     pos[1] = 1;
-    k->cost_bce0_accumulate(plane, pos, N, sig, acc, NULL, NULL);
+    k->cost_bce0_accumulate(plane, pos, N, sig, acc, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32);
     for (int i = 0; i < N; i++) {
         double p = sqrt((double)(float)tu_sigmoid(plane[pos[i]]) * sig[i]);
         double b0 = 1.0 - p <= 0 ? 100.0 : fmin(-log(1.0 - p), 100.0);
@@ -179,7 +179,7 @@ static void test_kernel_cost_bce0_accumulate(void **state) {
     TU_ASSERT_CLOSE(acc[1], pre[1], 0, 1e-9);
     /* n = 0 touches nothing */
     double before = acc[0];
-    k->cost_bce0_accumulate(plane, pos, 0, sig, acc, NULL, NULL);
+    k->cost_bce0_accumulate(plane, pos, 0, sig, acc, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32);
     assert_true(acc[0] == before);
 }
 
@@ -208,13 +208,14 @@ static void test_kernel_cls_loss_and_grad(void **state) {
                 want += tu_bce_logits_l(x[(size_t)c * st], c == cls ? t : 0);
                 tol += tu_bce_tol(x[(size_t)c * st], c == cls ? t : 0.0f);
             }
-            TU_ASSERT_NEAR_CTX(k->cls_loss(x, st, C, cls, t), (double)want, tol, "C %d st %zu", C, st);
+            TU_ASSERT_NEAR_CTX(k->cls_loss(x, st, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), (double)want, tol, "C %d st %zu",
+                               C, st);
 
             /* overwrite: only the k*stride entries are written */
             for (size_t q = 0; q < len; q++) g[q] = pre[q] = tu_rangef(&r, -1, 1);
             for (size_t q = 0; q < len; q += st) g[q] = NAN;
             const float scale = 0.8f;
-            k->cls_grad(x, st, C, cls, t, scale, g, 0);
+            k->cls_grad(x, st, C, cls, t, scale, g, 0, YOLOXLOSS_DTYPE_FLOAT32);
             for (size_t q = 0; q < len; q++) {
                 if (q % st) {
                     assert_true(g[q] == pre[q]);
@@ -226,7 +227,7 @@ static void test_kernel_cls_loss_and_grad(void **state) {
             }
             /* accumulate */
             for (size_t q = 0; q < len; q++) g[q] = pre[q];
-            k->cls_grad(x, st, C, cls, t, scale, g, 1);
+            k->cls_grad(x, st, C, cls, t, scale, g, 1, YOLOXLOSS_DTYPE_FLOAT32);
             for (size_t q = 0; q < len; q++) {
                 if (q % st) {
                     assert_true(g[q] == pre[q]);

@@ -39,7 +39,7 @@ static void test_size_t_overflow(void **state) {
     cfg.num_classes = 2000000000; /* B x (5+C) x H x W x 4 bytes > 2^64 */
     yoloxloss_context *ctx = NULL;
     assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
-    yoloxloss_level lv = {40000, 40000, dummy, NULL, NULL, NULL};
+    yoloxloss_level lv = {40000, 40000, dummy, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32};
     int32_t num_gt[2] = {0, 0};
     yoloxloss_batch batch = {2, &lv, num_gt, NULL, NULL};
     expect_failure(ctx, &batch, YOLOXLOSS_ERR_SIZE_OVERFLOW, "level 0", "size_t");
@@ -221,8 +221,9 @@ static void test_levels_that_disagree(void **state) {
     ts_config(&s, &cfg, 1);
     yoloxloss_context *ctx = ts_create_ok(&cfg);
     static float buf[9 * 13 * 7]; /* the largest grid below (9 x 13), 5 + C = 7 channels */
-    yoloxloss_level lv[3] = {{8, 12, buf, NULL, NULL, NULL}, {4, 6, buf, NULL, NULL, NULL},
-                             {2, 3, buf, NULL, NULL, NULL}};
+    yoloxloss_level lv[3] = {{8, 12, buf, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32},
+                             {4, 6, buf, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32},
+                             {2, 3, buf, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32}};
     int32_t num_gt[1] = {0};
     yoloxloss_batch batch = {1, lv, num_gt, NULL, NULL};
     yoloxloss_losses l;

@@ -1,9 +1,15 @@
 /* Every SIMD kernel table against the scalar one, kernel by kernel, and the
- * whole forward/backward of a context on that ISA against a scalar context.
+ * whole forward/backward of a context on that ISA against a scalar context;
+ * with float16 and bfloat16 head outputs, the same against the float32
+ * kernels of the same table on the up-converted values (results equal,
+ * gradients equal to the float32 ones rounded), and the table's
+ * conversions against the reference of half_ref.h.
  *
  * Usage: test_kernels ISA (avx2, avx512 or neon). Exits 77, which ctest
  * reports as "Skipped", when this build or CPU does not have ISA: that ISA
- * has then not been tested on this machine, and the log says so.
+ * has then not been tested on this machine, and the log says so. Every
+ * table of the ISA this CPU runs is tested (avx512: also the one with
+ * AVX512_BF16's rounding, where the CPU has it).
  *
  * Per element both tables evaluate the same float32 formula with SLEEF's
  * scalar and vector functions, so values must agree to 1 ulp (and are
@@ -17,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "context.h"
 #include "simd/kernels.h"
 #include "scene_util.h"
 
@@ -77,11 +84,12 @@ static void test_obj(void **state) {
                 m[a] = tu_int(&r, 0, 3) == 0 ? tu_int(&r, 0, 9) : -1;
                 abs_sum += fabs((double)x[a]) + 1.0;
             }
-            expect_close_sum(vec->obj_loss(x, m, n), ref->obj_loss(x, m, n), abs_sum, n, "obj_loss");
+            expect_close_sum(vec->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32),
+                             ref->obj_loss(x, m, n, YOLOXLOSS_DTYPE_FLOAT32), abs_sum, n, "obj_loss");
             for (int acc = 0; acc <= 1; acc++) {
                 for (size_t a = 0; a < MAXN; a++) g_ref[a] = g_vec[a] = tu_rangef(&r, -1, 1);
-                ref->obj_grad(x, m, n, 0.37f, g_ref, acc);
-                vec->obj_grad(x, m, n, 0.37f, g_vec, acc);
+                ref->obj_grad(x, m, n, 0.37f, g_ref, acc, YOLOXLOSS_DTYPE_FLOAT32);
+                vec->obj_grad(x, m, n, 0.37f, g_vec, acc, YOLOXLOSS_DTYPE_FLOAT32);
                 for (size_t a = 0; a < MAXN; a++) expect_close_f(g_vec[a], g_ref[a], "obj_grad", a);
             }
         }
@@ -106,12 +114,13 @@ static void test_cls(void **state) {
             }
             int cls = tu_int(&r, 0, C - 1);
             float t = tu_rangef(&r, 0, 1);
-            expect_close_sum(vec->cls_loss(x, stride, C, cls, t), ref->cls_loss(x, stride, C, cls, t), abs_sum,
+            expect_close_sum(vec->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32),
+                             ref->cls_loss(x, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32), abs_sum,
                              (size_t)C, "cls_loss");
             for (int acc = 0; acc <= 1; acc++) {
                 for (size_t q = 0; q < len; q++) g_ref[q] = g_vec[q] = tu_rangef(&r, -1, 1);
-                ref->cls_grad(x, stride, C, cls, t, 1.7f, g_ref, acc);
-                vec->cls_grad(x, stride, C, cls, t, 1.7f, g_vec, acc);
+                ref->cls_grad(x, stride, C, cls, t, 1.7f, g_ref, acc, YOLOXLOSS_DTYPE_FLOAT32);
+                vec->cls_grad(x, stride, C, cls, t, 1.7f, g_vec, acc, YOLOXLOSS_DTYPE_FLOAT32);
                 for (size_t q = 0; q < len; q++) expect_close_f(g_vec[q], g_ref[q], "cls_grad", q);
             }
             free(x);
@@ -168,8 +177,8 @@ static void test_assignment_kernels(void **state) {
             yl_cands cr = view(&cs, 0), cv = view(&cs, 1);
             size_t c0 = n > 3 ? 2 : 0, len = n - c0; /* a run that starts inside the arrays */
 
-            ref->decode(reg, obj, HW, stride, mmdet, &cr, c0, len);
-            vec->decode(reg, obj, HW, stride, mmdet, &cv, c0, len);
+            ref->decode(reg, obj, HW, stride, mmdet, &cr, c0, len, YOLOXLOSS_DTYPE_FLOAT32);
+            vec->decode(reg, obj, HW, stride, mmdet, &cv, c0, len, YOLOXLOSS_DTYPE_FLOAT32);
             for (size_t c = c0; c < n; c++) {
                 expect_close_f(cv.bx[c], cr.bx[c], "decode.x", c);
                 expect_close_f(cv.by[c], cr.by[c], "decode.y", c);
@@ -189,9 +198,9 @@ static void test_assignment_kernels(void **state) {
             for (int k = 0; k < 3; k++) {
                 /* class 1 keeps p and BCE(p, 0), as for a class some gt has */
                 ref->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cr.sig_obj + c0, cr.sum0 + c0,
-                                          k == 1 ? p_ref : NULL, k == 1 ? b0_ref : NULL);
+                                          k == 1 ? p_ref : NULL, k == 1 ? b0_ref : NULL, YOLOXLOSS_DTYPE_FLOAT32);
                 vec->cost_bce0_accumulate(cls + (size_t)k * HW, cs.pos + c0, len, cv.sig_obj + c0, cv.sum0 + c0,
-                                          k == 1 ? p_vec : NULL, k == 1 ? b0_vec : NULL);
+                                          k == 1 ? p_vec : NULL, k == 1 ? b0_vec : NULL, YOLOXLOSS_DTYPE_FLOAT32);
             }
             for (size_t c = 0; c < MAXN; c++)
                 if (!(fabs(cv.sum0[c] - cr.sum0[c]) <= 3 * 1.2e-7 * 100.0))
@@ -238,7 +247,7 @@ static void test_zero(void **state) {
     for (size_t off = 0; off < 9; off++)
         for (size_t n = 0; n < 280; n += 7) {
             for (size_t i = 0; i < 300; i++) buf[i] = 1.0f;
-            vec->zero(buf + off, n);
+            vec->zero(buf + off, n, YOLOXLOSS_DTYPE_FLOAT32);
             for (size_t i = 0; i < 300; i++) {
                 float want = (i >= off && i < off + n) ? 0.0f : 1.0f;
                 if (buf[i] != want || (want == 0.0f && signbit(buf[i])))
@@ -247,14 +256,23 @@ static void test_zero(void **state) {
         }
 }
 
-/* forward + backward of scene s on `isa` with config base; returns the
- * context, and the gradients stay in s->grad. */
-static yoloxloss_context *run_scene(yoloxloss_isa isa, const yoloxloss_config *base, ts_scene *s,
-                                    yoloxloss_losses *out) {
+/* A context for base whose kernels are `table` (an ISA can have more than
+ * one table; dispatch would pick one by the CPU). */
+static yoloxloss_context *create_on(const yl_kernels *table, const yoloxloss_config *base) {
     yoloxloss_config cfg = *base;
-    cfg.isa = isa;
+    cfg.isa = table->isa;
     yoloxloss_context *ctx = NULL;
     assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
+    ctx->kernels = table;
+    ctx->assign = yl_assign_params_for(&ctx->cfg, table);
+    return ctx;
+}
+
+/* forward + backward of scene s on the kernel table with config base;
+ * returns the context, and the gradients stay in s->grad. */
+static yoloxloss_context *run_scene(const yl_kernels *table, const yoloxloss_config *base, ts_scene *s,
+                                    yoloxloss_losses *out) {
+    yoloxloss_context *ctx = create_on(table, base);
     assert_int_equal(yoloxloss_forward(ctx, &s->batch, out), YOLOXLOSS_OK);
     assert_int_equal(yoloxloss_backward(ctx, s->g, NULL, 0), YOLOXLOSS_OK);
     return ctx;
@@ -275,10 +293,10 @@ static void test_whole_loss(void **state) {
         cfg.iou_loss = rep % 3 == 2 ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU;
         cfg.use_l1 = rep % 4 == 3;
         yoloxloss_losses lr, lvec;
-        yoloxloss_context *cr = run_scene(YOLOXLOSS_ISA_SCALAR, &cfg, &s, &lr);
+        yoloxloss_context *cr = run_scene(ref, &cfg, &s, &lr);
         float *g_ref[TS_MAX_LEVELS];
         ts_grads_copy(&s, g_ref);
-        yoloxloss_context *cv = run_scene(vec->isa, &cfg, &s, &lvec);
+        yoloxloss_context *cv = run_scene(vec, &cfg, &s, &lvec);
 
         size_t n = (size_t)s.B * (size_t)yoloxloss_num_anchors(cr);
         int32_t *m_ref = malloc(n * sizeof *m_ref), *m_vec = malloc(n * sizeof *m_vec);
@@ -303,6 +321,425 @@ static void test_whole_loss(void **state) {
     }
 }
 
+/* ---- float16 and bfloat16 ------------------------------------------------ */
+
+static const yoloxloss_dtype HALVES[2] = {YOLOXLOSS_DTYPE_FLOAT16, YOLOXLOSS_DTYPE_BFLOAT16};
+
+static const char *dt_name(yoloxloss_dtype dt) { return href_name(ts_fmt(dt)); }
+
+/* Distance between two 16-bit patterns in representable steps (sign-aware);
+ * NaN equals NaN. */
+static int64_t steps16(uint16_t a, uint16_t b, yoloxloss_dtype dt) {
+    href_fmt f = ts_fmt(dt);
+    if (href_is_nan(a, f) || href_is_nan(b, f)) return href_is_nan(a, f) && href_is_nan(b, f) ? 0 : INT64_MAX;
+    int64_t ka = (a & 0x8000) ? -(int64_t)(a & 0x7fff) : a, kb = (b & 0x8000) ? -(int64_t)(b & 0x7fff) : b;
+    return ka > kb ? ka - kb : kb - ka;
+}
+
+/* A 16-bit element of the table under test against the scalar table's:
+ * like expect_close_f, one step apart at most (a float32 result 1 ulp off
+ * can round to the neighbouring pattern), counted when bitwise equal. */
+static void expect_close16(uint16_t got, uint16_t want, yoloxloss_dtype dt, const char *what, size_t i) {
+    n_values++;
+    if (got == want) n_bitwise++;
+    if (steps16(got, want, dt) > 1)
+        fail_msg("%s[%zu] (%s): %s gives 0x%04x, scalar 0x%04x", what, i, dt_name(dt), yoloxloss_isa_name(vec->isa),
+                 got, want);
+}
+
+/* got must be the float32 result `f32` rounded into dt, bit for bit. */
+static void expect_rounded(uint16_t got, float f32, yoloxloss_dtype dt, const char *what, size_t i) {
+    uint16_t want = href_round(f32, ts_fmt(dt));
+    if (got != want)
+        fail_msg("%s[%zu] (%s, %s): 0x%04x, but the float32 kernel gives %.9g (%08x), which rounds to 0x%04x", what,
+                 i, dt_name(dt), yoloxloss_isa_name(vec->isa), got, (double)f32, href_bits(f32), want);
+}
+
+/* x rounded into dt: patterns h and their exact values up. */
+static void round_into(const float *x, uint16_t *h, float *up, size_t n, yoloxloss_dtype dt) {
+    for (size_t i = 0; i < n; i++) {
+        h[i] = href_round(x[i], ts_fmt(dt));
+        up[i] = (float)href_value(h[i], ts_fmt(dt));
+    }
+}
+
+/* Logits as in logit(), plus the far tails whose gradients are float32
+ * subnormals (sigmoid(-90) x scale), which AVX512_BF16's rounding would
+ * read as zero. */
+static float logit_wide(tu_rng *r) { return tu_int(r, 0, 5) == 0 ? tu_rangef(r, -110, -80) : logit(r); }
+
+/* Rounding on store, through obj_grad: with logits of 100 (sigmoid exactly
+ * 1) and background anchors the gradient is scale itself, so every value
+ * can be fed to the table's rounding, in whole vectors and in a tail; and
+ * accumulate mode's round(float(g) + v). Values: the edges of half_ref.h,
+ * both sides of every 11th rounding boundary of each format (every one is
+ * in test_half.c, for the scalar rounding), random bits. */
+static void check_store(yoloxloss_dtype dt, float value, uint16_t *x, int32_t *bg, uint16_t *g, size_t n,
+                        uint16_t before) {
+    vec->obj_grad(x, bg, n, value, g, 0, dt);
+    uint16_t want = href_round(value, ts_fmt(dt));
+    for (size_t i = 0; i < n; i++)
+        if (g[i] != want) expect_rounded(g[i], value, dt, "obj_grad store", i);
+    for (size_t i = 0; i < n; i++) g[i] = before;
+    vec->obj_grad(x, bg, n, value, g, 1, dt);
+    const float sum = (float)href_value(before, ts_fmt(dt)) + value;
+    want = href_round(sum, ts_fmt(dt));
+    for (size_t i = 0; i < n; i++)
+        if (g[i] != want) expect_rounded(g[i], sum, dt, "obj_grad accumulate", i);
+}
+
+static void test_dtype_store_edges(void **state) {
+    (void)state;
+    enum { N = 2 * 16 + 3 }; /* two vectors of any table, and a tail */
+    uint16_t x[N], g[N];
+    int32_t bg[N];
+    tu_rng r = {105};
+    for (int d = 0; d < 2; d++) {
+        const yoloxloss_dtype dt = HALVES[d];
+        const href_fmt f = ts_fmt(dt);
+        for (size_t i = 0; i < N; i++) {
+            x[i] = href_round(100.0f, f);
+            bg[i] = -1;
+        }
+        for (size_t k = 0; k < HREF_NUM_EDGES; k++)
+            check_store(dt, href_float(HREF_EDGE_BITS[k]), x, bg, g, N, href_round(tu_rangef(&r, -4, 4), f));
+        const uint16_t top = href_max_finite(f);
+        for (uint32_t h = 0; h < top; h += 11) {
+            double lo = href_value((uint16_t)h, f), hi = href_value((uint16_t)(h + 1), f);
+            float mid = (float)((lo + hi) / 2);
+            const float around[3] = {mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY)};
+            for (int k = 0; k < 3; k++) {
+                check_store(dt, around[k], x, bg, g, N, href_round(tu_rangef(&r, -1, 1), f));
+                check_store(dt, -around[k], x, bg, g, N, 0);
+            }
+        }
+        for (int k = 0; k < 5000; k++) {
+            float v = href_float((uint32_t)tu_next(&r));
+            check_store(dt, v, x, bg, g, (size_t)tu_int(&r, 1, N), href_round(tu_rangef(&r, -1e4, 1e4), f));
+        }
+    }
+}
+
+/* Conversion on load, through decode with stride 1 and cell (0, 0): the
+ * decoded x and y are the values themselves (plus 0: -0 reads as +0).
+ * Every pattern of each format, read as contiguous runs (vector loads) and
+ * as scattered positions (one by one), against half_ref.h and the scalar
+ * table. */
+static void test_dtype_load_every_pattern(void **state) {
+    (void)state;
+    enum { P = 65536 };
+    uint16_t *reg = malloc(4 * P * sizeof *reg), *obj = malloc(P * sizeof *obj);
+    int32_t *pos = malloc(P * sizeof *pos);
+    float *soa[2][7];
+    double *sum0[2];
+    for (int k = 0; k < 2; k++) {
+        for (int a = 0; a < 7; a++) soa[k][a] = malloc(P * sizeof(float));
+        sum0[k] = malloc(P * sizeof(double));
+    }
+    float *zero = calloc(P, sizeof(float));
+    assert_true(reg && obj && pos && zero);
+    for (int d = 0; d < 2; d++) {
+        const yoloxloss_dtype dt = HALVES[d];
+        const href_fmt f = ts_fmt(dt);
+        for (uint32_t h = 0; h < P; h++) {
+            for (int c = 0; c < 4; c++) reg[(size_t)c * P + h] = (uint16_t)h;
+            obj[h] = (uint16_t)h;
+        }
+        for (int scattered = 0; scattered <= 1; scattered++) {
+            size_t n = 0;
+            for (int32_t q = 0; q < P; q += scattered ? 1 + (q % 3) : 1) pos[n++] = q;
+            yl_cands v[2];
+            for (int k = 0; k < 2; k++)
+                v[k] = (yl_cands){pos, zero, zero, zero, zero, soa[k][0], soa[k][1], soa[k][2], soa[k][3],
+                                  soa[k][4], sum0[k]};
+            ref->decode(reg, obj, P, 1.0f, 0, &v[0], 0, n, dt);
+            vec->decode(reg, obj, P, 1.0f, 0, &v[1], 0, n, dt);
+            for (size_t c = 0; c < n; c++) {
+                const uint16_t h = (uint16_t)pos[c];
+                const float got = v[1].bx[c];
+                if (href_is_nan(h, f)) {
+                    if (!isnan(got)) fail_msg("%s NaN 0x%04x loads as %g", dt_name(dt), h, (double)got);
+                } else if (!((double)got == href_value(h, f) && !signbit(got) == !signbit(href_value(h, f) + 0.0)))
+                    fail_msg("%s 0x%04x loads as %.9g, its value is %.17g (%s)", dt_name(dt), h, (double)got,
+                             href_value(h, f), scattered ? "scattered" : "contiguous");
+                expect_close_f(v[1].bx[c], v[0].bx[c], "decode.x", c);
+                expect_close_f(v[1].by[c], v[0].by[c], "decode.y", c);
+                expect_close_f(v[1].bw[c], v[0].bw[c], "decode.w", c);
+                expect_close_f(v[1].bh[c], v[0].bh[c], "decode.h", c);
+                expect_close_f(v[1].sig_obj[c], v[0].sig_obj[c], "decode.sig_obj", c);
+            }
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int a = 0; a < 7; a++) free(soa[k][a]);
+        free(sum0[k]);
+    }
+    free(zero);
+    free(pos);
+    free(obj);
+    free(reg);
+}
+
+/* Each kernel on float16 or bfloat16 inputs: the same results as the same
+ * table's float32 kernel on the up-converted values (sums and floats
+ * bitwise, 16-bit gradients that float32 gradient rounded), and close to
+ * the scalar table's on the same 16-bit inputs (bitwise on x86-64). */
+static void test_dtype_obj(void **state) {
+    (void)state;
+    tu_rng r = {106};
+    float x[MAXN], xup[MAXN], g32[MAXN];
+    uint16_t xh[MAXN], gh[MAXN], gr[MAXN];
+    int32_t m[MAXN];
+    for (int d = 0; d < 2; d++) {
+        const yoloxloss_dtype dt = HALVES[d];
+        for (int rep = 0; rep < 10; rep++)
+            for (size_t n = 0; n <= MAXN; n++) {
+                double abs_sum = 0.0;
+                for (size_t a = 0; a < n; a++) {
+                    x[a] = logit_wide(&r);
+                    m[a] = tu_int(&r, 0, 3) == 0 ? tu_int(&r, 0, 9) : -1;
+                }
+                round_into(x, xh, xup, n, dt);
+                for (size_t a = 0; a < n; a++) abs_sum += fabs((double)xup[a]) + 1.0;
+                const double lh = vec->obj_loss(xh, m, n, dt);
+                if (lh != vec->obj_loss(xup, m, n, YOLOXLOSS_DTYPE_FLOAT32))
+                    fail_msg("obj_loss (%s, n %zu): differs from float32 on the same values", dt_name(dt), n);
+                expect_close_sum(lh, ref->obj_loss(xh, m, n, dt), abs_sum, n, "obj_loss (16-bit)");
+                for (int acc = 0; acc <= 1; acc++) {
+                    const float scale = acc ? 0.37f : 1024.0f; /* with and without loss scaling */
+                    float pre[MAXN];
+                    for (size_t a = 0; a < MAXN; a++) pre[a] = tu_rangef(&r, -1, 1);
+                    round_into(pre, gh, g32, MAXN, dt);
+                    memcpy(gr, gh, sizeof gh);
+                    vec->obj_grad(xup, m, n, scale, g32, acc, YOLOXLOSS_DTYPE_FLOAT32);
+                    vec->obj_grad(xh, m, n, scale, gh, acc, dt);
+                    ref->obj_grad(xh, m, n, scale, gr, acc, dt);
+                    for (size_t a = 0; a < MAXN; a++) {
+                        expect_rounded(gh[a], g32[a], dt, "obj_grad", a);
+                        expect_close16(gh[a], gr[a], dt, "obj_grad", a);
+                    }
+                }
+            }
+    }
+}
+
+static void test_dtype_cls(void **state) {
+    (void)state;
+    tu_rng r = {107};
+    const int Cs[] = {1, 7, 16, 17, 64, 65, 80, 1203};
+    for (int d = 0; d < 2; d++)
+        for (size_t ci = 0; ci < sizeof Cs / sizeof Cs[0]; ci++)
+            for (size_t stride = 1; stride <= 3; stride += 2) {
+                const yoloxloss_dtype dt = HALVES[d];
+                const int C = Cs[ci];
+                const size_t len = (size_t)C * stride;
+                float *x = malloc(len * sizeof *x), *xup = malloc(len * sizeof *x), *g32 = malloc(len * sizeof *x);
+                uint16_t *xh = malloc(len * 2), *gh = malloc(len * 2), *gr = malloc(len * 2);
+                assert_true(x && xup && g32 && xh && gh && gr);
+                double abs_sum = 0.0;
+                for (size_t q = 0; q < len; q++) x[q] = logit_wide(&r);
+                round_into(x, xh, xup, len, dt);
+                for (size_t q = 0; q < len; q++) abs_sum += fabs((double)xup[q]) + 1.0;
+                const int cls = tu_int(&r, 0, C - 1);
+                const float t = tu_rangef(&r, 0, 1);
+                const double lh = vec->cls_loss(xh, stride, C, cls, t, dt);
+                if (lh != vec->cls_loss(xup, stride, C, cls, t, YOLOXLOSS_DTYPE_FLOAT32))
+                    fail_msg("cls_loss (%s, C %d): differs from float32 on the same values", dt_name(dt), C);
+                expect_close_sum(lh, ref->cls_loss(xh, stride, C, cls, t, dt), abs_sum, (size_t)C, "cls_loss (16-bit)");
+                for (int acc = 0; acc <= 1; acc++) {
+                    for (size_t q = 0; q < len; q++) x[q] = tu_rangef(&r, -1, 1);
+                    round_into(x, gh, g32, len, dt);
+                    memcpy(gr, gh, len * 2);
+                    vec->cls_grad(xup, stride, C, cls, t, 1.7f, g32, acc, YOLOXLOSS_DTYPE_FLOAT32);
+                    vec->cls_grad(xh, stride, C, cls, t, 1.7f, gh, acc, dt);
+                    ref->cls_grad(xh, stride, C, cls, t, 1.7f, gr, acc, dt);
+                    for (size_t q = 0; q < len; q++) {
+                        expect_rounded(gh[q], g32[q], dt, "cls_grad", q);
+                        expect_close16(gh[q], gr[q], dt, "cls_grad", q);
+                    }
+                }
+                free(x);
+                free(xup);
+                free(g32);
+                free(xh);
+                free(gh);
+                free(gr);
+            }
+}
+
+/* decode and cost_bce0_accumulate on 16-bit planes: bitwise the float32
+ * kernels' results on the up-converted planes (same table), close to the
+ * scalar table's. */
+static void test_dtype_assignment_kernels(void **state) {
+    (void)state;
+    tu_rng r = {108};
+    static float reg[4 * HW], obj[HW], cls[HW];
+    static uint16_t regh[4 * HW], objh[HW], clsh[HW];
+    for (int d = 0; d < 2; d++) {
+        const yoloxloss_dtype dt = HALVES[d];
+        for (int rep = 0; rep < 6; rep++) {
+            for (size_t q = 0; q < 4 * HW; q++) reg[q] = tu_rangef(&r, -2, 2);
+            for (size_t q = 0; q < HW; q++) {
+                obj[q] = logit_wide(&r);
+                cls[q] = logit_wide(&r);
+            }
+            round_into(reg, regh, reg, 4 * HW, dt);
+            round_into(obj, objh, obj, HW, dt);
+            round_into(cls, clsh, cls, HW, dt);
+            for (size_t n = 1; n <= MAXN; n++) {
+                const float stride = rep % 2 ? 8.0f : 10.3f;
+                cand_set cs;
+                make_cands(&r, &cs, n, stride);
+                /* [0]: float32 on the up-converted planes; [1]: 16-bit, this
+                 * table; the scalar table's 16-bit run goes into [0] after. */
+                yl_cands c32 = view(&cs, 0), c16 = view(&cs, 1);
+                vec->decode(reg, obj, HW, stride, 0, &c32, 0, n, YOLOXLOSS_DTYPE_FLOAT32);
+                vec->decode(regh, objh, HW, stride, 0, &c16, 0, n, dt);
+                assert_memory_equal(cs.bx[0], cs.bx[1], n * sizeof(float));
+                assert_memory_equal(cs.by[0], cs.by[1], n * sizeof(float));
+                assert_memory_equal(cs.bw[0], cs.bw[1], n * sizeof(float));
+                assert_memory_equal(cs.bh[0], cs.bh[1], n * sizeof(float));
+                assert_memory_equal(cs.so[0], cs.so[1], n * sizeof(float));
+                float p32[MAXN], b32[MAXN], p16[MAXN], b16[MAXN];
+                for (size_t c = 0; c < n; c++) cs.sum0[0][c] = cs.sum0[1][c] = tu_range(&r, 0, 50);
+                vec->cost_bce0_accumulate(cls, cs.pos, n, c32.sig_obj, c32.sum0, p32, b32, YOLOXLOSS_DTYPE_FLOAT32);
+                vec->cost_bce0_accumulate(clsh, cs.pos, n, c16.sig_obj, c16.sum0, p16, b16, dt);
+                assert_memory_equal(cs.sum0[0], cs.sum0[1], n * sizeof(double));
+                assert_memory_equal(p32, p16, n * sizeof(float));
+                assert_memory_equal(b32, b16, n * sizeof(float));
+                ref->decode(regh, objh, HW, stride, 0, &c32, 0, n, dt);
+                ref->cost_bce0_accumulate(clsh, cs.pos, n, c16.sig_obj, c32.sum0, p32, b32, dt);
+                for (size_t c = 0; c < n; c++) {
+                    expect_close_f(c16.bx[c], c32.bx[c], "decode.x (16-bit)", c);
+                    expect_close_f(c16.bw[c], c32.bw[c], "decode.w (16-bit)", c);
+                    expect_close_f(c16.sig_obj[c], c32.sig_obj[c], "decode.sig_obj (16-bit)", c);
+                    expect_close_f(p16[c], p32[c], "cost_bce0_accumulate.keep_p (16-bit)", c);
+                    expect_close_f(b16[c], b32[c], "cost_bce0_accumulate.keep_b0 (16-bit)", c);
+                }
+            }
+        }
+    }
+}
+
+/* zero on 16-bit buffers: exactly n elements from any element offset (so
+ * 2-byte, not only 4-byte, steps to the vector boundary). */
+static void test_dtype_zero(void **state) {
+    (void)state;
+    uint16_t buf[300];
+    for (int d = 0; d < 2; d++)
+        for (size_t off = 0; off < 17; off++)
+            for (size_t n = 0; n < 280; n += 5) {
+                for (size_t i = 0; i < 300; i++) buf[i] = 0x3c00;
+                vec->zero(buf + off, n, HALVES[d]);
+                for (size_t i = 0; i < 300; i++) {
+                    uint16_t want = (i >= off && i < off + n) ? 0 : 0x3c00;
+                    if (buf[i] != want) fail_msg("zero(%s, off %zu, n %zu): element %zu is 0x%04x", dt_name(HALVES[d]),
+                                                 off, n, i, buf[i]);
+                }
+            }
+}
+
+/* The library end to end on this table, levels in float16, bfloat16 and
+ * float32 (mixed in some scenes), fused and split: the same assignment and
+ * bitwise the same losses as the float32 scene of the up-converted values,
+ * every gradient that scene's rounded into its level's dtype (overwrite
+ * and accumulate, with and without loss scaling); and close to the scalar
+ * table's 16-bit results (bitwise on x86-64). */
+static void test_whole_loss_dtypes(void **state) {
+    (void)state;
+    tu_rng r = {109};
+    const yoloxloss_dtype F32 = YOLOXLOSS_DTYPE_FLOAT32, F16 = YOLOXLOSS_DTYPE_FLOAT16,
+                          BF16 = YOLOXLOSS_DTYPE_BFLOAT16;
+    const yoloxloss_dtype mixes[6][3] = {{F16, F16, F16}, {BF16, BF16, BF16}, {F16, BF16, F32},
+                                         {BF16, F32, F16}, {F16, F16, F16}, {BF16, BF16, BF16}};
+    for (int rep = 0; rep < 6; rep++) {
+        ts_scene s;
+        ts_scene_make(&s, tu_int(&r, 1, 3), rep == 4 ? 80 : tu_int(&r, 1, 20), 3, 20 + 4 * tu_int(&r, 0, 3), 40,
+                      tu_next(&r));
+        ts_typed_scene t;
+        ts_typed_make(&t, &s, mixes[rep], rep % 2);
+        yoloxloss_config cfg;
+        ts_config(&s, &cfg, 1 + rep % 2);
+        cfg.assigner = rep % 3 ? YOLOXLOSS_ASSIGNER_YOLOX_LEGACY : YOLOXLOSS_ASSIGNER_YOLOX;
+        cfg.iou_loss = rep % 4 == 1 ? YOLOXLOSS_IOU_LOSS_GIOU : YOLOXLOSS_IOU_LOSS_IOU;
+        cfg.use_l1 = rep % 2;
+        const yoloxloss_upstream scaled = {65536.0f, 0.0f, 0.0f, 0.0f, 0.0f}, mix = {1.0f, 0.5f, -2.0f, 3.0f, 0.25f};
+        const yoloxloss_upstream *up = rep % 3 == 0 ? &scaled : rep % 3 == 1 ? NULL : &mix;
+
+        yoloxloss_context *c32 = create_on(vec, &cfg), *c16 = create_on(vec, &cfg);
+        yoloxloss_losses l32, l16;
+        assert_int_equal(yoloxloss_forward(c32, &s.batch, &l32), YOLOXLOSS_OK);
+        assert_int_equal(yoloxloss_forward(c16, &t.batch, &l16), YOLOXLOSS_OK);
+        assert_true(ts_losses_equal(&l16, &l32));
+        size_t na = (size_t)s.B * (size_t)yoloxloss_num_anchors(c32);
+        int32_t *m32 = malloc(na * sizeof *m32), *m16 = malloc(na * sizeof *m16);
+        float *p32 = malloc(na * sizeof *p32), *p16 = malloc(na * sizeof *p16);
+        assert_true(m32 && m16 && p32 && p16);
+        assert_int_equal(yoloxloss_get_assignment(c32, m32, p32, NULL), YOLOXLOSS_OK);
+        assert_int_equal(yoloxloss_get_assignment(c16, m16, p16, NULL), YOLOXLOSS_OK);
+        assert_memory_equal(m32, m16, na * sizeof *m32);
+        assert_memory_equal(p32, p16, na * sizeof *p32);
+        for (int acc = 0; acc <= 1; acc++) {
+            if (acc) ts_typed_fill_grads(&t, &s, tu_next(&r));
+            assert_int_equal(yoloxloss_backward(c32, s.g, up, acc), YOLOXLOSS_OK);
+            assert_int_equal(yoloxloss_backward(c16, t.g, up, acc), YOLOXLOSS_OK);
+            ts_typed_expect_rounded(&t, &s, acc ? "accumulate" : "overwrite");
+        }
+
+        /* the scalar table on the same 16-bit inputs */
+        void *saved[TS_MAX_LEVELS][3] = {{NULL}};
+        assert_int_equal(yoloxloss_backward(c16, t.g, up, 0), YOLOXLOSS_OK);
+        for (int l = 0; l < s.L; l++)
+            for (int k = 0; k < 3; k++)
+                if (t.grad[l][k]) {
+                    size_t bytes = t.count[l][k] * (t.dtype[l] == F32 ? 4 : 2);
+                    saved[l][k] = malloc(bytes);
+                    assert_non_null(saved[l][k]);
+                    memcpy(saved[l][k], t.grad[l][k], bytes);
+                }
+        yoloxloss_context *cr = create_on(ref, &cfg);
+        yoloxloss_losses lr;
+        assert_int_equal(yoloxloss_forward(cr, &t.batch, &lr), YOLOXLOSS_OK);
+        assert_int_equal(yoloxloss_backward(cr, t.g, up, 0), YOLOXLOSS_OK);
+        assert_int_equal(lr.num_fg, l16.num_fg);
+        TU_ASSERT_CLOSE(l16.total, lr.total, 1e-6, 0);
+        for (int l = 0; l < s.L; l++)
+            for (int k = 0; k < 3; k++) {
+                if (!saved[l][k]) continue;
+                for (size_t i = 0; i < t.count[l][k]; i++) {
+                    if (t.dtype[l] == F32)
+                        expect_close_f(((float *)saved[l][k])[i], ((float *)t.grad[l][k])[i], "gradient (mixed)", i);
+                    else
+                        expect_close16(((uint16_t *)saved[l][k])[i], ((uint16_t *)t.grad[l][k])[i], t.dtype[l],
+                                       "gradient", i);
+                }
+                free(saved[l][k]);
+            }
+        free(m32);
+        free(m16);
+        free(p32);
+        free(p16);
+        yoloxloss_destroy(cr);
+        yoloxloss_destroy(c32);
+        yoloxloss_destroy(c16);
+        ts_typed_free(&t);
+        ts_scene_free(&s);
+    }
+}
+
+/* The tables of isa: the one dispatch picks on this CPU and, where it is
+ * another, the ISA's plain table (the AVX-512 one without AVX512_BF16's
+ * rounding): both run on this CPU and both must equal scalar. */
+static size_t tables_of(yoloxloss_isa isa, const yl_kernels *out[2]) {
+    const yl_kernels *plain = isa == YOLOXLOSS_ISA_AVX2     ? &yl_kernels_avx2
+                              : isa == YOLOXLOSS_ISA_AVX512 ? &yl_kernels_avx512
+                                                            : &yl_kernels_neon;
+    out[0] = yl_kernels_select(isa);
+    if (out[0] == plain) return 1;
+    out[1] = plain;
+    return 2;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s avx2|avx512|neon\n", argv[0]);
@@ -319,17 +756,33 @@ int main(int argc, char **argv) {
         printf("NOT TESTED: this build or this CPU has no %s kernels\n", argv[1]);
         return 77;
     }
-    vec = yl_kernels_select(isa);
     ref = yl_kernels_select(YOLOXLOSS_ISA_SCALAR);
-    assert_true(vec && ref && vec->isa == isa);
+    const yl_kernels *tables[2];
+    const size_t ntables = tables_of(isa, tables);
+    if (isa == YOLOXLOSS_ISA_AVX512 && ntables == 1)
+        printf("note: this CPU lacks AVX512_BF16; the avx512 table with its rounding is not tested here\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_obj),
         cmocka_unit_test(test_cls),
         cmocka_unit_test(test_assignment_kernels),
         cmocka_unit_test(test_zero),
         cmocka_unit_test(test_whole_loss),
+        cmocka_unit_test(test_dtype_store_edges),
+        cmocka_unit_test(test_dtype_load_every_pattern),
+        cmocka_unit_test(test_dtype_obj),
+        cmocka_unit_test(test_dtype_cls),
+        cmocka_unit_test(test_dtype_assignment_kernels),
+        cmocka_unit_test(test_dtype_zero),
+        cmocka_unit_test(test_whole_loss_dtypes),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = 0;
+    for (size_t k = 0; k < ntables; k++) {
+        vec = tables[k];
+        assert_true(vec && ref && vec->isa == isa);
+        printf("== %s table %zu of %zu%s\n", argv[1], k + 1, ntables,
+               vec == &yl_kernels_avx512_bf16 ? " (AVX512_BF16's rounding to bfloat16)" : "");
+        failed += cmocka_run_group_tests(tests, NULL, NULL);
+    }
     printf("%s vs scalar: %ld of %ld values bitwise equal\n", argv[1], n_bitwise, n_values);
 #if defined(__x86_64__)
     /* On x86-64 both sides use SLEEF's FMA algorithms (the scalar FMA
