@@ -125,7 +125,7 @@ def check_iou_loss_option(exe):
     for name in ("iou", "giou", "iou-linear", "diou", "ciou", "eiou", "siou"):
         proc = subprocess.run([exe, "--iou-loss", name, "--scenario", "coco16", "--images", "1", "--iters", "1"],
                               capture_output=True, text=True)
-        if proc.returncode != 0 or f"iou_loss={name}\n" not in proc.stdout:
+        if proc.returncode != 0 or f" iou_loss={name} " not in proc.stdout:
             fail(f"--iou-loss {name} did not time {name}: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
         totals.add(re.search(r"total=(\S+)", proc.stdout).group(1))
     # (ciou equals diou where no foreground IoU exceeds 0.5, as on these inputs)

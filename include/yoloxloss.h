@@ -48,7 +48,8 @@ extern "C" {
 #define YOLOXLOSS_VERSION_PATCH 0 /**< Fixes only. */
 
 /* While MAJOR is 0 a MINOR release may change the ABI (0.2 appended a
- * field to yoloxloss_level, so its size changed): the shared library's
+ * field to yoloxloss_level and three to yoloxloss_config, so their sizes
+ * changed): the shared library's
  * SONAME then carries MAJOR.MINOR (libyoloxloss.so.0.2) and the loader
  * refuses to run a program built against another minor version; rebuild
  * it against this header. */
