@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 const float kStrides[LEVELS] = {8, 16};
 
@@ -136,5 +137,16 @@ void adam_step(head *h, const head *g, adam_state *s, float lr) {
         m[k] = beta1 * m[k] + (1.0f - beta1) * gp[k];
         v[k] = beta2 * v[k] + (1.0f - beta2) * gp[k] * gp[k];
         p[k] -= lr * (m[k] / c1) / (sqrtf(v[k] / c2) + eps);
+    }
+}
+
+void flatten_labels(image *const *images, int num, flat_labels *out) {
+    int rows = 0;
+    for (int b = 0; b < num; b++) {
+        const int n = images[b]->num_gt;
+        out->num_gt[b] = n;
+        memcpy(out->classes + rows, images[b]->classes, sizeof(int32_t) * (size_t)n);
+        memcpy(out->boxes + 4 * rows, images[b]->boxes, sizeof(float) * 4 * (size_t)n);
+        rows += n;
     }
 }

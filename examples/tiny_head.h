@@ -31,6 +31,19 @@ typedef struct {
     float *features[LEVELS];  /* [FEAT, H, W], owned */
 } image;
 
+/** The ground truth of a batch in the library's flat form (yoloxloss_batch's
+ * num_gt, gt_classes and gt_boxes): image b's rows follow those of images
+ * 0..b-1. Holds up to MAX_BATCH images. */
+enum { MAX_BATCH = 32 };
+typedef struct {
+    int32_t num_gt[MAX_BATCH];
+    int32_t classes[MAX_BATCH * MAX_GT];
+    float boxes[MAX_BATCH * MAX_GT * 4];
+} flat_labels;
+
+/** The labels of images[0..num), num <= MAX_BATCH, into *out. */
+void flatten_labels(image *const *images, int num, flat_labels *out);
+
 /** The 1x1 convolution's parameters (or their gradients, or Adam's moments). */
 typedef struct {
     float w[OUT * FEAT], b[OUT];

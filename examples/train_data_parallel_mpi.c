@@ -145,22 +145,15 @@ static void free_buffers(buffers *buf) {
 /* Head forward and loss forward over this rank's images. */
 static void local_forward(yoloxloss_context *ctx, const head *h, image *const *images, int num, buffers *buf,
                           yoloxloss_losses *losses) {
-    int32_t num_gt[BATCH], classes[BATCH * MAX_GT];
-    float boxes[BATCH * MAX_GT * 4];
-    int total_gt = 0;
-    for (int b = 0; b < num; b++) {
-        num_gt[b] = images[b]->num_gt;
-        memcpy(classes + total_gt, images[b]->classes, sizeof(int32_t) * (size_t)num_gt[b]);
-        memcpy(boxes + 4 * total_gt, images[b]->boxes, sizeof(float) * 4 * (size_t)num_gt[b]);
-        total_gt += num_gt[b];
-    }
+    flat_labels gt;
+    flatten_labels(images, num, &gt);
     yoloxloss_level levels[LEVELS];
     for (int l = 0; l < LEVELS; l++) {
         head_forward(h, images, num, l, &(head_planes){.fused = buf->out[l]});
         levels[l] = (yoloxloss_level){.height = grid_size(l), .width = grid_size(l), .fused = buf->out[l]};
     }
-    const yoloxloss_batch in = {.num_images = num, .levels = levels, .num_gt = num_gt,
-                                .gt_classes = classes, .gt_boxes = boxes};
+    const yoloxloss_batch in = {.num_images = num, .levels = levels, .num_gt = gt.num_gt,
+                                .gt_classes = gt.classes, .gt_boxes = gt.boxes};
     check(ctx, yoloxloss_forward(ctx, &in, losses), "yoloxloss_forward");
 }
 

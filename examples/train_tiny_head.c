@@ -83,22 +83,15 @@ typedef struct {
  * backward pass into it. Reports the mean IoU of the matched predictions. */
 static int run_loss(yoloxloss_context *ctx, const head *h, image *const *batch, int num, buffers *buf,
                     head *grad, yoloxloss_losses *losses, double *mean_iou) {
-    int32_t num_gt[NUM_IMAGES], classes[NUM_IMAGES * MAX_GT];
-    float boxes[NUM_IMAGES * MAX_GT * 4];
-    int total_gt = 0;
-    for (int b = 0; b < num; b++) {
-        num_gt[b] = batch[b]->num_gt;
-        memcpy(classes + total_gt, batch[b]->classes, sizeof(int32_t) * (size_t)num_gt[b]);
-        memcpy(boxes + 4 * total_gt, batch[b]->boxes, sizeof(float) * 4 * (size_t)num_gt[b]);
-        total_gt += num_gt[b];
-    }
+    flat_labels gt;
+    flatten_labels(batch, num, &gt);
     yoloxloss_level levels[LEVELS];
     for (int l = 0; l < LEVELS; l++) {
         head_forward(h, batch, num, l, &(head_planes){.fused = buf->out[l]});
         levels[l] = (yoloxloss_level){.height = grid_size(l), .width = grid_size(l), .fused = buf->out[l]};
     }
-    const yoloxloss_batch in = {.num_images = num, .levels = levels, .num_gt = num_gt,
-                                .gt_classes = classes, .gt_boxes = boxes};
+    const yoloxloss_batch in = {.num_images = num, .levels = levels, .num_gt = gt.num_gt,
+                                .gt_classes = gt.classes, .gt_boxes = gt.boxes};
     yoloxloss_status st = yoloxloss_forward(ctx, &in, losses);
     if (st == YOLOXLOSS_OK) st = yoloxloss_get_assignment(ctx, buf->matched, buf->pred_iou, NULL);
     if (st == YOLOXLOSS_OK && grad) {
