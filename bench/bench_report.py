@@ -105,6 +105,16 @@ def box_loss_table(res):
                    "time / iou's (median of per-round ratios)"], rows)
 
 
+def dtype_rounds_table(res):
+    """float32, float16 and bfloat16 on the same inputs in rotating rounds:
+    the C API and its floor per dtype, and the medians of the per-round
+    ratios to float32 and to the dtype's own floor."""
+    rows = [[r["scenario"], r["threads"], r["isa"], r["dtype"], ms(r["ms"]), ms(r["floor_ms"]), r["rounds"],
+             f"{r['ratio']:.3f}", f"{r['floor_ratio']:.2f}x"] for r in res.get("dtype_rounds", [])]
+    return _table(["scenario", "threads", "ISA", "dtype", "C API ms (median of rounds)", "floor ms", "rounds",
+                   "time / float32's (median of per-round ratios)", "time / own floor"], rows)
+
+
 def half_table(res):
     """Mixed precision: per scenario, thread count, 16-bit dtype and ISA,
     the C API on 16-bit head outputs beside its 16-bit floor and the same
@@ -238,6 +248,11 @@ def markdown(res, png_name):
         lines += ["", "## Box losses (C API, one thread)", "", box_loss_table(res), "",
                   "The same inputs with each box loss, timed in rounds that take the losses in turn; the ratio "
                   "is each round's time over iou's in that round, median over the rounds."]
+    if res.get("dtype_rounds"):
+        lines += ["", "## Mixed precision in rounds (C API, one thread)", "", dtype_rounds_table(res), "",
+                  "The same inputs as float32, float16 and bfloat16 (`yoloxloss_bench --dtype`), timed in rounds "
+                  "that take the dtypes in turn; each ratio is the median over the rounds of that round's ratio. "
+                  "The floor of a 16-bit row is one pass reading its 16-bit outputs and writing 16-bit gradients."]
     if any(r.get("half") for r in res["rows"]):
         lines += ["", "## Mixed precision (float16 and bfloat16 head outputs and gradients)", "",
                   half_table(res), "",

@@ -57,7 +57,10 @@ QUICK = dict(torch=m.Policy(warmup=0, min_iters=1, max_iters=1, seconds=0.0),
 # in this many rounds (FULL / QUICK).
 BOX_LOSS_SCENARIOS = ("coco16", "coco16_50box")
 BOX_LOSSES = ("iou", "ciou", "siou")
-BOX_LOSS_ROUNDS = dict(full=5, quick=1)
+BOX_LOSS_ROUNDS = dict(full=9, quick=1)
+# The mixed-precision rounds: float32, float16 and bfloat16 on these
+# scenarios, on every supported SIMD instruction set, in this many rounds.
+DTYPE_ROUND_SCENARIOS = ("coco16",)
 
 # Relative difference of total losses above which the run warns: the C
 # program and the drop-in run the same library on the same tensors; PyTorch
@@ -191,28 +194,59 @@ def run_scenario(c, sc, images, threads_list, isas, cfg, tmp, log, official=(Non
     return rows
 
 
-def run_box_losses(c, sc, images, isa, policy, rounds, tmp, log):
-    """The C API (one thread, isa) on sc with each of BOX_LOSSES, `rounds`
-    times in turn (the order rotating, so that a drift in the machine's load
-    falls on each alike): one row per loss with the median of its medians and
-    the median of its per-round ratios to the first loss."""
-    name = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
+def rotating_rounds(c, sc, images, isa, policy, rounds, tmp, log, variants, what):
+    """The C API (one thread, isa) on sc with each of variants, a list of
+    (name, keyword arguments of BenchProgram.time), `rounds` times in turn;
+    the order rotates so that a drift in the machine's state (this machine
+    flips between two speeds) falls on each alike. -> {name: (times, floors,
+    output fields)}, the per-round medians."""
+    label = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
     inputs = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)
     n_images, boxes = inputs[1].shape[0], inputs[1].shape[1]
-    times = {loss: [] for loss in BOX_LOSSES}
+    got = {name: ([], [], None) for name, _ in variants}
     for r in range(rounds):
-        order = BOX_LOSSES[r % len(BOX_LOSSES):] + BOX_LOSSES[:r % len(BOX_LOSSES)]
-        for loss in order:
-            timing, _, f = c.time(sc, inputs[2], n_images, boxes, 1, isa, policy, iou_loss=loss)
-            if f.get("iou_loss") != loss:
-                raise SystemExit(f"{c.exe} timed iou_loss={f.get('iou_loss')}, not {loss}")
-            times[loss].append(timing.median_ms)
-            log(f"box loss {loss}, {name}, 1 thread [{isa}] round {r + 1}/{rounds}: {fmt(timing)}")
+        k = r % len(variants)
+        for name, kwargs in variants[k:] + variants[:k]:
+            timing, floor, f = c.time(sc, inputs[2], n_images, boxes, 1, isa, policy, **kwargs)
+            for key, value in kwargs.items():
+                if f.get(key) != value:
+                    raise SystemExit(f"{c.exe} timed {key}={f.get(key)}, not {value}")
+            got[name][0].append(timing.median_ms)
+            got[name][1].append(floor.median_ms)
+            got[name] = (got[name][0], got[name][1], f)
+            log(f"{what} {name}, {label}, 1 thread [{isa}] round {r + 1}/{rounds}: {fmt(timing)}; "
+                f"floor {floor.median_ms:.2f} ms")
     os.remove(inputs[2])
-    base = times[BOX_LOSSES[0]]
-    return [dict(scenario=name, iou_loss=loss, isa=isa, threads=1, rounds=rounds, ms=statistics.median(times[loss]),
-                 ms_rounds=times[loss], ratio=statistics.median([t / b for t, b in zip(times[loss], base)]))
+    return label, got
+
+
+def per_round_ratio(times, base):
+    return statistics.median([t / b for t, b in zip(times, base)])
+
+
+def run_box_losses(c, sc, images, isa, policy, rounds, tmp, log):
+    """One row per loss of BOX_LOSSES: the median of its medians and the
+    median of its per-round ratios to the first loss."""
+    name, got = rotating_rounds(c, sc, images, isa, policy, rounds, tmp, log,
+                                [(loss, dict(iou_loss=loss)) for loss in BOX_LOSSES], "box loss")
+    base = got[BOX_LOSSES[0]][0]
+    return [dict(scenario=name, iou_loss=loss, isa=isa, threads=1, rounds=rounds, ms=statistics.median(got[loss][0]),
+                 ms_rounds=got[loss][0], ratio=per_round_ratio(got[loss][0], base))
             for loss in BOX_LOSSES]
+
+
+def run_dtype_rounds(c, sc, images, isa, policy, rounds, tmp, log):
+    """One row per dtype (float32 and HALF_DTYPES): the median of its
+    medians and of its floor's, and the medians of its per-round ratios to
+    float32 and to its own floor (the targets of mixed precision)."""
+    dtypes = ("float32",) + HALF_DTYPES
+    name, got = rotating_rounds(c, sc, images, isa, policy, rounds, tmp, log,
+                                [(dt, dict(dtype=dt)) for dt in dtypes], "dtype")
+    base = got["float32"][0]
+    return [dict(scenario=name, dtype=dt, isa=isa, threads=1, rounds=rounds, ms=statistics.median(got[dt][0]),
+                 floor_ms=statistics.median(got[dt][1]), ms_rounds=got[dt][0], floor_rounds=got[dt][1],
+                 ratio=per_round_ratio(got[dt][0], base), floor_ratio=per_round_ratio(got[dt][0], got[dt][1]))
+            for dt in dtypes]
 
 
 def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
@@ -304,6 +338,12 @@ def main():
                 results.setdefault("box_losses", []).extend(
                     run_box_losses(c, sc, args.images or cfg.get("images"), default_isa, cfg["lib"], rounds, tmp,
                                    log))
+            if sc.name in DTYPE_ROUND_SCENARIOS and not args.no_half:
+                for isa in isas:
+                    if isa != "scalar":
+                        results.setdefault("dtype_rounds", []).extend(
+                            run_dtype_rounds(c, sc, args.images or cfg.get("images"), isa, cfg["lib"], rounds,
+                                             tmp, log))
         if not args.no_sweep:
             base = next(s for s in all_scenarios if s.name == "coco16")
             results["sweeps"]["images"] = run_sweep(c, base, "images", cfg["sweep_images"], None,

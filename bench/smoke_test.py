@@ -114,6 +114,19 @@ def check_quick_run(exe, out):
         if not (float(cells[4]) > 0 and float(cells[6]) > 0):
             fail(f"bad box-loss row {row!r}")
 
+    # The mixed-precision rounds: float32, float16 and bfloat16 on each SIMD
+    # ISA the CPU has, each with a time, a floor and both ratios.
+    simd = [i["name"] for i in data["isas"] if i["supported"] and i["name"] != "scalar"]
+    got = [(r["isa"], r["dtype"]) for r in data.get("dtype_rounds", [])]
+    want = [(isa, dt) for isa in simd for dt in ("float32", "float16", "bfloat16")]
+    if got != want:
+        fail(f"bench.json's dtype_rounds rows are {got}, expected {want}")
+    for r in data["dtype_rounds"]:
+        if not (r["ms"] > 0 and r["floor_ms"] > 0 and r["ratio"] > 0 and r["floor_ratio"] > 0):
+            fail(f"bad dtype_rounds row {r!r}")
+        if f"| {r['isa']} | {r['dtype']} |" not in table:
+            fail(f"bench.md has no mixed-precision rounds row for {r['isa']} {r['dtype']}:\n{table}")
+
 
 def check_iou_loss_option(exe):
     """--iou-loss times the loss it names and refuses another name."""
