@@ -80,6 +80,23 @@ static inline vf vf_load_bf16(const uint16_t *p) {
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
+/* base[idx[i]] of 16-bit elements, every idx[i] >= 1, each in the high half
+ * of a 32-bit lane: a 32-bit gather of the element and the one before it,
+ * so it reads nothing outside [base, base + max idx]. */
+static inline __m256i vi_gather16_high(const uint16_t *base, const int32_t *idx) {
+    __m256i i = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)idx), _mm256_set1_epi32(1));
+    return _mm256_i32gather_epi32((const int *)(const void *)base, i, 2);
+}
+static inline vf vf_gather_f16(const uint16_t *base, const int32_t *idx) {
+    __m256i w = _mm256_srli_epi32(vi_gather16_high(base, idx), 16);
+    /* 8 values of 16 bits in the low halves: packed (per 128-bit lane),
+     * then the two lanes' low quadwords side by side */
+    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(w, w), 0x08);
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+}
+static inline vf vf_gather_bf16(const uint16_t *base, const int32_t *idx) {
+    return _mm256_castsi256_ps(_mm256_and_si256(vi_gather16_high(base, idx), _mm256_set1_epi32((int)0xffff0000u)));
+}
 /* To nearest, ties to even, by adding 0x7fff plus the kept part's lowest
  * bit; a NaN keeps its top bits and is made quiet. */
 static inline void vf_store_bf16(uint16_t *p, vf v) {

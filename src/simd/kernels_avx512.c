@@ -84,6 +84,19 @@ static inline vf vf_load_bf16(const uint16_t *p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
+/* base[idx[i]] of 16-bit elements, every idx[i] >= 1, each in the high half
+ * of a 32-bit lane: a 32-bit gather of the element and the one before it,
+ * so it reads nothing outside [base, base + max idx]. */
+static inline __m512i vi_gather16_high(const uint16_t *base, const int32_t *idx) {
+    __m512i i = _mm512_sub_epi32(_mm512_loadu_si512((const void *)idx), _mm512_set1_epi32(1));
+    return _mm512_i32gather_epi32(i, (const void *)base, 2);
+}
+static inline vf vf_gather_f16(const uint16_t *base, const int32_t *idx) {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(vi_gather16_high(base, idx), 16)));
+}
+static inline vf vf_gather_bf16(const uint16_t *base, const int32_t *idx) {
+    return _mm512_castsi512_ps(_mm512_and_si512(vi_gather16_high(base, idx), _mm512_set1_epi32((int)0xffff0000u)));
+}
 /* To nearest, ties to even, by adding 0x7fff plus the kept part's lowest
  * bit; a NaN keeps its top bits and is made quiet. */
 static inline void store_bf16_by_bits(uint16_t *p, vf v) {

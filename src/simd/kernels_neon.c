@@ -66,6 +66,15 @@ static inline vf vf_from_vd(vd lo, vd hi) { return vcvt_high_f32_f64(vcvt_f32_f6
 static inline vf vf_load_f16(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 static inline void vf_store_f16(uint16_t *p, vf v) { vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v))); }
 static inline vf vf_load_bf16(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+/* No gather on NEON: four loads, converted together. */
+static inline vf vf_gather_f16(const uint16_t *base, const int32_t *idx) {
+    uint16_t t[4] = {base[idx[0]], base[idx[1]], base[idx[2]], base[idx[3]]};
+    return vf_load_f16(t);
+}
+static inline vf vf_gather_bf16(const uint16_t *base, const int32_t *idx) {
+    uint16_t t[4] = {base[idx[0]], base[idx[1]], base[idx[2]], base[idx[3]]};
+    return vf_load_bf16(t);
+}
 /* To nearest, ties to even, by adding 0x7fff plus the kept part's lowest
  * bit; a NaN keeps its top bits and is made quiet. */
 static inline void vf_store_bf16(uint16_t *p, vf v) {
