@@ -20,10 +20,18 @@ cd "$(dirname "$0")/.."
 root=$PWD
 bash scripts/install-deps.sh
 jobs=$(nproc)
+# ctest prints no output for a skipped test: print its reason (the
+# SKIPPED/Skipped/NOT TESTED line the test wrote), so a log shows why.
+skip_reasons() {
+  awk -v stage="$1" '/^[0-9]+\/[0-9]+ Testing: /{name=$3}
+       /^(SKIPPED|Skipped|NOT TESTED)/{print "skipped in " stage ": " name ": " $0}' \
+      "$2/Testing/Temporary/LastTest.log" 2>/dev/null || true
+}
 build=${YOLOXLOSS_BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DYOLOXLOSS_WERROR=ON
 cmake --build "$build" -j"$jobs"
 (cd "$build" && ctest --output-on-failure --timeout 3000 -j"$jobs" "$@")
+skip_reasons "the Release build" "$build"
 [ "${YOLOXLOSS_QUICK:-0}" = 1 ] && exit 0
 
 echo "== ASan + UBSan"
@@ -85,6 +93,7 @@ cmake --build "$abuild" -j"$jobs"
 built=$SECONDS
 status=0
 (cd "$abuild" && ctest --output-on-failure --timeout 900) || status=1
+skip_reasons "the aarch64 build" "$abuild"
 tested=$SECONDS
 python=$(sed -n 's/^YOLOXLOSS_TORCH_PYTHON:FILEPATH=//p' "$build/CMakeCache.txt")
 timeout 900 "${python:-/usr/bin/python3}" tests/reference/check_reference.py --quick --cases 60 --seed 1 --lib-threads 1 \
