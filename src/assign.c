@@ -150,6 +150,7 @@ static int cell_range(float c, float half, float s, int n, int *lo, int *hi) {
 static void mark_candidates(const yl_assign_params *p, const yl_level_view *levels, int num_levels,
                             int n_gt, const float *gt_boxes, int32_t *matched) {
     const int legacy = p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    const int offset_form = offset_centres(p);
     for (int l = 0; l < num_levels; l++) {
         const yl_level_view *v = &levels[l];
         const float s = v->stride;
@@ -164,9 +165,9 @@ static void mark_candidates(const yl_assign_params *p, const yl_level_view *leve
                 !cell_range(gt[1], hh, s, v->height, &i0, &i1))
                 continue;
             for (int i = i0; i <= i1; i++) {
-                float yc = anchor_centre(i, s, offset_centres(p));
+                float yc = anchor_centre(i, s, offset_form);
                 for (int j = j0; j <= j1; j++) {
-                    float xc = anchor_centre(j, s, offset_centres(p));
+                    float xc = anchor_centre(j, s, offset_form);
                     int in = yl_inside(xc, yc, gt[0], gt[1], rs, rs) ||
                              (legacy && yl_inside(xc, yc, gt[0], gt[1], 0.5f * gt[2], 0.5f * gt[3]));
                     if (in) mark[(size_t)i * v->width + j] = -2;
@@ -189,10 +190,12 @@ static void candidate_terms(const yl_assign_params *p, const yl_level_view *v, c
      * miss the cache: asking for those of two planes ahead hides the wait.
      * Dense candidates read whole runs, which the hardware prefetches. */
     const int sparse = n * 4 < v->hw;
+    /* log2 of the element size, once: the prefetch loop runs per class and candidate */
+    const unsigned esz_log2 = yl_dtype_size(v->dtype) == sizeof(float) ? 2u : 1u;
     for (int cls = 0; cls < p->num_classes; cls++) {
         if (sparse && cls + 2 < p->num_classes) {
-            const void *ahead = yl_elem_at(v->cls, v->dtype, (size_t)(cls + 2) * v->hw);
-            for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(yl_elem_at(ahead, v->dtype, (size_t)cd->pos[c]));
+            const char *ahead = yl_elem_at(v->cls, v->dtype, (size_t)(cls + 2) * v->hw);
+            for (size_t c = c0; c < c0 + n; c++) __builtin_prefetch(ahead + ((size_t)cd->pos[c] << esz_log2));
         }
         size_t at = row_of[cls] >= 0 ? (size_t)row_of[cls] * nc + c0 : 0;
         k->cost_bce0_accumulate(yl_elem_at(v->cls, v->dtype, (size_t)cls * v->hw), cd->pos + c0, n, cd->sig_obj + c0,
@@ -206,6 +209,7 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
                         const int32_t *gt_classes, yl_assign_scratch *scratch, int32_t *matched,
                         float *pred_iou, int32_t *dynamic_k) {
     const int legacy = p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
+    const int offset_form = offset_centres(p);
     for (int64_t a = 0; a < num_anchors; a++) {
         matched[a] = -1;
         pred_iou[a] = 0.0f;
@@ -264,8 +268,8 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
             cd.pos[c] = q;
             cd.gi[c] = (float)i;
             cd.gj[c] = (float)j;
-            cd.xc[c] = anchor_centre(j, v->stride, offset_centres(p));
-            cd.yc[c] = anchor_centre(i, v->stride, offset_centres(p));
+            cd.xc[c] = anchor_centre(j, v->stride, offset_form);
+            cd.yc[c] = anchor_centre(i, v->stride, offset_form);
         }
     }
 
