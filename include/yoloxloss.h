@@ -80,11 +80,26 @@ typedef enum {
     YOLOXLOSS_ERR_NONFINITE_INPUT = 7,/**< NaN/Inf in a head output (only with check_finite) */
     YOLOXLOSS_ERR_OUT_OF_MEMORY = 8,  /**< workspace allocation failed; context still usable */
     YOLOXLOSS_ERR_NO_FORWARD = 9,     /**< backward/assignment read without a successful forward */
-    YOLOXLOSS_ERR_INVALID_ARGUMENT = 10 /**< a value or combination of arguments is not accepted:
+    YOLOXLOSS_ERR_INVALID_ARGUMENT = 10,/**< a value or combination of arguments is not accepted:
                                           fused and split buffers both set, a non-finite
                                           upstream gradient, a normaliser that is not > 0,
-                                          a level's dtype outside yoloxloss_dtype */
+                                          a level's dtype outside yoloxloss_dtype, gradient
+                                          buffers that overlap the inputs or each other */
+    YOLOXLOSS_ERR_BUSY = 11           /**< another thread's call on the same context is still
+                                          running; this call did nothing (see yoloxloss_context) */
 } yoloxloss_status;
+
+/** The largest num_classes a config may have: 2^24. Class ids stay exact as
+ * float32 up to it (padded labels and YOLOX's label tensors carry them as
+ * floats), and every plane count and offset derived from it fits the
+ * library's index arithmetic with room to spare. */
+#define YOLOXLOSS_MAX_CLASSES (1 << 24)
+
+/** The largest num_threads a config (or yoloxloss_set_num_threads) may ask
+ * for: 1024, more hardware threads than the machines this library targets
+ * have. Far larger teams make the OpenMP runtime itself fail (libgomp ends
+ * the process when it cannot start that many threads). */
+#define YOLOXLOSS_MAX_THREADS 1024
 
 /* Input contract, in full in docs/reliability.md (each argument, each bad
  * value, the status it gets; tested). Beyond the one-line notes above:
@@ -146,7 +161,7 @@ typedef enum {
 /** Everything fixed for the lifetime of a context. Fill it with
  * yoloxloss_config_defaults() and change what differs. */
 typedef struct {
-    int num_classes;                     /**< C, >= 1. Default 80. */
+    int num_classes;                     /**< C, 1 to YOLOXLOSS_MAX_CLASSES. Default 80. */
     int num_levels;                      /**< L >= 1, any number. Default 3. */
     const float *strides;                /**< [L] pixels per grid cell, finite, > 0 and increasing
                                             (levels finest first); copied by yoloxloss_create.
@@ -241,6 +256,23 @@ YOLOXLOSS_API const char *yoloxloss_isa_name(yoloxloss_isa isa);
  * @return YOLOXLOSS_OK, YOLOXLOSS_ERR_NULL_ARGUMENT, YOLOXLOSS_ERR_INVALID_CONFIG
  *         or YOLOXLOSS_ERR_OUT_OF_MEMORY. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_create(const yoloxloss_config *config, yoloxloss_context **out);
+
+/** Changes the thread count of the context's later calls, as if it had
+ * been created with config.num_threads = num_threads (0 = automatic, or 1
+ * to YOLOXLOSS_MAX_THREADS), without recreating it; the last forward stays
+ * held, and yoloxloss_get_config reports the new count. A trainer whose
+ * thread budget changes between phases calls it between steps.
+ *
+ * Cost: constant (a few stores) when the context already has per-thread
+ * workspaces for that many threads: every count up to the largest it was
+ * created or set with, and, for 0, up to omp_get_max_threads() of that
+ * time. Otherwise it allocates the per-thread arrays (about 300 bytes per
+ * thread and level), and each new thread's assignment scratch grows at the
+ * next forward, once.
+ * @return YOLOXLOSS_OK; YOLOXLOSS_ERR_INVALID_CONFIG for a count out of range,
+ *         YOLOXLOSS_ERR_OUT_OF_MEMORY (the old count stays), YOLOXLOSS_ERR_BUSY,
+ *         YOLOXLOSS_ERR_NULL_ARGUMENT. */
+YOLOXLOSS_API yoloxloss_status yoloxloss_set_num_threads(yoloxloss_context *ctx, int num_threads);
 
 /** Frees a context and its workspace. NULL is accepted. */
 YOLOXLOSS_API void yoloxloss_destroy(yoloxloss_context *ctx);

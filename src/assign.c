@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "assign.h"
+#include "threads.h"
 
 yl_assign_params yl_assign_params_for(const yoloxloss_config *cfg, const yl_kernels *kernels) {
     const int legacy = cfg->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
@@ -204,11 +205,73 @@ static void candidate_terms(const yl_assign_params *p, const yl_level_view *v, c
     }
 }
 
+/* The three stages of one image's cost matrices, for yl_parallel_for. */
+typedef struct {
+    const yl_assign_params *p;
+    const yl_level_view *levels;
+    int num_levels;
+    const int *first;
+    const yl_cands *cd;
+    const int32_t *row_of;
+    float *keep_p, *keep_b0;
+    const double *sum0;
+    float *cls_cost, *iou, *cost;
+    size_t nc;
+    const float *gt_boxes;
+    const int32_t *gt_classes;
+    int parts;
+} image_job;
+
+/* Part `part` of every level's candidates: boxes, sigmoids, class costs. */
+static void candidate_part(void *arg, int part, int t) {
+    (void)t;
+    const image_job *j = arg;
+    const size_t parts = (size_t)j->parts;
+    for (int l = 0; l < j->num_levels; l++) {
+        size_t c0 = (size_t)j->first[l], n = (size_t)(j->first[l + 1] - j->first[l]);
+        size_t lo = c0 + n * (size_t)part / parts, hi = c0 + n * (size_t)(part + 1) / parts;
+        if (hi > lo) candidate_terms(j->p, &j->levels[l], j->cd, lo, hi - lo, j->row_of, j->keep_p, j->keep_b0, j->nc);
+    }
+}
+
+/* The class part of the cost for the gts of one class. */
+static void class_cost_row(void *arg, int row, int t) {
+    (void)t;
+    const image_job *j = arg;
+    size_t at = (size_t)row * j->nc;
+    j->p->kernels->class_costs(j->keep_p + at, j->keep_b0 + at, j->sum0, j->nc, j->cls_cost + at);
+}
+
+/* IoU and cost rows of gt g against every candidate. */
+static void gt_pair_costs(void *arg, int g, int t) {
+    (void)t;
+    const image_job *j = arg;
+    const yl_assign_params *p = j->p;
+    const float *gt = j->gt_boxes + 4 * g;
+    const size_t nc = j->nc;
+    yl_pair_params pp = {.cx = gt[0],
+                         .cy = gt[1],
+                         .w = gt[2],
+                         .h = gt[3],
+                         .cls_cost = j->cls_cost + (size_t)j->row_of[j->gt_classes[g]] * nc,
+                         .legacy = p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY,
+                         .cls_weight = p->cls_cost_weight,
+                         .iou_weight = p->iou_cost_weight,
+                         .penalty = p->penalty,
+                         .iou_eps = p->iou_eps,
+                         .mmdet = p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET};
+    for (int l = 0; l < j->num_levels; l++) {
+        size_t c0 = (size_t)j->first[l], n = (size_t)(j->first[l + 1] - j->first[l]);
+        if (n == 0) continue;
+        pp.radius = p->center_radius * j->levels[l].stride;
+        p->kernels->pair_costs(&pp, j->cd, c0, n, j->iou + (size_t)g * nc + c0, j->cost + (size_t)g * nc + c0);
+    }
+}
+
 int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, int num_levels,
                         int64_t num_anchors, int n_gt, const float *gt_boxes,
                         const int32_t *gt_classes, yl_assign_scratch *scratch, int32_t *matched,
                         float *pred_iou, int32_t *dynamic_k) {
-    const int legacy = p->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY;
     const int offset_form = offset_centres(p);
     for (int64_t a = 0; a < num_anchors; a++) {
         matched[a] = -1;
@@ -287,43 +350,14 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
 
     /* Every element below depends on its own candidate (and gt) only, so
      * splitting the work across threads leaves every bit as it is. */
-    const int parts = p->threads > 1 ? p->threads : 1;
-#pragma omp parallel num_threads(parts) if (parts > 1)
-    {
-#pragma omp for schedule(static)
-        for (int part = 0; part < parts; part++)
-            for (int l = 0; l < num_levels; l++) {
-                size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
-                size_t lo = c0 + n * (size_t)part / (size_t)parts, hi = c0 + n * (size_t)(part + 1) / (size_t)parts;
-                if (hi > lo) candidate_terms(p, &levels[l], &cd, lo, hi - lo, row_of, keep_p, keep_b0, nc);
-            }
-#pragma omp for schedule(dynamic, 1)
-        for (int row = 0; row < rows; row++) {
-            size_t at = (size_t)row * nc;
-            p->kernels->class_costs(keep_p + at, keep_b0 + at, sum0, nc, cls_cost + at);
-        }
-#pragma omp for schedule(dynamic, 4)
-        for (int g = 0; g < n_gt; g++) {
-            const float *gt = gt_boxes + 4 * g;
-            yl_pair_params pp = {.cx = gt[0],
-                                 .cy = gt[1],
-                                 .w = gt[2],
-                                 .h = gt[3],
-                                 .cls_cost = cls_cost + (size_t)row_of[gt_classes[g]] * nc,
-                                 .legacy = legacy,
-                                 .cls_weight = p->cls_cost_weight,
-                                 .iou_weight = p->iou_cost_weight,
-                                 .penalty = p->penalty,
-                                 .iou_eps = p->iou_eps,
-                                 .mmdet = p->arithmetic == YOLOXLOSS_ARITHMETIC_MMDET};
-            for (int l = 0; l < num_levels; l++) {
-                size_t c0 = (size_t)first[l], n = (size_t)(first[l + 1] - first[l]);
-                if (n == 0) continue;
-                pp.radius = p->center_radius * levels[l].stride;
-                p->kernels->pair_costs(&pp, &cd, c0, n, iou + (size_t)g * nc + c0, cost + (size_t)g * nc + c0);
-            }
-        }
-    }
+    image_job job = {.p = p, .levels = levels, .num_levels = num_levels, .first = first, .cd = &cd,
+                     .row_of = row_of, .keep_p = keep_p, .keep_b0 = keep_b0, .sum0 = sum0, .cls_cost = cls_cost,
+                     .iou = iou, .cost = cost, .nc = nc, .gt_boxes = gt_boxes, .gt_classes = gt_classes,
+                     .parts = p->threads < n_cand ? p->threads : n_cand};
+    if (job.parts < 1) job.parts = 1;
+    yl_parallel_for(job.parts, job.parts, candidate_part, &job);
+    yl_parallel_for(job.parts < rows ? job.parts : rows, rows, class_cost_row, &job);
+    yl_parallel_for(job.parts < n_gt ? job.parts : n_gt, n_gt, gt_pair_costs, &job);
 
     yl_simota_match(p->kernels, n_gt, n_cand, iou, cost, p->topk, dynamic_k, match, work);
 

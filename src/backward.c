@@ -71,13 +71,13 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
 /* Channels [ch0, ch1) (YOLOX's order: reg 0-3, obj 4, cls 5..) of image b,
  * level l: the objectness gradient, and zeros in the others when
  * overwriting, each contiguous run of planes in one call. */
-static void dense_planes(const yoloxloss_context *ctx, int b, int l, int ch0, int ch1,
+static void dense_planes(const yoloxloss_context *ctx, int b, int l, size_t ch0, size_t ch1,
                          const yoloxloss_level_grad *g, float obj_scale, int accumulate) {
     const yl_grad_view gv = yl_grad_view_of(&ctx->step, g, l, b);
     const size_t hw = (size_t)ctx->step.levels[l].height * (size_t)ctx->step.levels[l].width;
     if (ch0 < 4 && !accumulate) {
-        int end = ch1 < 4 ? ch1 : 4;
-        ctx->kernels->zero(yl_elem_at_mut(gv.reg, gv.dtype, (size_t)ch0 * hw), (size_t)(end - ch0) * hw, gv.dtype);
+        size_t end = ch1 < 4 ? ch1 : 4;
+        ctx->kernels->zero(yl_elem_at_mut(gv.reg, gv.dtype, ch0 * hw), (end - ch0) * hw, gv.dtype);
     }
     if (ch0 <= 4 && ch1 > 4 && !(accumulate && obj_scale == 0.0f)) {
         const yl_level_view v = yl_level_view_of(&ctx->step, l, b);
@@ -85,16 +85,43 @@ static void dense_planes(const yoloxloss_context *ctx, int b, int l, int ch0, in
         ctx->kernels->obj_grad(v.obj, m, hw, obj_scale, gv.obj, accumulate, gv.dtype);
     }
     if (ch1 > 5 && !accumulate) {
-        int start = ch0 > 5 ? ch0 : 5;
-        ctx->kernels->zero(yl_elem_at_mut(gv.cls, gv.dtype, (size_t)(start - 5) * hw), (size_t)(ch1 - start) * hw,
-                           gv.dtype);
+        size_t start = ch0 > 5 ? ch0 : 5;
+        ctx->kernels->zero(yl_elem_at_mut(gv.cls, gv.dtype, (start - 5) * hw), (ch1 - start) * hw, gv.dtype);
     }
 }
 
-yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
-                                    const yoloxloss_upstream *upstream, int accumulate) {
-    yl_clear_error(ctx);
-    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
+/* One backward, for yl_parallel_for. */
+typedef struct {
+    const yoloxloss_context *ctx;
+    const yoloxloss_level_grad *grads;
+    term_scales s;
+    int accumulate;
+    size_t planes; /* 5 + C */
+    int parts;     /* plane ranges per image */
+} backward_job;
+
+/* Plane range `task % parts` of image `task / parts`, every level. */
+static void dense_task(void *arg, int task, int t) {
+    (void)t;
+    const backward_job *j = arg;
+    const int b = task / j->parts;
+    const size_t part = (size_t)(task % j->parts), parts = (size_t)j->parts;
+    const size_t ch0 = j->planes * part / parts, ch1 = j->planes * (part + 1) / parts;
+    for (int l = 0; l < j->ctx->cfg.num_levels; l++)
+        dense_planes(j->ctx, b, l, ch0, ch1, &j->grads[l], j->s.obj, j->accumulate);
+}
+
+static void foreground_image(void *arg, int b, int t) {
+    (void)t;
+    const backward_job *j = arg;
+    for (int l = 0; l < j->ctx->cfg.num_levels; l++) {
+        const yl_grad_view gv = yl_grad_view_of(&j->ctx->step, &j->grads[l], l, b);
+        image_level_backward(j->ctx, b, l, &gv, j->s);
+    }
+}
+
+static yoloxloss_status backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
+                                 const yoloxloss_upstream *upstream, int accumulate) {
     if (!ctx->has_forward) return yl_fail(ctx, YOLOXLOSS_ERR_NO_FORWARD, "backward needs a successful forward first");
     yoloxloss_status st = yl_validate_backward(ctx, grads, upstream);
     if (st != YOLOXLOSS_OK) return st;
@@ -102,32 +129,31 @@ yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_leve
 
     const yoloxloss_config *cfg = &ctx->cfg;
     const float n = ctx->normalizer;
-    term_scales s;
-    s.iou = (float)((double)(u.total + u.iou) * cfg->reg_weight / n);
-    s.obj = (float)((double)(u.total + u.obj) * cfg->obj_weight / n);
-    s.cls = (float)((double)(u.total + u.cls) * cfg->cls_weight / n);
-    s.l1 = cfg->use_l1 ? (float)((double)(u.total + u.l1) * cfg->l1_weight / n) : 0.0f;
+    backward_job job = {.ctx = ctx, .grads = grads, .accumulate = accumulate,
+                        .planes = 5 + (size_t)cfg->num_classes};
+    job.s.iou = (float)((double)(u.total + u.iou) * cfg->reg_weight / n);
+    job.s.obj = (float)((double)(u.total + u.obj) * cfg->obj_weight / n);
+    job.s.cls = (float)((double)(u.total + u.cls) * cfg->cls_weight / n);
+    job.s.l1 = cfg->use_l1 ? (float)((double)(u.total + u.l1) * cfg->l1_weight / n) : 0.0f;
 
     /* First every whole plane: the objectness gradient of all anchors and,
      * when overwriting, zeros in the reg and cls planes (background anchors
      * have no gradient there). These are most of the bytes, so they are
-     * split plane by plane across threads, whatever the image count. Then
-     * the foreground anchors' reg and cls gradients, image by image. */
-    const int B = ctx->step.num_images, P = 5 + cfg->num_classes;
-    const int parts = B >= ctx->num_threads ? 1 : (ctx->num_threads + B - 1) / B;
-    const int tasks = B * parts;
-#pragma omp parallel for schedule(static) num_threads(ctx->num_threads)
-    for (int t = 0; t < tasks; t++) {
-        int b = t / parts, part = t % parts;
-        for (int l = 0; l < cfg->num_levels; l++)
-            dense_planes(ctx, b, l, P * part / parts, P * (part + 1) / parts, &grads[l], s.obj, accumulate);
-    }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(ctx->num_threads)
-    for (int b = 0; b < B; b++) {
-        for (int l = 0; l < cfg->num_levels; l++) {
-            const yl_grad_view gv = yl_grad_view_of(&ctx->step, &grads[l], l, b);
-            image_level_backward(ctx, b, l, &gv, s);
-        }
-    }
+     * split into plane ranges across threads, whatever the image count.
+     * Then the foreground anchors' reg and cls gradients, image by image. */
+    const int B = ctx->step.num_images;
+    const int threads = yl_threads_for(yl_policy_of(ctx), (size_t)B * job.planes, yl_backward_work_ns(&ctx->step));
+    job.parts = B >= threads ? 1 : (threads + B - 1) / B;
+    yl_parallel_for(threads, B * job.parts, dense_task, &job);
+    yl_parallel_for(threads < B ? threads : B, B, foreground_image, &job);
     return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
+                                    const yoloxloss_upstream *upstream, int accumulate) {
+    yoloxloss_status st = yl_enter(ctx, "backward");
+    if (st != YOLOXLOSS_OK) return st;
+    yl_clear_error(ctx);
+    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
+    return yl_leave(ctx, backward(ctx, grads, upstream, accumulate));
 }

@@ -4,6 +4,7 @@
 #ifndef YL_CONTEXT_H
 #define YL_CONTEXT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,7 @@
 #include "layout.h"
 #include "loss.h"
 #include "simd/kernels.h"
+#include "threads.h"
 #include "yoloxloss.h"
 
 /* Bytes of an error message, terminator included. */
@@ -22,7 +24,10 @@ struct yoloxloss_context {
     yl_allocator mem;           /* cfg's hook; every workspace below allocates through it */
     const yl_kernels *kernels;  /* chosen once, at create (dispatch.c) */
     yl_assign_params assign;
-    int num_threads;            /* resolved: >= 1 */
+    int num_threads;            /* as asked (config or yoloxloss_set_num_threads): 0 = automatic */
+    int thread_slots;           /* per-thread workspaces: the most threads a call may run on, >= 1 */
+    int slots_used;             /* the most threads a forward has run on: the scratch kept grown */
+    atomic_int busy;            /* 1 while a call runs on the context (yl_enter / yl_leave) */
     char error[YL_ERROR_CAPACITY];
     float *strides;             /* [L] */
 
@@ -33,15 +38,27 @@ struct yoloxloss_context {
     float normalizer;
 
     /* Workspaces. */
-    yl_level_view *views;       /* [num_threads, L] per-thread image views */
+    yl_level_view *views;       /* [thread_slots, L] per-thread image views */
     yl_buffer image_sums;       /* yl_loss_sums [B] */
-    yl_assign_scratch *scratch; /* [num_threads] */
+    yl_assign_scratch *scratch; /* [thread_slots] */
 };
 
-/* Grows every thread's assignment scratch to the largest any thread holds.
- * Which thread assigns which image varies from call to call; after this, a
- * call whose images all fit what some thread once needed allocates nothing.
- * 0 if an allocation failed. */
-int yl_scratch_settle(yoloxloss_context *ctx);
+/* The busy guard: one context, one call at a time. yl_enter marks the
+ * context busy, or returns YOLOXLOSS_ERR_BUSY (with the calling thread's
+ * message, since the context's own belongs to the call in progress) when
+ * another call holds it; yl_leave releases it and passes status through.
+ * A NULL ctx enters (the call then reports it). */
+yoloxloss_status yl_enter(yoloxloss_context *ctx, const char *call);
+yoloxloss_status yl_leave(yoloxloss_context *ctx, yoloxloss_status status);
+
+/* The thread policy of the context's next call (threads.h). */
+yl_thread_policy yl_policy_of(const yoloxloss_context *ctx);
+
+/* Grows the assignment scratch of every thread a forward has run on so far
+ * (the first `threads` slots, and those of earlier calls) to the largest
+ * any of them holds. Which thread assigns which image varies from call to
+ * call; after this, a call on no more threads whose images all fit what
+ * some thread once needed allocates nothing. 0 if an allocation failed. */
+int yl_scratch_settle(yoloxloss_context *ctx, int threads);
 
 #endif

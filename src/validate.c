@@ -28,6 +28,7 @@ const char *yoloxloss_status_string(yoloxloss_status status) {
     case YOLOXLOSS_ERR_OUT_OF_MEMORY: return "workspace allocation failed";
     case YOLOXLOSS_ERR_NO_FORWARD: return "no successful forward to take the gradient of";
     case YOLOXLOSS_ERR_INVALID_ARGUMENT: return "an argument value or combination is not accepted";
+    case YOLOXLOSS_ERR_BUSY: return "another thread's call on the same context has not returned";
     }
     return "unknown status";
 }
@@ -103,8 +104,10 @@ static yoloxloss_status config_fail(message_buf m, yoloxloss_status status, cons
 }
 
 static yoloxloss_status check_counts(const yoloxloss_config *c, message_buf m) {
-    if (c->num_classes < 1)
-        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "num_classes is %d; it must be >= 1", c->num_classes);
+    if (c->num_classes < 1 || c->num_classes > YOLOXLOSS_MAX_CLASSES)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "num_classes is %d; it must be >= 1 and <= YOLOXLOSS_MAX_CLASSES (%d)", c->num_classes,
+                           YOLOXLOSS_MAX_CLASSES);
     if (c->num_levels < 1)
         return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG, "num_levels is %d; it must be >= 1", c->num_levels);
     return YOLOXLOSS_OK;
@@ -188,15 +191,20 @@ static yoloxloss_status check_loss_terms(const yoloxloss_config *c, message_buf 
     return YOLOXLOSS_OK;
 }
 
+static yoloxloss_status check_num_threads(int num_threads, message_buf m) {
+    if (num_threads < 0 || num_threads > YOLOXLOSS_MAX_THREADS)
+        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
+                           "num_threads is %d; it must be 0 (automatic) or 1 to YOLOXLOSS_MAX_THREADS (%d)",
+                           num_threads, YOLOXLOSS_MAX_THREADS);
+    return YOLOXLOSS_OK;
+}
+
 static yoloxloss_status check_resources(const yoloxloss_config *c, message_buf m) {
     if ((c->alloc_fn == NULL) != (c->free_fn == NULL))
         return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
                            "alloc_fn is %s but free_fn is %s; set both or neither (neither = malloc/free)",
                            c->alloc_fn ? "set" : "NULL", c->free_fn ? "set" : "NULL");
-    if (c->num_threads < 0)
-        return config_fail(m, YOLOXLOSS_ERR_INVALID_CONFIG,
-                           "num_threads is %d; it must be >= 0 (0 = OpenMP's default)", c->num_threads);
-    return YOLOXLOSS_OK;
+    return check_num_threads(c->num_threads, m);
 }
 
 static yoloxloss_status check_isa(const yoloxloss_config *c, message_buf m) {
@@ -230,6 +238,10 @@ yoloxloss_status yoloxloss_config_validate(const yoloxloss_config *c, char *mess
 
 yoloxloss_status yl_validate_config_for_create(const yoloxloss_config *config) {
     return yoloxloss_config_validate(config, thread_error, sizeof thread_error);
+}
+
+yoloxloss_status yl_validate_num_threads(yoloxloss_context *ctx, int num_threads) {
+    return check_num_threads(num_threads, (message_buf){ctx->error, sizeof ctx->error});
 }
 
 /* ---- the batch ----------------------------------------------------------- */
@@ -374,7 +386,7 @@ static yoloxloss_status check_labels(yoloxloss_context *ctx, const yoloxloss_bat
     return YOLOXLOSS_OK;
 }
 
-static const char *channel_name(int c) {
+static const char *channel_name(size_t c) {
     static const char *names[5] = {"reg tx", "reg ty", "reg tw", "reg th", "obj"};
     return c < 5 ? names[c] : "cls";
 }
@@ -389,15 +401,15 @@ static yoloxloss_status check_outputs_finite(yoloxloss_context *ctx, const yolox
         const size_t hw = (size_t)lv->height * (size_t)lv->width;
         for (int b = 0; b < batch->num_images; b++) {
             yl_level_view v = yl_input_view(lv, C, b);
-            for (int c = 0; c < 5 + C; c++) {
-                const void *plane = c < 4    ? yl_elem_at(v.reg, v.dtype, (size_t)c * hw)
+            for (size_t c = 0; c < 5 + (size_t)C; c++) {
+                const void *plane = c < 4    ? yl_elem_at(v.reg, v.dtype, c * hw)
                                     : c == 4 ? v.obj
-                                             : yl_elem_at(v.cls, v.dtype, (size_t)(c - 5) * hw);
+                                             : yl_elem_at(v.cls, v.dtype, (c - 5) * hw);
                 for (size_t p = 0; p < hw; p++) {
                     const float value = yl_elem_get(plane, v.dtype, p);
                     if (!isfinite(value))
                         return yl_fail(ctx, YOLOXLOSS_ERR_NONFINITE_INPUT,
-                                       "level %d, image %d, channel %d (%s%s), position (row %zu, col %zu): "
+                                       "level %d, image %d, channel %zu (%s%s), position (row %zu, col %zu): "
                                        "value is %g%s%s", l, b, c, channel_name(c), c >= 5 ? " logit" : "",
                                        p / (size_t)lv->width, p % (size_t)lv->width, (double)value,
                                        v.dtype == YOLOXLOSS_DTYPE_FLOAT32 ? "" : " in ",
@@ -423,6 +435,74 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
 
 /* ---- backward and renormalize -------------------------------------------- */
 
+/* A caller's buffer as a byte range, named for messages. */
+typedef struct {
+    uintptr_t lo, hi; /* [lo, hi) */
+    int level;
+    const char *name; /* "fused", "reg", "obj", "cls" */
+} byte_range;
+
+/* The buffers of level l of the last forward (inputs) or of g (its
+ * gradients, same layout): 1 or 3 ranges into out. Their sizes fit in
+ * size_t: check_levels made sure at forward. */
+static int level_ranges(const yl_step *s, int l, const yoloxloss_level_grad *g, byte_range *out) {
+    const yoloxloss_level *lv = &s->levels[l];
+    const size_t hw = (size_t)lv->height * (size_t)lv->width, esize = yl_dtype_size(lv->dtype);
+    const size_t image = hw * esize * (size_t)s->num_images, C = (size_t)s->num_classes;
+    const void *fused = g ? g->fused : lv->fused;
+    if (lv->fused) {
+        out[0] = (byte_range){(uintptr_t)fused, (uintptr_t)fused + (5 + C) * image, l, "fused"};
+        return 1;
+    }
+    const void *ptr[3] = {g ? g->reg : lv->reg, g ? g->obj : lv->obj, g ? g->cls : lv->cls};
+    const size_t planes[3] = {4, 1, C};
+    static const char *names[3] = {"reg", "obj", "cls"};
+    for (int i = 0; i < 3; i++) out[i] = (byte_range){(uintptr_t)ptr[i], (uintptr_t)ptr[i] + planes[i] * image, l, names[i]};
+    return 3;
+}
+
+static int ranges_overlap(byte_range a, byte_range b) { return a.lo < b.hi && b.lo < a.hi; }
+
+/* Gradient buffers that share bytes with an input of the last forward
+ * (backward reads the inputs while it writes: an in-place gradient would
+ * read values it already overwrote) or with each other (two writers of one
+ * element, whose order and threads decide the result): refused, naming
+ * both. A handful of comparisons per level pair. */
+static yoloxloss_status check_grad_overlaps(yoloxloss_context *ctx, const yoloxloss_level_grad *grads) {
+    const yl_step *s = &ctx->step;
+    for (int lg = 0; lg < s->num_levels; lg++) {
+        byte_range gr[3];
+        const int ng = level_ranges(s, lg, &grads[lg], gr);
+        for (int li = 0; li < s->num_levels; li++) {
+            byte_range in[3], other[3];
+            const int ni = level_ranges(s, li, NULL, in);
+            const int no = li > lg ? level_ranges(s, li, &grads[li], other) : 0;
+            for (int a = 0; a < ng; a++) {
+                for (int b = 0; b < ni; b++)
+                    if (ranges_overlap(gr[a], in[b]))
+                        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                                       "grads[%d].%s overlaps the head outputs of level %d (%s): backward reads "
+                                       "the outputs while it writes the gradients; give the gradients memory of "
+                                       "their own", lg, gr[a].name, li, in[b].name);
+                for (int b = 0; b < no; b++)
+                    if (ranges_overlap(gr[a], other[b]))
+                        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                                       "grads[%d].%s overlaps grads[%d].%s; every gradient buffer needs memory of "
+                                       "its own", lg, gr[a].name, li, other[b].name);
+            }
+            /* a split level's own three gradient buffers */
+            if (li == lg)
+                for (int a = 0; a < ng; a++)
+                    for (int b = a + 1; b < ng; b++)
+                        if (ranges_overlap(gr[a], gr[b]))
+                            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                                           "grads[%d].%s overlaps grads[%d].%s; every gradient buffer needs "
+                                           "memory of its own", lg, gr[a].name, lg, gr[b].name);
+        }
+    }
+    return YOLOXLOSS_OK;
+}
+
 yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                       const yoloxloss_upstream *upstream) {
     if (!grads) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "grads is NULL");
@@ -434,6 +514,8 @@ yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_le
             return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "level %d: the inputs were %s, so grads[%d] needs %s",
                            l, fused_in ? "fused" : "split", l, fused_in ? "fused set" : "reg, obj and cls all set");
     }
+    yoloxloss_status st = check_grad_overlaps(ctx, grads);
+    if (st != YOLOXLOSS_OK) return st;
     if (upstream) {
         static const char *names[5] = {"total", "iou", "obj", "cls", "l1"};
         const float vals[5] = {upstream->total, upstream->iou, upstream->obj, upstream->cls, upstream->l1};

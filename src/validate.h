@@ -38,6 +38,9 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
 yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                       const yoloxloss_upstream *upstream);
 
+/* A thread count for yoloxloss_set_num_threads: the config's rule. */
+yoloxloss_status yl_validate_num_threads(yoloxloss_context *ctx, int num_threads);
+
 /* A normaliser for yoloxloss_renormalize: finite and > 0. */
 yoloxloss_status yl_validate_normalizer(yoloxloss_context *ctx, float normalizer);
 

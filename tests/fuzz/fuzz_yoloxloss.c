@@ -27,11 +27,13 @@
  * first (rounded up) in most inputs, as the library requires; some bytes
  * ask for raw strides or grids instead, which the library must refuse or
  * take without harm. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../unit/half_ref.h"
 #include "yoloxloss.h"
@@ -92,7 +94,7 @@ static void fail(const char *what) {
 
 /* ctx NULL: the call had no context (create), its message is the thread's. */
 static void check_status(yoloxloss_status st, const yoloxloss_context *ctx) {
-    if ((int)st < 0 || (int)st > YOLOXLOSS_ERR_INVALID_ARGUMENT) fail("status outside the enum");
+    if ((int)st < 0 || (int)st > YOLOXLOSS_ERR_BUSY) fail("status outside the enum");
     if (st != YOLOXLOSS_OK && yoloxloss_last_error(ctx)[0] == '\0') fail("failure without a message");
 }
 
@@ -139,6 +141,72 @@ static void expect_same_losses(const yoloxloss_losses *a, const yoloxloss_losses
     if (a->num_fg != b->num_fg || a->num_gt != b->num_gt) fail("16-bit batch: counts differ from the float32 batch");
 }
 
+/* A class count at the bound makes real buffers gigabytes: here every
+ * head-output buffer is one inaccessible page (the sizes the batch states
+ * are lies), and the batch has a fault the input picks, which forward must
+ * refuse before it reads a single head output (a read faults). */
+static void lying_sizes(yoloxloss_context *ctx, reader *r) {
+    const size_t page = 4096;
+    uint8_t *none = mmap(NULL, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (none == MAP_FAILED) return;
+    const int C = yoloxloss_get_config(ctx)->num_classes, L = yoloxloss_get_config(ctx)->num_levels;
+    yoloxloss_level lv[MAX_LEVELS];
+    for (int l = 0; l < L; l++) lv[l] = (yoloxloss_level){1, 1, none, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT16};
+    int32_t num_gt[1] = {1}, cls[1] = {C - 1};
+    float box[4] = {4.0f, 4.0f, 8.0f, 8.0f};
+    yoloxloss_batch batch = {1, lv, num_gt, cls, box};
+    const unsigned fault = byte(r) % 6;
+    switch (fault) {
+    case 0: num_gt[0] = -1; break;                           /* INVALID_LABEL */
+    case 1: cls[0] = C; break;                               /* INVALID_LABEL */
+    case 2: box[2] = 0.0f; break;                            /* INVALID_BOX */
+    case 3: lv[L - 1].dtype = (yoloxloss_dtype)7; break;     /* INVALID_ARGUMENT */
+    case 4: lv[0].height = 1 << 20; lv[0].width = 1 << 20; break; /* SIZE_OVERFLOW or INVALID_SHAPE */
+    default: lv[0].obj = none; break;                        /* fused and split: INVALID_ARGUMENT */
+    }
+    yoloxloss_losses l;
+    yoloxloss_status st = yoloxloss_forward(ctx, &batch, &l);
+    check_status(st, ctx);
+    if (st == YOLOXLOSS_OK) fail("a batch with lying sizes and a fault was accepted");
+    munmap(none, page);
+}
+
+static uint64_t checksum(const void *p, size_t bytes) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < bytes; i++) h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Gradient buffers that overlap (one in place over level 0's outputs, or
+ * level 1's over level 0's gradient) must be refused with nothing written:
+ * level 0's buffers keep their bytes. One input byte in eight asks for it. */
+static void overlapping_gradients(yoloxloss_context *ctx, const yoloxloss_level *lv, const yoloxloss_level_grad *gr,
+                                  int L, void *bufs[][6], size_t counts[][3], unsigned how,
+                                  const yoloxloss_upstream *up, int accumulate) {
+    if (how % 8 != 7) return;
+    yoloxloss_level_grad bad[MAX_LEVELS];
+    memcpy(bad, gr, sizeof bad);
+    if ((how >> 3) & 1 || L < 2) {
+        if (lv[0].fused)
+            bad[0].fused = (void *)lv[0].fused;
+        else
+            bad[0].obj = (void *)lv[0].obj;
+    } else if (bad[1].fused) {
+        bad[1].fused = bad[0].fused ? bad[0].fused : bad[0].reg;
+    } else {
+        bad[1].reg = bad[0].fused ? bad[0].fused : bad[0].reg;
+    }
+    const size_t esize = lv[0].dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
+    uint64_t before[6];
+    for (int k = 0; k < 6; k++) before[k] = bufs[0][k] ? checksum(bufs[0][k], counts[0][k % 3] * esize) : 0;
+    yoloxloss_status st = yoloxloss_backward(ctx, bad, up, accumulate);
+    check_status(st, ctx);
+    if (st != YOLOXLOSS_ERR_INVALID_ARGUMENT) fail("overlapping gradient buffers were not refused");
+    for (int k = 0; k < 6; k++)
+        if (bufs[0][k] && checksum(bufs[0][k], counts[0][k % 3] * esize) != before[k])
+            fail("a refused backward wrote a buffer");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     reader r = {data, size};
     unsigned flags = byte(&r);
@@ -147,7 +215,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     yoloxloss_config cfg;
     yoloxloss_config_defaults(&cfg);
-    cfg.num_classes = (int)(byte(&r) % 6) + ((flags >> 2) & 1 ? 0 : 1); /* 0 is invalid */
+    const unsigned classes_byte = byte(&r);
+    cfg.num_classes = (int)(classes_byte % 6) + ((flags >> 2) & 1 ? 0 : 1); /* 0 is invalid */
+    /* Class counts at the bound: 250..255 give YOLOXLOSS_MAX_CLASSES - 2 ..
+     * + 3, past it refused at create, at it run with lying buffers below. */
+    const int huge_classes = classes_byte >= 250;
+    if (huge_classes) cfg.num_classes = YOLOXLOSS_MAX_CLASSES + (int)classes_byte - 252;
     const unsigned levels = byte(&r);
     cfg.num_levels = (int)(levels % MAX_LEVELS) + 1;
     const int raw_strides = (flags >> 7) & 1;
@@ -189,7 +262,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.use_l1 = (flags >> 3) & 1;
     cfg.candidate_topk = (int)(byte(&r) % 12);
     cfg.center_radius = (float)(byte(&r) % 8) * 0.5f;
-    cfg.num_threads = (int)(byte(&r) % 3);
+    /* Thread counts: mostly 0 to 2; 248..255 give YOLOXLOSS_MAX_THREADS - 3
+     * .. + 4 (past it refused at create; at it, the work's units cap the
+     * team). */
+    const unsigned threads_byte = byte(&r);
+    cfg.num_threads = threads_byte >= 248 ? YOLOXLOSS_MAX_THREADS + (int)threads_byte - 251 : (int)(threads_byte % 3);
     cfg.check_finite = (flags >> 4) & 1;
     cfg.isa = (flags >> 5) & 1 ? YOLOXLOSS_ISA_SCALAR : YOLOXLOSS_ISA_AUTO;
     if ((flags >> 6) & 1) {
@@ -202,6 +279,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_status(st, NULL);
     if (default_strides_beyond_end && st != YOLOXLOSS_ERR_INVALID_CONFIG)
         fail("more levels than the default strides array holds was not refused");
+    if ((cfg.num_classes > YOLOXLOSS_MAX_CLASSES || cfg.num_threads > YOLOXLOSS_MAX_THREADS) && st == YOLOXLOSS_OK)
+        fail("a class or thread count past its bound was accepted");
+    if (huge_classes && st == YOLOXLOSS_OK) {
+        lying_sizes(ctx, &r);
+        yoloxloss_destroy(ctx);
+        return 0;
+    }
     if (st != YOLOXLOSS_OK) {
         if (ctx) fail("failed create returned a context");
         return 0;
@@ -394,6 +478,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         yoloxloss_upstream up = {1.0f, (float)(renorm >> 4) / 4.0f, 0.5f, 0.0f, -1.0f};
         const yoloxloss_upstream *upp = (renorm >> 1) & 1 ? &up : NULL;
         const int accumulate = (renorm >> 2) & 1;
+        overlapping_gradients(ctx, lv, gr, L, bufs, counts, byte(&r), upp, accumulate);
         st = yoloxloss_backward(ctx, gr, upp, accumulate);
         check_status(st, ctx);
         if (mirrored && yoloxloss_backward(mctx, mgr, upp, accumulate) != st)

@@ -36,10 +36,10 @@ static void test_size_t_overflow(void **state) {
     cfg.num_levels = 1;
     cfg.strides = one_stride;
     cfg.num_threads = 1;
-    cfg.num_classes = 2000000000; /* B x (5+C) x H x W x 4 bytes > 2^64 */
+    cfg.num_classes = YOLOXLOSS_MAX_CLASSES; /* B x (5+C) x H x W x 4 bytes > 2^64 */
     yoloxloss_context *ctx = NULL;
     assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
-    yoloxloss_level lv = {40000, 40000, dummy, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32};
+    yoloxloss_level lv = {2000000, 2000000, dummy, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32};
     int32_t num_gt[2] = {0, 0};
     yoloxloss_batch batch = {2, &lv, num_gt, NULL, NULL};
     expect_failure(ctx, &batch, YOLOXLOSS_ERR_SIZE_OVERFLOW, "level 0", "size_t");
