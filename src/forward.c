@@ -1,5 +1,5 @@
 /* forward: validate, assign every image, sum the loss terms; renormalize;
- * and the read-outs of the last forward's assignment. */
+ * and the read-outs of the last forward's assignment and per-image losses. */
 #include <omp.h>
 #include <string.h>
 
@@ -97,5 +97,21 @@ yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context *ctx, int32_t 
     if (matched_gt) memcpy(matched_gt, s->matched.ptr, n * sizeof(int32_t));
     if (pred_iou) memcpy(pred_iou, s->pred_iou.ptr, n * sizeof(float));
     if (dynamic_k && s->total_gt > 0) memcpy(dynamic_k, s->dynamic_k.ptr, (size_t)s->total_gt * sizeof(int32_t));
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yoloxloss_get_image_losses(const yoloxloss_context *ctx, yoloxloss_losses *out) {
+    yoloxloss_context *msg = (yoloxloss_context *)ctx; /* as in yoloxloss_get_assignment */
+    yl_clear_error(msg);
+    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
+    if (!out) return yl_fail(msg, YOLOXLOSS_ERR_NULL_ARGUMENT, "out is NULL");
+    if (!ctx->has_forward)
+        return yl_fail(msg, YOLOXLOSS_ERR_NO_FORWARD,
+                       "get_image_losses needs a successful forward first (the last forward failed, or none ran)");
+    const yl_loss_sums *sums = ctx->image_sums.ptr;
+    const int64_t *gt_offset = ctx->step.gt_offset.ptr;
+    /* The batch's normaliser in every row: the rows then add up to the batch's terms. */
+    for (int b = 0; b < ctx->step.num_images; b++)
+        yl_report_losses(&ctx->cfg, &sums[b], ctx->normalizer, gt_offset[b + 1] - gt_offset[b], &out[b]);
     return YOLOXLOSS_OK;
 }

@@ -328,7 +328,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (!resolvable(boxes + 4 * t)) sane = 0;
     }
-    yoloxloss_batch batch = {B, lv, num_gt, total ? classes : NULL, total ? boxes : NULL};
+    yoloxloss_batch batch = {B, lv, num_gt, total ? classes : NULL, total ? boxes : NULL, NULL};
     yoloxloss_batch mbatch = batch;
     mbatch.levels = mlv;
     /* With 16-bit levels the float32 mirror runs too, on its own context,
