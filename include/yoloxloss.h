@@ -348,9 +348,13 @@ typedef enum {
  * object centred exactly on the image's top-left corner does not occur in
  * practice; a box there can be given through the flat form.
  *
+ * The struct's own fields: rows NULL is YOLOXLOSS_ERR_NULL_ARGUMENT; a
+ * max_rows, row_floats, order, image_width or image_height outside what
+ * its note below allows is YOLOXLOSS_ERR_INVALID_ARGUMENT naming the field.
  * Every size is computed in size_t: B * max_rows * row_floats floats must
- * fit (YOLOXLOSS_ERR_SIZE_OVERFLOW). As with the flat form, nothing is
- * written on failure and messages name the image and the row. */
+ * fit (YOLOXLOSS_ERR_SIZE_OVERFLOW, before any row is read). As with the
+ * flat form, nothing is written on failure and messages name the image and
+ * the row. */
 typedef struct {
     const float *rows;          /**< [B, max_rows, row_floats], contiguous */
     int max_rows;               /**< M >= 1 rows per image (darknet: 90) */
@@ -360,13 +364,13 @@ typedef struct {
     int normalized;             /**< 0: cx, cy, w, h in pixels. Non-zero: in units of the image size,
                                      cx and w multiplied by image_width, cy and h by image_height
                                      (in float32) before anything else. */
-    float image_width;          /**< pixels, finite and >= 0; 0 = what level 0 implies:
-                                     levels[0].width * strides[0] (an 80-wide level 0 at stride 8:
-                                     640). Only read when normalized. A grid rounded up (an image
-                                     size that is not a multiple of the stride: 100 px at stride 8
-                                     gives 13 cells, 104 px) implies the wrong size: give it here.
-                                     Checked even when not normalized. */
-    float image_height;         /**< likewise, levels[0].height * strides[0] when 0 */
+    float image_width;          /**< pixels, finite and >= 0 (checked always, used only when
+                                     normalized); 0 = what level 0 implies: levels[0].width *
+                                     strides[0] (an 80-wide level 0 at stride 8: 640, YOLOX's and
+                                     darknet's input width). A grid rounded up (an image size that is
+                                     not a multiple of the stride: 100 px at stride 8 gives 13 cells,
+                                     which imply 104 px) implies the wrong size: give it here. */
+    float image_height;         /**< likewise; 0 = levels[0].height * strides[0] */
     const int32_t *counts;      /**< [B] rows used by each image, each in [0, max_rows]
                                      (YOLOXLOSS_ERR_INVALID_LABEL naming the image otherwise); NULL:
                                      each image's rows end at its end row (above) */
@@ -386,7 +390,7 @@ typedef struct {
 typedef struct {
     int num_images;                 /**< B >= 1 */
     const yoloxloss_level *levels;  /**< config.num_levels entries, in stride order of the config */
-    const int32_t *num_gt;          /**< [B], each >= 0 */
+    const int32_t *num_gt;          /**< [B], each >= 0; NULL when padded is set */
     const int32_t *gt_classes;      /**< [total_gt], each in [0, C); may be NULL if total_gt == 0 */
     const float *gt_boxes;          /**< [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0 */
     const yoloxloss_padded_labels *padded; /**< NULL: num_gt, gt_classes and gt_boxes above hold the

@@ -45,8 +45,9 @@ Notes:
   ``w, h > 0``; any non-finite value anywhere in ``labels`` is rejected
   (``ValueError`` naming image and row), and so is a label after a padding
   row (YOLOX would read the padding row as a box and drop the label).
-  YOLOX's rule silently drops a real label whose row sums to <= 0 (class 0,
-  centre left of or above the image): pass ``num_gt=`` (each image's count;
+  YOLOX's rule does not count a real label whose row sums to <= 0 (class 0,
+  centre left of or above the image), which drops the image's last label
+  silently: pass ``num_gt=`` (each image's count;
   its rows past the count are not read) when labels can hold such boxes, or
   give a list of B per-image ``[n_b, 5]`` tensors (MMDetection's form),
   whose rows are all used.
@@ -179,9 +180,10 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=Non
         num_gt: keyword only, with a padded ``labels`` tensor: each image's
             label count (B integers: a list, or an integer tensor ``[B]``),
             its first ``num_gt[b]`` rows used, the rest not read. YOLOX's rule
-            (the default) drops a real label whose row sums to <= 0 (class 0
-            with a centre left of or above the image, e.g. after a crop) and
-            those after it; give num_gt when labels may hold such boxes.
+            (the default) does not count a real label whose row sums to <= 0
+            (class 0 with a centre left of or above the image, e.g. after a
+            crop), so the image's last label is dropped silently; give
+            num_gt when labels may hold such boxes.
         image_losses: keyword only; also return each image's terms (see
             Returns), for logging and hard-image mining.
 

@@ -16,6 +16,7 @@ Run from anywhere:  /usr/bin/python3 tests/python/test_labels.py [-v]
 """
 
 import contextlib
+import ctypes
 import math
 import unittest
 
@@ -246,6 +247,20 @@ class ImageLossesTest(unittest.TestCase):
                     want, got = float(ref[k]) * scale, float(getattr(rows, name)[b])
                     self.assertLessEqual(abs(got - want), 2e-5 * max(1.0, abs(want)),
                                          "case %d image %d %s: %r vs reference %r" % (seed, b, name, got, want))
+
+
+class CMirror(unittest.TestCase):
+    def test_struct_layout(self):
+        """The ctypes mirror of yoloxloss_padded_labels and of the batch's
+        appended field, on the LP64 ABIs the library is built for."""
+        from yoloxloss import _capi
+        ptr, i32 = ctypes.sizeof(ctypes.c_void_p), ctypes.sizeof(ctypes.c_int)
+        self.assertEqual(_capi.PaddedLabels.max_rows.offset, ptr)
+        self.assertEqual(_capi.PaddedLabels.image_height.offset, ptr + 5 * i32)
+        self.assertEqual(_capi.PaddedLabels.counts.offset, ptr + 6 * i32)
+        self.assertEqual(ctypes.sizeof(_capi.PaddedLabels), 2 * ptr + 6 * i32)
+        self.assertEqual(_capi.Batch.padded.offset, 5 * ptr)
+        self.assertEqual(ctypes.sizeof(_capi.Batch), 6 * ptr)
 
 
 class UseLibraryTest(unittest.TestCase):

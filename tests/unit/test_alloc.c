@@ -39,6 +39,14 @@ static void hook(yoloxloss_config *cfg, counting *c) {
     cfg->alloc_user = c;
 }
 
+/* A context for cfg whose allocations go through c's counting hook. */
+static yoloxloss_context *hooked_context(yoloxloss_config *cfg, counting *c) {
+    hook(cfg, c);
+    yoloxloss_context *ctx = NULL;
+    assert_int_equal(yoloxloss_create(cfg, &ctx), YOLOXLOSS_OK);
+    return ctx;
+}
+
 static void step(yoloxloss_context *ctx, ts_scene *s, yoloxloss_losses *l) {
     assert_int_equal(yoloxloss_forward(ctx, &s->batch, l), YOLOXLOSS_OK);
     assert_int_equal(yoloxloss_backward(ctx, s->g, NULL, 0), YOLOXLOSS_OK);
@@ -130,9 +138,7 @@ static void test_steady_state_16_bit_levels(void **state) {
     yoloxloss_config cfg;
     ts_config(&s, &cfg, 2);
     counting c;
-    hook(&cfg, &c);
-    yoloxloss_context *ctx = NULL;
-    assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
+    yoloxloss_context *ctx = hooked_context(&cfg, &c);
     yoloxloss_losses l;
     assert_int_equal(yoloxloss_forward(ctx, &t.batch, &l), YOLOXLOSS_OK);
     assert_int_equal(yoloxloss_backward(ctx, t.g, NULL, 0), YOLOXLOSS_OK);
@@ -179,9 +185,7 @@ static void test_steady_state_padded_labels(void **state) {
         yoloxloss_config cfg;
         ts_config(&s, &cfg, 2);
         counting c;
-        hook(&cfg, &c);
-        yoloxloss_context *ctx = NULL;
-        assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
+        yoloxloss_context *ctx = hooked_context(&cfg, &c);
         yoloxloss_losses l, per_image[3];
         assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_OK);
         assert_int_equal(l.num_gt, s.total_gt);

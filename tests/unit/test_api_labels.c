@@ -373,7 +373,9 @@ static void expect_refused(yoloxloss_context *ctx, const yoloxloss_batch *batch,
     ts_assert_losses_untouched(&l);
 }
 
-#define NEEDLES(...) (const char *const[]){__VA_ARGS__}, (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
+/* A list of message needles and its length, for expect_refused. */
+#define NEEDLES(...) \
+    (const char *const[]){__VA_ARGS__}, (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
 
 /* Each field of the struct and the flat fields beside it. */
 static void test_padded_field_errors(void **state) {
@@ -408,29 +410,21 @@ static void test_padded_field_errors(void **state) {
 
     pf.p.rows = NULL;
     expect_refused(ctx, &pb, YOLOXLOSS_ERR_NULL_ARGUMENT, NEEDLES("rows is NULL"), "NULL rows");
-    pf.p = good;
-    const int bad_rows[2] = {0, -3};
-    for (int k = 0; k < 2; k++) {
-        pf.p.max_rows = bad_rows[k];
+    /* int fields out of range: each named with its value */
+    static const struct {
+        const char *field;
+        int value;
+    } bad_ints[] = {{"max_rows", 0},   {"max_rows", -3}, {"row_floats", 1}, {"row_floats", 4},
+                    {"row_floats", -5}, {"order", 2},     {"order", -1}};
+    for (size_t k = 0; k < sizeof bad_ints / sizeof bad_ints[0]; k++) {
+        pf.p = good;
+        const char *field = bad_ints[k].field;
+        if (!strcmp(field, "max_rows")) pf.p.max_rows = bad_ints[k].value;
+        else if (!strcmp(field, "row_floats")) pf.p.row_floats = bad_ints[k].value;
+        else pf.p.order = (yoloxloss_label_order)bad_ints[k].value;
         char v[40];
-        snprintf(v, sizeof v, "max_rows is %d", bad_rows[k]);
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES(v), "max_rows");
-    }
-    pf.p = good;
-    const int bad_floats[3] = {1, 4, -5};
-    for (int k = 0; k < 3; k++) {
-        pf.p.row_floats = bad_floats[k];
-        char v[40];
-        snprintf(v, sizeof v, "row_floats is %d", bad_floats[k]);
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES(v), "row_floats");
-    }
-    pf.p = good;
-    const int bad_order[2] = {2, -1};
-    for (int k = 0; k < 2; k++) {
-        pf.p.order = (yoloxloss_label_order)bad_order[k];
-        char v[40];
-        snprintf(v, sizeof v, "order is %d", bad_order[k]);
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES(v, "CLASS_LAST"), "order");
+        snprintf(v, sizeof v, "%s is %d", field, bad_ints[k].value);
+        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES(v, "must be"), field);
     }
     pf.p = good;
     const float bad_size[4] = {NAN, INFINITY, -1.0f, -INFINITY};
