@@ -109,7 +109,7 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     if (!ok) fprintf(stderr, "%s: out of memory for the gradient buffers\n", sc->name);
     if (ok) stream_pass(&in, grads);
 
-    yoloxloss_batch batch = {B, in.levels, in.num_gt, in.gt_classes, in.gt_boxes};
+    yoloxloss_batch batch = {B, in.levels, in.num_gt, in.gt_classes, in.gt_boxes, NULL};
     yoloxloss_losses losses;
     memset(&losses, 0, sizeof losses);
     int done = 0;

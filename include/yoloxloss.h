@@ -287,9 +287,9 @@ YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
  * which level/channel/position), or "" if the last call succeeded.
  *
  * The calls that change it are the ones that take a context and can fail:
- * yoloxloss_forward, yoloxloss_renormalize, yoloxloss_backward and
- * yoloxloss_get_assignment each clear it when they start and write it when
- * they fail. With ctx NULL it returns the calling thread's message instead:
+ * yoloxloss_forward, yoloxloss_renormalize, yoloxloss_backward,
+ * yoloxloss_get_assignment and yoloxloss_get_image_losses each clear it when
+ * they start and write it when they fail. With ctx NULL it returns the calling thread's message instead:
  * that of its last yoloxloss_create ("" after a successful one), of its
  * last yoloxloss_config_preset (likewise) or of its last call given a NULL
  * context. Valid until the next call that changes it. */
@@ -341,8 +341,76 @@ typedef struct {
                               Added in 0.2. */
 } yoloxloss_level;
 
+/** How the five values of a padded label row are ordered
+ * (yoloxloss_padded_labels). */
+typedef enum {
+    YOLOXLOSS_LABELS_CLASS_FIRST = 0, /**< class, cx, cy, w, h (YOLOX's padded labels) */
+    YOLOXLOSS_LABELS_CLASS_LAST = 1   /**< cx, cy, w, h, class (darknet's truth rows) */
+} yoloxloss_label_order;
+
+/** Ground truth as training frameworks hold it: one padded array of label
+ * rows per image, boxes in pixels or in units of the image size, the class
+ * as a float (docs/trainer-guide.md, "Ground truth as frameworks hold it").
+ * Given through yoloxloss_batch.padded instead of num_gt, gt_classes and
+ * gt_boxes. forward checks every used row and converts them once into its
+ * flat copy of the ground truth; the assignment, the losses, backward and
+ * the read-outs are then those of the flat batch of the converted rows
+ * (bit for bit), and image b's label row r is row r of its array (the
+ * used rows are the first ones of each image). Added in 0.3.
+ *
+ * Image b's row r starts at float (b * max_rows + r) * row_floats of rows.
+ * The rows image b uses are its first counts[b], or, with counts NULL, the
+ * rows before its end row: the first row whose four box values are all 0
+ * (-0 included; the class and any extra floats are not looked at), or all
+ * max_rows rows if there is none. Every row after the end row must be a
+ * zero-box row too, else YOLOXLOSS_ERR_INVALID_LABEL names the image, the
+ * end row and the first row after it that is not: a hole in the padding
+ * (a label deleted by an augmentation that left its zeros in place)
+ * would otherwise drop the labels after it silently. Rows past counts[b]
+ * are not read.
+ *
+ * Each used row: its class must be an integer in [0, C) held as a float
+ * (YOLOXLOSS_ERR_INVALID_LABEL, naming image, row and value), and its box,
+ * after scaling, must pass the checks of a flat box (finite, w > 0, h > 0,
+ * corners and area within float32; YOLOXLOSS_ERR_INVALID_BOX). A used row
+ * whose centre is exactly (0, 0) is YOLOXLOSS_ERR_INVALID_BOX too, with a
+ * message saying that it looks like a missing label turned into a box:
+ * frameworks fill absent labels with zeros (a zero row inside a count, a
+ * box whose centre was zeroed but whose size was not), while a real
+ * object centred exactly on the image's top-left corner does not occur in
+ * practice; a box there can be given through the flat form.
+ *
+ * The struct's own fields: rows NULL is YOLOXLOSS_ERR_NULL_ARGUMENT; a
+ * max_rows, row_floats, order, image_width or image_height outside what
+ * its note below allows is YOLOXLOSS_ERR_INVALID_ARGUMENT naming the field.
+ * Every size is computed in size_t: B * max_rows * row_floats floats must
+ * fit (YOLOXLOSS_ERR_SIZE_OVERFLOW, before any row is read). As with the
+ * flat form, nothing is written on failure and messages name the image and
+ * the row. */
+typedef struct {
+    const float *rows;          /**< [B, max_rows, row_floats], contiguous */
+    int max_rows;               /**< M >= 1 rows per image (darknet: 90) */
+    int row_floats;             /**< floats per row, >= 5; 0 means 5. Floats past the five (a track id, a
+                                     weight) are skipped. */
+    yoloxloss_label_order order; /**< where the class is in a row */
+    int normalized;             /**< 0: cx, cy, w, h in pixels. Non-zero: in units of the image size,
+                                     cx and w multiplied by image_width, cy and h by image_height
+                                     (in float32) before anything else. */
+    float image_width;          /**< pixels, finite and >= 0 (checked always, used only when
+                                     normalized); 0 = what level 0 implies: levels[0].width *
+                                     strides[0] (an 80-wide level 0 at stride 8: 640, YOLOX's and
+                                     darknet's input width). A grid rounded up (an image size that is
+                                     not a multiple of the stride: 100 px at stride 8 gives 13 cells,
+                                     which imply 104 px) implies the wrong size: give it here. */
+    float image_height;         /**< likewise; 0 = levels[0].height * strides[0] */
+    const int32_t *counts;      /**< [B] rows used by each image, each in [0, max_rows]
+                                     (YOLOXLOSS_ERR_INVALID_LABEL naming the image otherwise); NULL:
+                                     each image's rows end at its end row (above) */
+} yoloxloss_padded_labels;
+
 /** One training step's inputs. Ground truth is flat: image b owns the
- * num_gt[b] rows starting at row sum(num_gt[0..b-1]).
+ * num_gt[b] rows starting at row sum(num_gt[0..b-1]); or, with `padded`
+ * set, it is read from per-image padded arrays (yoloxloss_padded_labels).
  *
  * The levels must describe one image: for consecutive levels l-1 and l,
  * |height_l * stride_l - height_{l-1} * stride_{l-1}| < stride_l, and the
@@ -354,9 +422,14 @@ typedef struct {
 typedef struct {
     int num_images;                 /**< B >= 1 */
     const yoloxloss_level *levels;  /**< config.num_levels entries, in stride order of the config */
-    const int32_t *num_gt;          /**< [B], each >= 0 */
+    const int32_t *num_gt;          /**< [B], each >= 0; NULL when padded is set */
     const int32_t *gt_classes;      /**< [total_gt], each in [0, C); may be NULL if total_gt == 0 */
     const float *gt_boxes;          /**< [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0 */
+    const yoloxloss_padded_labels *padded; /**< NULL: num_gt, gt_classes and gt_boxes above hold the
+                                                ground truth. Set: the ground truth is read from it,
+                                                and those three must be NULL
+                                                (YOLOXLOSS_ERR_INVALID_ARGUMENT otherwise). Added in
+                                                0.3 (appended: a zero-initialised batch is as before). */
 } yoloxloss_batch;
 
 /** What forward reports. Each term is its weighted contribution to total,
@@ -434,9 +507,29 @@ YOLOXLOSS_API int64_t yoloxloss_num_anchors(const yoloxloss_context *ctx);
  *                      YOLOX's anchor order (level-major, then i*W+j); -1 = background.
  *   pred_iou   [B, A]: IoU of each fg anchor's decoded box with its gt; 0 for background.
  *   dynamic_k  [total_gt]: SimOTA's k of each gt (0 for gts of an image with no
- *                      candidate anchors). */
+ *                      candidate anchors); with padded labels (yoloxloss_batch.padded)
+ *                      indexed by the used rows, image by image: image b's row r
+ *                      is entry (rows used by images 0..b-1) + r. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context *ctx, int32_t *matched_gt,
                                           float *pred_iou, int32_t *dynamic_k);
+
+/** Copies the loss terms of each image of the last forward into out[0..B-1]
+ * (B = that forward's num_images), for logging and hard-image mining.
+ *
+ * Row b holds image b's terms divided by the batch's normaliser: that of
+ * the last forward, or the one given to yoloxloss_renormalize after it, so
+ * that the rows' total, iou, obj, cls and l1 add up to the batch's (to
+ * float32 rounding: each row and the batch's terms are rounded to float32
+ * from the same double-precision sums, so the rows' float sum may differ
+ * from the batch's term by a few ulps of the larger terms). Its normalizer
+ * is that batch normaliser (the same in every row); num_fg and num_gt are
+ * the image's own, and fg_ratio is max(num_fg, 1) / max(num_gt, 1) of the
+ * image. A row equals what a forward of that image alone, renormalised to
+ * the batch's normaliser, reports. Like every call that can fail it sets
+ * the context's message (the one thing of ctx it changes).
+ * @return YOLOXLOSS_OK; YOLOXLOSS_ERR_NULL_ARGUMENT for a NULL ctx or out;
+ *         YOLOXLOSS_ERR_NO_FORWARD without a successful forward. Added in 0.3. */
+YOLOXLOSS_API yoloxloss_status yoloxloss_get_image_losses(const yoloxloss_context *ctx, yoloxloss_losses *out);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* forward: validate, assign every image, sum the loss terms; renormalize;
- * and the read-outs of the last forward's assignment. */
+ * and the read-outs of the last forward's assignment and per-image losses. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -133,4 +133,26 @@ yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context *ctx, int32_t 
     yl_clear_error(c);
     if (!c) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
     return yl_leave(c, get_assignment(c, matched_gt, pred_iou, dynamic_k));
+}
+
+static yoloxloss_status get_image_losses(yoloxloss_context *ctx, yoloxloss_losses *out) {
+    if (!out) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "out is NULL");
+    if (!ctx->has_forward)
+        return yl_fail(ctx, YOLOXLOSS_ERR_NO_FORWARD,
+                       "get_image_losses needs a successful forward first (the last forward failed, or none ran)");
+    const yl_loss_sums *sums = ctx->image_sums.ptr;
+    const int64_t *gt_offset = ctx->step.gt_offset.ptr;
+    /* The batch's normaliser in every row: the rows then add up to the batch's terms. */
+    for (int b = 0; b < ctx->step.num_images; b++)
+        yl_report_losses(&ctx->cfg, &sums[b], ctx->normalizer, gt_offset[b + 1] - gt_offset[b], &out[b]);
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yoloxloss_get_image_losses(const yoloxloss_context *ctx, yoloxloss_losses *out) {
+    yoloxloss_context *c = (yoloxloss_context *)ctx; /* as in yoloxloss_get_assignment */
+    yoloxloss_status st = yl_enter(c, "get_image_losses");
+    if (st != YOLOXLOSS_OK) return st;
+    yl_clear_error(c);
+    if (!c) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
+    return yl_leave(c, get_image_losses(c, out));
 }

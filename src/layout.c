@@ -1,6 +1,7 @@
 /* The views and the step state of layout.h. */
 #include <string.h>
 
+#include "labels.h"
 #include "layout.h"
 
 yl_level_view yl_input_view(const yoloxloss_level *lv, int num_classes, int image) {
@@ -25,16 +26,23 @@ void yl_step_buffers(yl_step *s, yl_buffer *out[YL_STEP_BUFFERS]) {
 
 int yl_step_begin(yl_step *s, const yoloxloss_batch *batch) {
     const int B = batch->num_images;
-    int64_t A = 0, T = 0;
+    int64_t A = 0;
     for (int l = 0; l < s->num_levels; l++) {
         s->levels[l] = batch->levels[l];
         s->level_offset[l] = A;
         A += (int64_t)batch->levels[l].height * batch->levels[l].width;
     }
-    for (int b = 0; b < B; b++) T += batch->num_gt[b];
-    const size_t nb = (size_t)B, na = (size_t)A, nt = (size_t)T;
-    if (!yl_buffer_reserve(&s->gt_offset, (nb + 1) * sizeof(int64_t)) ||
-        !yl_buffer_reserve(&s->gt_classes, nt * sizeof(int32_t)) ||
+    const size_t nb = (size_t)B, na = (size_t)A;
+    if (!yl_buffer_reserve(&s->gt_offset, (nb + 1) * sizeof(int64_t))) return 0;
+    /* Padded labels: each image's used rows found once, here. */
+    const yl_padded_reader rd = batch->padded ? yl_padded_reader_of(batch, s->strides) : (yl_padded_reader){0};
+    int64_t *gt_offset = s->gt_offset.ptr;
+    gt_offset[0] = 0;
+    for (int b = 0; b < B; b++)
+        gt_offset[b + 1] = gt_offset[b] + (batch->padded ? yl_padded_count(&rd, b) : batch->num_gt[b]);
+    const int64_t T = gt_offset[B];
+    const size_t nt = (size_t)T;
+    if (!yl_buffer_reserve(&s->gt_classes, nt * sizeof(int32_t)) ||
         !yl_buffer_reserve(&s->gt_boxes, nt * 4 * sizeof(float)) ||
         !yl_buffer_reserve(&s->dynamic_k, nt * sizeof(int32_t)) ||
         !yl_buffer_reserve(&s->matched, nb * na * sizeof(int32_t)) ||
@@ -43,10 +51,9 @@ int yl_step_begin(yl_step *s, const yoloxloss_batch *batch) {
     s->num_images = B;
     s->num_anchors = A;
     s->total_gt = T;
-    int64_t *gt_offset = s->gt_offset.ptr;
-    gt_offset[0] = 0;
-    for (int b = 0; b < B; b++) gt_offset[b + 1] = gt_offset[b] + batch->num_gt[b];
-    if (T > 0) {
+    if (T > 0 && batch->padded) {
+        yl_padded_flatten(&rd, B, gt_offset, s->gt_classes.ptr, s->gt_boxes.ptr);
+    } else if (T > 0) {
         memcpy(s->gt_classes.ptr, batch->gt_classes, nt * sizeof(int32_t));
         memcpy(s->gt_boxes.ptr, batch->gt_boxes, nt * 4 * sizeof(float));
     }

@@ -102,8 +102,9 @@ enum { YL_STEP_BUFFERS = 6 };
 void yl_step_buffers(yl_step *s, yl_buffer *out[YL_STEP_BUFFERS]);
 
 /* Sizes the step's buffers for B images of A anchors and T gt boxes and
- * takes the shape from batch (levels, offsets, gt copied); 0 if an
- * allocation failed, and then the step holds no forward. */
+ * takes the shape from batch (levels, offsets, gt copied, or converted
+ * from validated padded rows: labels.h); 0 if an allocation failed, and
+ * then the step holds no forward. */
 int yl_step_begin(yl_step *s, const yoloxloss_batch *batch);
 
 /* Image b of a step, typed: its anchors' assignment and its gt boxes. */

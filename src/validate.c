@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "labels.h"
 #include "layout.h"
 #include "validate.h"
 
@@ -253,7 +254,8 @@ static yoloxloss_status check_batch_pointers(yoloxloss_context *ctx, const yolox
     if (batch->num_images < 1)
         return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE, "num_images is %d; it must be >= 1", batch->num_images);
     if (!batch->levels) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.levels is NULL");
-    if (!batch->num_gt) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.num_gt is NULL");
+    if (!batch->num_gt && !batch->padded)
+        return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.num_gt is NULL (and batch.padded too)");
     return YOLOXLOSS_OK;
 }
 
@@ -325,6 +327,16 @@ static yoloxloss_status check_level_geometry(yoloxloss_context *ctx, const yolox
     return YOLOXLOSS_OK;
 }
 
+/* The assigner holds two [num_gt, candidates] float matrices per image. */
+static yoloxloss_status check_image_matrices(yoloxloss_context *ctx, int b, int32_t num_gt, size_t anchors) {
+    size_t pairs;
+    if (mul_overflows((size_t)num_gt, anchors, &pairs) || mul_overflows(pairs, 2 * sizeof(float), &pairs))
+        return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
+                       "image %d: %" PRId32 " boxes x %zu anchors cost matrices do not fit in size_t", b, num_gt,
+                       anchors);
+    return YOLOXLOSS_OK;
+}
+
 /* gt counts, and the per-image IoU and cost matrices they imply. */
 static yoloxloss_status check_gt_counts(yoloxloss_context *ctx, const yoloxloss_batch *batch, size_t anchors) {
     int64_t total_gt = 0;
@@ -333,12 +345,8 @@ static yoloxloss_status check_gt_counts(yoloxloss_context *ctx, const yoloxloss_
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %d: num_gt is %" PRId32 "; it must be >= 0", b,
                            batch->num_gt[b]);
         total_gt += batch->num_gt[b];
-        /* The assigner holds two [num_gt, candidates] float matrices per image. */
-        size_t pairs;
-        if (mul_overflows((size_t)batch->num_gt[b], anchors, &pairs) || mul_overflows(pairs, 2 * sizeof(float), &pairs))
-            return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
-                           "image %d: %" PRId32 " boxes x %zu anchors cost matrices do not fit in size_t", b,
-                           batch->num_gt[b], anchors);
+        yoloxloss_status st = check_image_matrices(ctx, b, batch->num_gt[b], anchors);
+        if (st != YOLOXLOSS_OK) return st;
     }
     if (total_gt > 0 && !batch->gt_classes)
         return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT,
@@ -349,29 +357,31 @@ static yoloxloss_status check_gt_counts(yoloxloss_context *ctx, const yoloxloss_
     return YOLOXLOSS_OK;
 }
 
-/* One label: a class id in [0, C), and a box the IoU can be computed on. */
-static yoloxloss_status check_label(yoloxloss_context *ctx, int b, int32_t r, int32_t cls, const float *box) {
+/* One label: a class id in [0, C), and a box the IoU can be computed on.
+ * `what` names its row in messages: "label" (flat) or "row" (padded). */
+static yoloxloss_status check_label(yoloxloss_context *ctx, const char *what, int b, int32_t r, int32_t cls,
+                                    const float *box) {
     const int C = ctx->cfg.num_classes;
     if (cls < 0 || cls >= C)
-        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %d, label %" PRId32 ": class id %" PRId32
-                       " is outside [0, %d)", b, r, cls, C);
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL, "image %d, %s %" PRId32 ": class id %" PRId32
+                       " is outside [0, %d)", b, what, r, cls, C);
     static const char *field[4] = {"cx", "cy", "w", "h"};
     for (int k = 0; k < 4; k++)
         if (!isfinite(box[k]))
-            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX, "image %d, label %" PRId32 ": %s is %g", b, r, field[k],
-                           (double)box[k]);
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX, "image %d, %s %" PRId32 ": %s is %g", b, what, r,
+                           field[k], (double)box[k]);
     for (int k = 2; k < 4; k++)
         if (!(box[k] > 0.0f))
-            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX, "image %d, label %" PRId32 ": %s is %g; box sizes must be > 0",
-                           b, r, field[k], (double)box[k]);
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX, "image %d, %s %" PRId32 ": %s is %g; box sizes must be > 0",
+                           b, what, r, field[k], (double)box[k]);
     /* The IoU needs the corners and the area in float32: beyond that it is
      * NaN (in PyTorch too), so the box is refused here. */
     const float x1 = box[0] - box[2] / 2.0f, x2 = box[0] + box[2] / 2.0f;
     const float y1 = box[1] - box[3] / 2.0f, y2 = box[1] + box[3] / 2.0f;
     if (!(isfinite(x1) && isfinite(x2) && isfinite(y1) && isfinite(y2) && isfinite(box[2] * box[3])))
         return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
-                       "image %d, label %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area (w*h = %g) "
-                       "beyond float32's range", b, r, (double)box[0], (double)box[1], (double)box[2],
+                       "image %d, %s %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area (w*h = %g) "
+                       "beyond float32's range", b, what, r, (double)box[0], (double)box[1], (double)box[2],
                        (double)box[3], (double)(box[2] * box[3]));
     return YOLOXLOSS_OK;
 }
@@ -380,9 +390,119 @@ static yoloxloss_status check_labels(yoloxloss_context *ctx, const yoloxloss_bat
     int64_t row = 0;
     for (int b = 0; b < batch->num_images; b++)
         for (int32_t r = 0; r < batch->num_gt[b]; r++, row++) {
-            yoloxloss_status st = check_label(ctx, b, r, batch->gt_classes[row], batch->gt_boxes + 4 * row);
+            yoloxloss_status st = check_label(ctx, "label", b, r, batch->gt_classes[row], batch->gt_boxes + 4 * row);
             if (st != YOLOXLOSS_OK) return st;
         }
+    return YOLOXLOSS_OK;
+}
+
+/* ---- padded labels (labels.h) --------------------------------------------- */
+
+/* The struct's own fields: each choice known, the image size usable, the
+ * array addressable; the flat fields unset. */
+static yoloxloss_status check_padded_fields(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+    const yoloxloss_padded_labels *p = batch->padded;
+    if (batch->num_gt || batch->gt_classes || batch->gt_boxes)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                       "batch.padded is set, so batch.num_gt, gt_classes and gt_boxes must be NULL (num_gt %s, "
+                       "gt_classes %s, gt_boxes %s): give the ground truth one way",
+                       batch->num_gt ? "set" : "NULL", batch->gt_classes ? "set" : "NULL",
+                       batch->gt_boxes ? "set" : "NULL");
+    if (!p->rows) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "batch.padded->rows is NULL");
+    if (p->max_rows < 1)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "padded labels: max_rows is %d; it must be >= 1",
+                       p->max_rows);
+    if (p->row_floats != 0 && p->row_floats < 5)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                       "padded labels: row_floats is %d; it must be >= 5 (class and box), or 0 for 5", p->row_floats);
+    if (p->order != YOLOXLOSS_LABELS_CLASS_FIRST && p->order != YOLOXLOSS_LABELS_CLASS_LAST)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                       "padded labels: order is %d; it must be YOLOXLOSS_LABELS_CLASS_FIRST (0) or "
+                       "YOLOXLOSS_LABELS_CLASS_LAST (1)", (int)p->order);
+    const float size[2] = {p->image_width, p->image_height};
+    static const char *name[2] = {"image_width", "image_height"};
+    for (int k = 0; k < 2; k++)
+        if (!(isfinite(size[k]) && size[k] >= 0.0f))
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                           "padded labels: %s is %g; it must be finite and >= 0 (0 = what level 0 implies)", name[k],
+                           (double)size[k]);
+    size_t floats;
+    const size_t row_floats = p->row_floats == 0 ? 5 : (size_t)p->row_floats;
+    if (mul_overflows((size_t)batch->num_images, (size_t)p->max_rows, &floats) ||
+        mul_overflows(floats, row_floats, &floats) || mul_overflows(floats, sizeof(float), &floats))
+        return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
+                       "padded labels: %d images x %d rows x %zu floats do not fit in size_t", batch->num_images,
+                       p->max_rows, row_floats);
+    return YOLOXLOSS_OK;
+}
+
+/* Image b's rows: its count, or its end row with nothing but padding after it. */
+static yoloxloss_status check_padded_count(yoloxloss_context *ctx, const yl_padded_reader *rd, int b, int32_t *n) {
+    const yoloxloss_padded_labels *p = rd->p;
+    if (p->counts) {
+        *n = p->counts[b];
+        if (*n < 0 || *n > p->max_rows)
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL,
+                           "image %d: counts[%d] is %" PRId32 "; it must be in [0, max_rows = %d]", b, b, *n,
+                           p->max_rows);
+        return YOLOXLOSS_OK;
+    }
+    *n = yl_padded_end(rd, b);
+    for (int64_t r = (int64_t)*n + 1; r < p->max_rows; r++) {
+        const float *row = yl_padded_row(rd, b, (int)r);
+        if (!yl_padded_is_padding(rd, row)) {
+            const float *box = row + rd->box_at;
+            return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL,
+                           "image %d: row %" PRId32 " ends its labels (its box is all zeros) but row %" PRId64
+                           " after it is not padding (box %g, %g, %g, %g): a hole in the padding would drop the "
+                           "labels after it; put every label before the first zero row, or give counts",
+                           b, *n, r, (double)box[0], (double)box[1], (double)box[2], (double)box[3]);
+        }
+    }
+    return YOLOXLOSS_OK;
+}
+
+/* One used row: an integer class, not a zero-filled missing label, and a
+ * box that passes check_label once scaled. */
+static yoloxloss_status check_padded_row(yoloxloss_context *ctx, const yl_padded_reader *rd, int b, int32_t r) {
+    const float *row = yl_padded_row(rd, b, r);
+    const float cls = row[rd->class_at];
+    const int C = ctx->cfg.num_classes;
+    /* NaN fails every comparison; the range test also keeps the conversion defined */
+    if (!(cls >= 0.0f && (double)cls < (double)C && cls == truncf(cls)))
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_LABEL,
+                       "image %d, row %" PRId32 ": class %g is not an integer in [0, %d)", b, r, (double)cls, C);
+    const float *raw = row + rd->box_at;
+    if (raw[0] == 0.0f && raw[1] == 0.0f)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
+                       "image %d, row %" PRId32 ": box centred exactly at (0, 0) (w %g, h %g): this looks like a "
+                       "missing label that a framework filled with zeros, not an object; end the labels before "
+                       "it (counts, or an all-zero row), or give such a box in the flat form",
+                       b, r, (double)raw[2], (double)raw[3]);
+    float box[4];
+    yl_padded_box(rd, row, box);
+    yoloxloss_status st = check_label(ctx, "row", b, r, (int32_t)cls, box);
+    if (st != YOLOXLOSS_OK && rd->p->normalized) {
+        char *msg = message_of(ctx);
+        const size_t used = strlen(msg);
+        snprintf(msg + used, YL_ERROR_CAPACITY - used, " (scaled from (%g, %g, %g, %g) by the image size %g x %g)",
+                 (double)raw[0], (double)raw[1], (double)raw[2], (double)raw[3], (double)rd->scale_x,
+                 (double)rd->scale_y);
+    }
+    return st;
+}
+
+static yoloxloss_status check_padded_labels(yoloxloss_context *ctx, const yoloxloss_batch *batch, size_t anchors) {
+    yoloxloss_status st = check_padded_fields(ctx, batch);
+    if (st != YOLOXLOSS_OK) return st;
+    const yl_padded_reader rd = yl_padded_reader_of(batch, ctx->cfg.strides);
+    for (int b = 0; b < batch->num_images; b++) {
+        int32_t n;
+        if ((st = check_padded_count(ctx, &rd, b, &n)) != YOLOXLOSS_OK) return st;
+        if ((st = check_image_matrices(ctx, b, n, anchors)) != YOLOXLOSS_OK) return st;
+        for (int32_t r = 0; r < n; r++)
+            if ((st = check_padded_row(ctx, &rd, b, r)) != YOLOXLOSS_OK) return st;
+    }
     return YOLOXLOSS_OK;
 }
 
@@ -427,8 +547,12 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
     if ((st = check_batch_pointers(ctx, batch)) != YOLOXLOSS_OK) return st;
     if ((st = check_levels(ctx, batch, &anchors)) != YOLOXLOSS_OK) return st;
     if ((st = check_level_geometry(ctx, batch)) != YOLOXLOSS_OK) return st;
-    if ((st = check_gt_counts(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
-    if ((st = check_labels(ctx, batch)) != YOLOXLOSS_OK) return st;
+    if (batch->padded) {
+        if ((st = check_padded_labels(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
+    } else {
+        if ((st = check_gt_counts(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
+        if ((st = check_labels(ctx, batch)) != YOLOXLOSS_OK) return st;
+    }
     if (ctx->cfg.check_finite && (st = check_outputs_finite(ctx, batch)) != YOLOXLOSS_OK) return st;
     return YOLOXLOSS_OK;
 }

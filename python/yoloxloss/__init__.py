@@ -40,11 +40,20 @@ Notes:
   whose three tensors differ in dtype are copied to contiguous float32 and
   their gradients cast back. The loss values are float32 tensors.
 * Labels follow YOLOX: ``[B, M, 5]``, image ``b`` uses its first ``n_b`` rows,
-  ``n_b`` = number of rows whose sum is > 0. Classes must hold integers in
-  ``[0, C)`` and boxes must be finite with ``w, h > 0``; any non-finite value
-  anywhere in ``labels`` is rejected (``ValueError`` naming image and row),
-  and so is a label after a padding row (YOLOX would read the padding row
-  as a box and drop the label).
+  ``n_b`` = number of rows whose sum is > 0 (YOLOX's rule, the default).
+  Classes must hold integers in ``[0, C)`` and boxes must be finite with
+  ``w, h > 0``; any non-finite value anywhere in ``labels`` is rejected
+  (``ValueError`` naming image and row), and so is a label after a padding
+  row (YOLOX would read the padding row as a box and drop the label).
+  YOLOX's rule does not count a real label whose row sums to <= 0 (class 0,
+  centre left of or above the image), which drops the image's last label
+  silently: pass ``num_gt=`` (each image's count;
+  its rows past the count are not read) when labels can hold such boxes, or
+  give a list of B per-image ``[n_b, 5]`` tensors (MMDetection's form),
+  whose rows are all used.
+* ``image_losses=True`` adds each image's terms (``ImageLosses``), divided by
+  the batch's normaliser so that they add up to the batch's, for logging and
+  hard-image mining.
 * Exact cost ties in SimOTA are broken by lowest anchor index (YOLOX's
   ``torch.topk`` breaks them arbitrarily). The objectness target is SimOTA's
   foreground set and the box loss is YOLOX's IoU loss unless ``iou_loss``
@@ -74,6 +83,7 @@ __all__ = [
     "yolox_assign",
     "yolox_assign_details",
     "Assignment",
+    "ImageLosses",
     "library_path",
     "version",
     "VERSION",
@@ -100,7 +110,8 @@ def version():
 def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=None,
                use_l1=False, reg_weight=None, obj_weight=None, cls_weight=None, l1_weight=None,
                num_threads=0, *, normalizer=None, check_finite=None, process_group=None,
-               preset="yolox", cost_iou_eps=None, cost_penalty=None):
+               preset="yolox", cost_iou_eps=None, cost_penalty=None, num_gt=None,
+               image_losses=False):
     """The YOLOX loss, as ``YOLOXHead.get_losses`` returns it.
 
     Args:
@@ -110,7 +121,10 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=Non
             outputs, CPU, floating point; float16 and bfloat16 are read in
             place (e.g. under ``torch.autocast("cpu", dtype=torch.bfloat16)``).
         labels: YOLOX's padded ``[B, M, 5]`` tensor of (class, cx, cy, w, h)
-            in pixels; image b uses its first n_b rows, n_b = rows with sum > 0.
+            in pixels; image b uses its first n_b rows: ``num_gt[b]`` when
+            ``num_gt`` is given, else YOLOX's rule, n_b = the number of rows
+            whose sum is > 0. Or a list of B per-image tensors ``[n_b, 5]``
+            (MMDetection's per-image form), every row used.
         strides: stride of each level in pixels.
         assigner: ``"yolox"`` (current YOLOX) or ``"yolox-legacy"`` (YOLOX
             0.1-0.3, MMDetection's SimOTAAssigner). None: the preset's
@@ -163,12 +177,25 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=Non
         cost_penalty: keyword only; the cost added to a candidate outside the
             centre (and box) test, >= 0; 0 means the assigner's own (1e6 for
             ``"yolox"``, 1e5 for ``"yolox-legacy"``). None: the preset's.
+        num_gt: keyword only, with a padded ``labels`` tensor: each image's
+            label count (B integers: a list, or an integer tensor ``[B]``),
+            its first ``num_gt[b]`` rows used, the rest not read. YOLOX's rule
+            (the default) does not count a real label whose row sums to <= 0
+            (class 0 with a centre left of or above the image, e.g. after a
+            crop), so the image's last label is dropped silently; give
+            num_gt when labels may hold such boxes.
+        image_losses: keyword only; also return each image's terms (see
+            Returns), for logging and hard-image mining.
 
     Returns:
         ``(total, reg_weight * loss_iou, obj_weight * loss_obj,
         cls_weight * loss_cls, l1_weight * loss_l1, fg_ratio)``, 0-dim
         float32 tensors; ``total.backward()`` fills the head outputs' grads.
         ``fg_ratio = max(num_fg, 1) / max(num_gt, 1)`` has no gradient.
+        With ``image_losses=True`` a seventh entry, an ``ImageLosses`` of
+        ``[B]`` tensors without gradient: each image's terms divided by the
+        batch's normaliser (after ``normalizer``), so that they add up to the
+        batch's terms to float32 rounding.
 
     Raises:
         ValueError: bad shapes, labels, boxes, options, or non-CPU tensors;
@@ -180,7 +207,7 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=Non
             torch.distributed or before ``init_process_group``; any other
             library failure.
     """
-    inputs, tensors = _inputs.parse(outputs, labels, strides)
+    inputs, tensors = _inputs.parse(outputs, labels, strides, num_gt)
     options = _options.LossOptions(
         num_classes=inputs.num_classes, strides=inputs.strides, assigner=assigner,
         iou_loss=iou_loss, use_l1=use_l1, reg_weight=reg_weight, obj_weight=obj_weight,
@@ -189,8 +216,31 @@ def yolox_loss(outputs, labels, strides=(8, 16, 32), assigner=None, iou_loss=Non
         cost_penalty=cost_penalty)
     if normalizer is None and options.preset == "mmdet" and _distributed.is_initialized():
         normalizer = "mean_over_ranks"
-    run = _run.Run(inputs, options, normalizer=_options.parse_normalizer(normalizer, process_group))
-    return _autograd.losses(run, tensors)
+    run = _run.Run(inputs, options, normalizer=_options.parse_normalizer(normalizer, process_group),
+                   image_losses=bool(image_losses))
+    losses = _autograd.losses(run, tensors)
+    if not image_losses:
+        return losses
+    return losses + (image_loss_tensors(run.image_rows),)
+
+
+ImageLosses = collections.namedtuple(
+    "ImageLosses", ["total", "iou", "obj", "cls", "l1", "fg_ratio", "num_fg", "num_gt"])
+ImageLosses.__doc__ = """Each image's loss terms, ``yolox_loss(..., image_losses=True)``'s last entry.
+
+total, iou, obj, cls, l1: float32 [B], image b's weighted terms divided by the
+    batch's normaliser: they add up to the batch's terms (to float32 rounding).
+fg_ratio: float32 [B], max(num_fg, 1) / max(num_gt, 1) of each image.
+num_fg, num_gt: int64 [B], each image's foreground anchors and labels.
+No gradient flows through them."""
+
+
+def image_loss_tensors(rows):
+    """``_capi.Losses`` [B] -> ImageLosses."""
+    def column(name, dtype):
+        return torch.tensor([getattr(r, name) for r in rows], dtype=dtype)
+    floats = [column(name, torch.float32) for name in ImageLosses._fields[:6]]
+    return ImageLosses(*floats, column("num_fg", torch.int64), column("num_gt", torch.int64))
 
 
 Assignment = collections.namedtuple("Assignment", ["matched", "pred_iou", "dynamic_k"])
@@ -203,12 +253,14 @@ Anchors are in YOLOX's order: level-major, then i * W + j."""
 
 
 def yolox_assign_details(outputs, labels, strides=(8, 16, 32), assigner=None,
-                         num_threads=0, *, preset="yolox", cost_iou_eps=None, cost_penalty=None):
+                         num_threads=0, *, preset="yolox", cost_iou_eps=None, cost_penalty=None,
+                         num_gt=None):
     """SimOTA's assignment (matched gt, pred IoU, dynamic k); see ``Assignment``.
-    Same inputs as ``yolox_loss`` (``preset``, ``cost_iou_eps`` and
-    ``cost_penalty`` included); no gradient."""
+    Same inputs as ``yolox_loss`` (``preset``, ``cost_iou_eps``,
+    ``cost_penalty``, ``num_gt`` and per-image label lists included); no
+    gradient."""
     with torch.no_grad():
-        inputs, tensors = _inputs.parse(outputs, labels, strides)
+        inputs, tensors = _inputs.parse(outputs, labels, strides, num_gt)
         # The loss terms do not change the assignment: their defaults pick the pool.
         options = _options.LossOptions(num_classes=inputs.num_classes, strides=inputs.strides,
                                        assigner=assigner, num_threads=num_threads, preset=preset,
@@ -225,11 +277,13 @@ def yolox_assign_details(outputs, labels, strides=(8, 16, 32), assigner=None,
 
 
 def yolox_assign(outputs, labels, strides=(8, 16, 32), assigner=None, num_threads=0, *,
-                 preset="yolox", cost_iou_eps=None, cost_penalty=None):
+                 preset="yolox", cost_iou_eps=None, cost_penalty=None, num_gt=None):
     """int64 ``[B, A]``: the gt row matched to each anchor (-1 = background),
-    anchors in YOLOX's order (level-major, then i * W + j)."""
+    anchors in YOLOX's order (level-major, then i * W + j). Labels as for
+    ``yolox_loss`` (``num_gt``, per-image lists)."""
     return yolox_assign_details(outputs, labels, strides, assigner, num_threads, preset=preset,
-                                cost_iou_eps=cost_iou_eps, cost_penalty=cost_penalty).matched
+                                cost_iou_eps=cost_iou_eps, cost_penalty=cost_penalty,
+                                num_gt=num_gt).matched
 
 
 def release_gradient_memory():

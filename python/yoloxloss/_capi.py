@@ -113,6 +113,24 @@ class Level(ctypes.Structure):
     ]
 
 
+LABELS_CLASS_FIRST = 0
+LABELS_CLASS_LAST = 1
+
+
+class PaddedLabels(ctypes.Structure):
+    """yoloxloss_padded_labels"""
+    _fields_ = [
+        ("rows", c_float_p),
+        ("max_rows", ctypes.c_int),
+        ("row_floats", ctypes.c_int),
+        ("order", c_enum),
+        ("normalized", ctypes.c_int),
+        ("image_width", ctypes.c_float),
+        ("image_height", ctypes.c_float),
+        ("counts", c_int32_p),
+    ]
+
+
 class Batch(ctypes.Structure):
     """yoloxloss_batch"""
     _fields_ = [
@@ -121,6 +139,7 @@ class Batch(ctypes.Structure):
         ("num_gt", c_int32_p),
         ("gt_classes", c_int32_p),
         ("gt_boxes", c_float_p),
+        ("padded", ctypes.POINTER(PaddedLabels)),  # NULL: the flat fields above
     ]
 
 
@@ -256,6 +275,7 @@ backward = _declare("yoloxloss_backward", c_enum,
 num_anchors = _declare("yoloxloss_num_anchors", ctypes.c_int64, [ContextPtr])
 get_assignment = _declare("yoloxloss_get_assignment", c_enum,
                           [ContextPtr, c_int32_p, c_float_p, c_int32_p])
+get_image_losses = _declare("yoloxloss_get_image_losses", c_enum, [ContextPtr, ctypes.POINTER(Losses)])
 
 
 def float_ptr(addr):

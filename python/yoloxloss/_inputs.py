@@ -27,11 +27,12 @@ class HeadInputs:
                  "num_gt", "gt_classes", "gt_boxes")
 
 
-def parse(outputs, labels, strides):
-    """Check outputs, labels and strides; -> (HeadInputs, flat tensor list)."""
+def parse(outputs, labels, strides, num_gt=None):
+    """Check outputs, labels (and num_gt, see parse_labels) and strides;
+    -> (HeadInputs, flat tensor list)."""
     strides = normalize_strides(strides)
     tensors, levels, num_images, num_classes = parse_outputs(outputs, strides)
-    num_gt, gt_classes, gt_boxes = parse_labels(labels, num_images, num_classes)
+    num_gt, gt_classes, gt_boxes = parse_labels(labels, num_images, num_classes, num_gt)
     inputs = HeadInputs()
     inputs.strides = strides
     inputs.levels = levels
@@ -128,36 +129,99 @@ def parse_outputs(outputs, strides):
     return tensors, levels, int(batch), int(num_classes)
 
 
-def parse_labels(labels, num_images, num_classes):
-    """YOLOX's padded [B, M, 5] labels -> (num_gt int32 [B], classes int32 [T],
-    boxes float32 [T, 4]), all contiguous."""
+def parse_labels(labels, num_images, num_classes, num_gt=None):
+    """The labels of one call -> (num_gt int32 [B], classes int32 [T], boxes
+    float32 [T, 4]), all contiguous.
+
+    labels: YOLOX's padded [B, M, 5] tensor of (class, cx, cy, w, h) rows,
+    image b using its first n_b rows: num_gt[b] when num_gt (B integers) is
+    given, else YOLOX's rule, n_b = the number of rows whose sum is > 0. Or
+    a list of B per-image tensors [n_b, 5] (MMDetection's per-image form),
+    every row used."""
+    if isinstance(labels, (list, tuple)) and labels and all(isinstance(t, torch.Tensor) for t in labels):
+        if num_gt is not None:
+            raise ValueError("num_gt is for a padded labels tensor; with a list of per-image "
+                             "tensors each image's count is its tensor's length")
+        lab, counts = per_image_labels(labels, num_images)
+        return flatten_labels(lab, counts, num_classes, all_rows=False)
+    lab = padded_labels(labels, num_images)
+    if num_gt is not None:
+        return flatten_labels(lab, parse_num_gt(num_gt, num_images, lab.shape[1]), num_classes,
+                              all_rows=False)
+    return flatten_labels(lab, yolox_counts(lab), num_classes, all_rows=True)
+
+
+def check_label_dtype(t, name):
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValueError("%s must be a real numeric tensor, got %s" % (name, t.dtype))
+
+
+def padded_labels(labels, num_images):
+    """YOLOX's padded [B, M, 5] labels, detached, on the CPU."""
     if not isinstance(labels, torch.Tensor):
         labels = torch.as_tensor(labels)
     lab = labels.detach()
     if lab.device.type != "cpu":
         lab = lab.cpu()
     if lab.dim() != 3 or lab.shape[2] != 5:
-        raise ValueError("labels must be [B, M, 5] (class, cx, cy, w, h), got shape %s"
-                         % (tuple(lab.shape),))
+        raise ValueError("labels must be [B, M, 5] (class, cx, cy, w, h), or a list of B per-image "
+                         "tensors [n_b, 5], got shape %s" % (tuple(lab.shape),))
     if lab.shape[0] != num_images:
         raise ValueError("labels has %d images but the outputs have %d"
                          % (lab.shape[0], num_images))
-    if lab.is_complex() or lab.dtype == torch.bool:
-        raise ValueError("labels must be a real numeric tensor, got %s" % lab.dtype)
-    if lab.is_floating_point():
-        finite = torch.isfinite(lab).all(dim=2)
-        if not bool(finite.all()):
-            b, r = (int(v) for v in (~finite).nonzero()[0])
-            raise ValueError("labels: image %d, row %d holds a non-finite value: %s"
-                             % (b, r, lab[b, r].tolist()))
-    # YOLOX: n_b = number of rows whose sum is > 0; the first n_b rows are used.
+    check_label_dtype(lab, "labels")
+    return lab
+
+
+def per_image_labels(labels, num_images):
+    """B per-image [n_b, 5] tensors -> (padded [B, max n_b, 5] tensor of their
+    promoted dtype, counts int64 [B])."""
+    if len(labels) != num_images:
+        raise ValueError("labels has %d per-image tensors but the outputs have %d images"
+                         % (len(labels), num_images))
+    dtype = None
+    for b, t in enumerate(labels):
+        name = "labels[%d]" % b
+        if t.dim() != 2 or t.shape[1] != 5:
+            raise ValueError("%s must be [n, 5] (class, cx, cy, w, h), got shape %s"
+                             % (name, tuple(t.shape)))
+        check_label_dtype(t, name)
+        dtype = t.dtype if dtype is None else torch.promote_types(dtype, t.dtype)
+    counts = torch.tensor([int(t.shape[0]) for t in labels], dtype=torch.int64)
+    lab = torch.zeros(num_images, int(counts.max()), 5, dtype=dtype)
+    for b, t in enumerate(labels):
+        lab[b, :t.shape[0]] = t.detach().cpu()
+    return lab, counts
+
+
+def parse_num_gt(num_gt, num_images, max_rows):
+    """The caller's per-image counts -> int64 [B], each in [0, M]."""
+    try:
+        counts = torch.as_tensor(num_gt)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError("num_gt must be B integers (a list, or an integer tensor [B]): %s" % exc) from None
+    if counts.dtype == torch.bool or counts.is_floating_point() or counts.is_complex():
+        raise TypeError("num_gt must hold integers (a list, or an integer tensor [B]), got %s"
+                        % counts.dtype)
+    counts = counts.detach().cpu().to(torch.int64)
+    if counts.dim() != 1 or counts.shape[0] != num_images:
+        raise ValueError("num_gt must hold one count per image, %d, got shape %s"
+                         % (num_images, tuple(counts.shape)))
+    bad = ((counts < 0) | (counts > max_rows)).nonzero()
+    if len(bad):
+        b = int(bad[0])
+        raise ValueError("num_gt[%d] is %d; it must be in [0, %d] (the rows of each image in labels)"
+                         % (b, int(counts[b]), max_rows))
+    return counts
+
+
+def yolox_counts(lab):
+    """YOLOX's n_b: the number of rows whose sum is > 0; the first n_b rows are used."""
     nlabel = (lab.sum(dim=2) > 0).sum(dim=1)
-    rows = torch.arange(lab.shape[1])
-    mask = rows[None, :] < nlabel[:, None]
     # A label after a padding (all-zero) row: YOLOX would read the padding
     # row as a box and drop the label; refuse it instead. (A row whose sum
     # is <= 0 but is not all zero is a label YOLOX does not count; that
-    # quirk is followed, as the reference check expects.)
+    # quirk is followed, as the reference check expects; num_gt avoids it.)
     after_pad = torch.cummax((lab == 0).all(dim=2).to(torch.int32), dim=1).values.bool()
     stray = ((lab.sum(dim=2) > 0) & after_pad).nonzero()
     if len(stray):
@@ -165,6 +229,24 @@ def parse_labels(labels, num_images, num_classes):
         raise ValueError("labels: image %d, row %d: a label after a padding (all-zero) row; YOLOX "
                          "uses only the first %d rows of this image, so the labels must come "
                          "before the padding (row = %s)" % (b, r, int(nlabel[b]), lab[b, r].tolist()))
+    return nlabel
+
+
+def flatten_labels(lab, counts, num_classes, all_rows):
+    """The first counts[b] rows of each image of a padded [B, M, 5] tensor,
+    checked, as (num_gt int32 [B], classes int32 [T], boxes float32 [T, 4]).
+    all_rows: non-finite values are refused in every row, not only the used
+    ones (YOLOX's rule counts rows by their sums, which NaN would upset)."""
+    rows = torch.arange(lab.shape[1])
+    mask = rows[None, :] < counts[:, None]
+    if lab.is_floating_point():
+        finite = torch.isfinite(lab).all(dim=2)
+        if not all_rows:
+            finite |= ~mask
+        if not bool(finite.all()):
+            b, r = (int(v) for v in (~finite).nonzero()[0])
+            raise ValueError("labels: image %d, row %d holds a non-finite value: %s"
+                             % (b, r, lab[b, r].tolist()))
     used = lab[mask]                  # [T, 5], image-major
     where = mask.nonzero()            # [T, 2]: (image, row)
 
@@ -190,5 +272,5 @@ def parse_labels(labels, num_images, num_classes):
     if len(bad):
         fail(int(bad[0]), "box (cx, cy, w, h) must be finite with w > 0 and h > 0 in float32")
     classes = cls.to(torch.int64).to(torch.int32).contiguous()
-    num_gt = nlabel.to(torch.int32).contiguous()
+    num_gt = counts.to(torch.int32).contiguous()
     return num_gt, classes, boxes

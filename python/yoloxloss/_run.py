@@ -30,8 +30,12 @@ class Run:
     forward, and its value kept for a forward redone by a second backward).
     """
 
-    def __init__(self, inputs, options, normalizer=None):
+    def __init__(self, inputs, options, normalizer=None, image_losses=False):
         self.context = None
+        # image_losses: each forward also reads the per-image rows
+        # (``_capi.Losses`` [B]) into self.image_rows, after the normaliser.
+        self.want_image_losses = image_losses
+        self.image_rows = None
         self.keep = None  # what C points into: must outlive the context's use
         self.lock = threading.Lock()
         self.inputs = inputs
@@ -54,6 +58,8 @@ class Run:
             if status != _c.OK:
                 raise_status(status, "yoloxloss_forward", context.ptr)
             self._normalize(context, losses)
+            if self.want_image_losses:
+                self.image_rows = self._image_losses(context)
         except BaseException:
             self.pool.release(context)
             raise
@@ -71,6 +77,13 @@ class Run:
         status = _c.renormalize(context.ptr, self.normalizer, ctypes.byref(losses))
         if status != _c.OK:
             raise_status(status, "yoloxloss_renormalize", context.ptr)
+
+    def _image_losses(self, context):
+        rows = (_c.Losses * self.inputs.num_images)()
+        status = _c.get_image_losses(context.ptr, rows)
+        if status != _c.OK:
+            raise_status(status, "yoloxloss_get_image_losses", context.ptr)
+        return rows
 
     def release(self):
         """Give the context back to its pool (no backward will come)."""

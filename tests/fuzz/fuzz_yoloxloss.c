@@ -23,6 +23,13 @@
  *     assignment or losses, or a gradient that is not the float32 one
  *     rounded into the level's dtype (half_ref.h; NaN as any NaN).
  * The finiteness checks above then apply to the float32 batch.
+ *   - the per-image losses' counts do not add up to the batch's,
+ *   - the padded form of the same labels (yoloxloss_padded_labels, drawn by
+ *     one byte after everything else, so older inputs keep their meaning)
+ *     disagrees with the flat batch of the values it converts to: another
+ *     outcome, losses, per-image losses or assignment; or a lie the form
+ *     must refuse (a count outside [0, max_rows], a label after the end
+ *     row, a centre at (0, 0), a zero row inside a count) was accepted.
  * Strides increase and the grids of levels after the first follow from the
  * first (rounded up) in most inputs, as the library requires; some bytes
  * ask for raw strides or grids instead, which the library must refuse or
@@ -132,13 +139,209 @@ static href_fmt fmt_of(yoloxloss_dtype dt) { return dt == YOLOXLOSS_DTYPE_FLOAT1
 /* Two floats the same for these checks: equal bits, or both NaN. */
 static int same_float(float a, float b) { return (isnan(a) && isnan(b)) || href_bits(a) == href_bits(b); }
 
-/* The losses of a 16-bit batch against its float32 mirror. */
-static void expect_same_losses(const yoloxloss_losses *a, const yoloxloss_losses *b) {
+/* The losses of a batch against those of its twin (a 16-bit batch's
+ * float32 mirror, a padded form's flat batch); `what` names the pair. */
+static void expect_same_losses(const yoloxloss_losses *a, const yoloxloss_losses *b, const char *what) {
     const float fa[7] = {a->total, a->iou, a->obj, a->cls, a->l1, a->normalizer, a->fg_ratio};
     const float fb[7] = {b->total, b->iou, b->obj, b->cls, b->l1, b->normalizer, b->fg_ratio};
-    for (int i = 0; i < 7; i++)
-        if (!same_float(fa[i], fb[i])) fail("16-bit batch: losses differ from the float32 batch of its values");
-    if (a->num_fg != b->num_fg || a->num_gt != b->num_gt) fail("16-bit batch: counts differ from the float32 batch");
+    int same = a->num_fg == b->num_fg && a->num_gt == b->num_gt;
+    for (int i = 0; i < 7; i++) same &= same_float(fa[i], fb[i]);
+    if (!same) {
+        fprintf(stderr, "fuzz_yoloxloss: %s\n", what);
+        fail("losses or counts differ from the twin batch's");
+    }
+}
+
+/* Per-image losses of ctx's forward: their counts add up to the batch's. */
+static void check_image_losses(const yoloxloss_context *ctx, int B, const yoloxloss_losses *batch,
+                               yoloxloss_losses *rows) {
+    check_status(yoloxloss_get_image_losses(ctx, rows), ctx);
+    int64_t fg = 0, gt = 0;
+    for (int b = 0; b < B; b++) {
+        fg += rows[b].num_fg;
+        gt += rows[b].num_gt;
+        if (!same_float(rows[b].normalizer, batch->normalizer)) fail("per-image losses: another normaliser");
+    }
+    if (fg != batch->num_fg || gt != batch->num_gt) fail("per-image losses: counts do not add up to the batch's");
+}
+
+/* What one forward left: status, losses, per-image losses, assignment
+ * (n = B x anchors entries). */
+typedef struct {
+    yoloxloss_status st;
+    yoloxloss_losses losses, rows[3];
+    int32_t *matched, *dk;
+    float *piou;
+    size_t n;
+} outcome;
+
+static void run_forward(const yoloxloss_config *cfg, const yoloxloss_batch *batch, int64_t total, outcome *o) {
+    memset(o, 0, sizeof *o);
+    yoloxloss_context *ctx = NULL;
+    if (yoloxloss_create(cfg, &ctx) != YOLOXLOSS_OK) fail("a second create of a valid config failed");
+    const yoloxloss_losses sentinel = {-7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7, -7};
+    o->losses = sentinel;
+    o->st = yoloxloss_forward(ctx, batch, &o->losses);
+    check_status(o->st, ctx);
+    if (o->st != YOLOXLOSS_OK) {
+        if (memcmp(&o->losses.total, &sentinel.total, 7 * sizeof(float)) != 0 || o->losses.num_fg != -7)
+            fail("failed forward wrote the losses");
+    } else {
+        check_image_losses(ctx, batch->num_images, &o->losses, o->rows);
+        const size_t n = o->n = (size_t)batch->num_images * (size_t)yoloxloss_num_anchors(ctx);
+        o->matched = malloc(n * sizeof(int32_t) + 1);
+        o->piou = malloc(n * sizeof(float) + 1);
+        o->dk = malloc((size_t)total * sizeof(int32_t) + 1);
+        check_status(yoloxloss_get_assignment(ctx, o->matched, o->piou, o->dk), ctx);
+    }
+    yoloxloss_destroy(ctx);
+}
+
+static void free_outcome(outcome *o) {
+    free(o->matched);
+    free(o->piou);
+    free(o->dk);
+}
+
+/* Row `first` of image b's flat labels: the positive counts before it. */
+static int first_row(const int32_t *num_gt, int b) {
+    int row = 0;
+    for (int k = 0; k < b; k++) row += num_gt[k] > 0 ? num_gt[k] : 0;
+    return row;
+}
+
+static int zero_box(const float *box) { return box[0] == 0.0f && box[1] == 0.0f && box[2] == 0.0f && box[3] == 0.0f; }
+
+/* The padded form of the batch's labels, from one byte p: bit 0 on draws
+ * it; bit 1 the order, bit 2 normalised boxes, bit 3 six floats a row,
+ * bit 4 counts (else end rows); bits 5-7 a variant: 0-3 and 7 faithful
+ * (1: an explicit image size, 2: NaN in the extra float, 3: row_floats 0
+ * for 5, 7: no end row where an image fills every row), 4 a count out of
+ * range (counts: -1 with six floats a row, else max_rows + 1) or a label
+ * after the end row (end rows), 5 a used row centred at (0, 0), 6 a zero
+ * row inside a count. Faithful, it must do what the flat batch of the
+ * values it converts to does; a lie must be refused where that flat batch
+ * is accepted. */
+static void check_padded_form(unsigned p, const yoloxloss_config *cfg, const yoloxloss_level *lv, int B,
+                              const int32_t *num_gt, const int32_t *classes, const float *boxes, int total) {
+    if (!(p & 1)) return;
+    const yoloxloss_label_order order = (yoloxloss_label_order)((p >> 1) & 1);
+    const int normalized = (p >> 2) & 1, rf = (p >> 3) & 1 ? 6 : 5, use_counts = (p >> 4) & 1;
+    const unsigned variant = (p >> 5) & 7;
+    const int ca = order == YOLOXLOSS_LABELS_CLASS_FIRST ? 0 : 4, ba = ca == 0 ? 1 : 0;
+    int maxn = 0, negative = 0;
+    for (int b = 0; b < B; b++) {
+        if (num_gt[b] > maxn) maxn = num_gt[b];
+        negative |= num_gt[b] < 0;
+    }
+    const int M = variant == 7 ? (maxn > 0 ? maxn : 1) : maxn + 2;
+    yoloxloss_padded_labels pl = {0};
+    pl.max_rows = M;
+    pl.row_floats = rf == 5 && variant == 3 ? 0 : rf;
+    pl.order = order;
+    pl.normalized = normalized;
+    /* the image size the library will use (a bad level 0 fails forward first) */
+    float W = 1.0f, H = 1.0f;
+    if (normalized && lv[0].width > 0 && lv[0].height > 0) {
+        W = (float)lv[0].width * cfg->strides[0];
+        H = (float)lv[0].height * cfg->strides[0];
+        if (variant == 1) {
+            pl.image_width = W = W + 3.0f;
+            pl.image_height = H = H * 0.75f;
+        }
+    }
+    const float scale[4] = {W, H, W, H};
+    float *rows = malloc((size_t)B * (size_t)M * (size_t)rf * sizeof(float));
+    int32_t *counts = malloc((size_t)B * sizeof(int32_t));
+    float *flat = malloc((size_t)total * 4 * sizeof(float) + 1); /* the converted boxes */
+    for (int b = 0, g = 0; b < B; b++) {
+        const int n = num_gt[b] > 0 ? num_gt[b] : 0;
+        counts[b] = num_gt[b];
+        for (int q = 0; q < M; q++) {
+            float *row = rows + ((size_t)b * (size_t)M + (size_t)q) * (size_t)rf;
+            for (int k = 0; k < rf; k++) row[k] = use_counts ? NAN : 0.0f; /* past a count: never read */
+            if (q < n) {
+                row[ca] = (float)classes[g + q];
+                for (int k = 0; k < 4; k++) {
+                    const float v = boxes[4 * (g + q) + k];
+                    row[ba + k] = normalized ? v / scale[k] : v;
+                    flat[4 * (g + q) + k] = normalized ? row[ba + k] * scale[k] : v;
+                }
+            } else if (!use_counts) {
+                row[ca] = -1.0f; /* only the box marks padding */
+            }
+            if (rf == 6) row[5] = variant == 2 ? NAN : (float)q;
+        }
+        g += n;
+    }
+    /* Inputs whose flat twin differs for a reason of the form: a negative
+     * count has no end-row form, an all-zero box ends the labels, and a
+     * (0, 0) centre is refused. */
+    int faithful = !(negative && !use_counts);
+    for (int b = 0; b < B; b++)
+        for (int q = 0; q < (num_gt[b] > 0 ? num_gt[b] : 0); q++) {
+            const float *box = rows + ((size_t)b * (size_t)M + (size_t)q) * (size_t)rf + ba;
+            if (box[0] == 0.0f && box[1] == 0.0f) faithful = 0;
+        }
+    int first = -1; /* the first image with a label */
+    for (int b = 0; b < B && first < 0; b++)
+        if (num_gt[b] > 0) first = b;
+    yoloxloss_status must = YOLOXLOSS_OK; /* a lie's status, when the flat twin is accepted */
+    if (variant == 4 && use_counts) {
+        counts[0] = rf == 6 ? -1 : M + 1;
+        must = YOLOXLOSS_ERR_INVALID_LABEL;
+    } else if (variant == 4 && first >= 0) {
+        const int n = num_gt[first];
+        float *dst = rows + ((size_t)first * (size_t)M + (size_t)n + 1) * (size_t)rf;
+        memcpy(dst, dst - 2 * rf, (size_t)rf * sizeof(float)); /* its last label, after the end row */
+        must = YOLOXLOSS_ERR_INVALID_LABEL;
+    } else if (variant == 5 && first >= 0) {
+        float *row = rows + (size_t)first * (size_t)M * (size_t)rf;
+        row[ba] = row[ba + 1] = 0.0f;
+        flat[4 * first_row(num_gt, first)] = flat[4 * first_row(num_gt, first) + 1] = 0.0f;
+        must = YOLOXLOSS_ERR_INVALID_BOX;
+    } else if (variant == 6 && use_counts && num_gt[0] >= 0 && num_gt[0] < M) {
+        float *row = rows + (size_t)num_gt[0] * (size_t)rf;
+        memset(row, 0, (size_t)rf * sizeof(float));
+        counts[0] = num_gt[0] + 1;
+        must = YOLOXLOSS_ERR_INVALID_BOX;
+    }
+    pl.rows = rows;
+    pl.counts = use_counts ? counts : NULL;
+    if (!use_counts && faithful)
+        for (int b = 0; b < B; b++) /* an all-zero used box would end the labels early */
+            for (int q = 0; q < num_gt[b]; q++)
+                if (zero_box(rows + ((size_t)b * (size_t)M + (size_t)q) * (size_t)rf + ba)) faithful = 0;
+    const yoloxloss_batch fb = {B, lv, num_gt, total ? classes : NULL, total ? flat : NULL, NULL};
+    const yoloxloss_batch pb = {B, lv, NULL, NULL, NULL, &pl};
+    outcome of, op;
+    run_forward(cfg, &fb, total, &of);
+    run_forward(cfg, &pb, total, &op);
+    if (getenv("YOLOXLOSS_FUZZ_VERBOSE"))
+        fprintf(stderr, "padded form: order %d normalized %d row_floats %d counts %d variant %u: flat %s, padded %s\n",
+                (int)order, normalized, rf, use_counts, variant, yoloxloss_status_string(of.st),
+                yoloxloss_status_string(op.st));
+    if (must != YOLOXLOSS_OK && faithful && of.st == YOLOXLOSS_OK && op.st != must)
+        fail("padded form: a count out of range, a hole, a (0, 0) centre or a zero row inside a count was "
+             "not refused");
+    if (must == YOLOXLOSS_OK && faithful) {
+        if ((of.st == YOLOXLOSS_OK) != (op.st == YOLOXLOSS_OK))
+            fail("padded form: another outcome than the flat batch");
+        if (of.st == YOLOXLOSS_OK) {
+            expect_same_losses(&op.losses, &of.losses, "padded form against the flat batch");
+            for (int b = 0; b < B; b++)
+                expect_same_losses(&op.rows[b], &of.rows[b], "padded form: an image's losses against the flat batch's");
+            int same = of.n == op.n && memcmp(of.matched, op.matched, of.n * sizeof(int32_t)) == 0 &&
+                       memcmp(of.dk, op.dk, (size_t)of.losses.num_gt * sizeof(int32_t)) == 0;
+            for (size_t i = 0; same && i < of.n; i++) same = same_float(of.piou[i], op.piou[i]);
+            if (!same) fail("padded form: another assignment than the flat batch's");
+        }
+    }
+    free_outcome(&of);
+    free_outcome(&op);
+    free(rows);
+    free(counts);
+    free(flat);
 }
 
 /* A class count at the bound makes real buffers gigabytes: here every
@@ -154,7 +357,7 @@ static void lying_sizes(yoloxloss_context *ctx, reader *r) {
     for (int l = 0; l < L; l++) lv[l] = (yoloxloss_level){1, 1, none, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT16};
     int32_t num_gt[1] = {1}, cls[1] = {C - 1};
     float box[4] = {4.0f, 4.0f, 8.0f, 8.0f};
-    yoloxloss_batch batch = {1, lv, num_gt, cls, box};
+    yoloxloss_batch batch = {.num_images = 1, .levels = lv, .num_gt = num_gt, .gt_classes = cls, .gt_boxes = box};
     const unsigned fault = byte(r) % 6;
     switch (fault) {
     case 0: num_gt[0] = -1; break;                           /* INVALID_LABEL */
@@ -412,7 +615,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (!resolvable(boxes + 4 * t)) sane = 0;
     }
-    yoloxloss_batch batch = {B, lv, num_gt, total ? classes : NULL, total ? boxes : NULL};
+    yoloxloss_batch batch = {B, lv, num_gt, total ? classes : NULL, total ? boxes : NULL, NULL};
     yoloxloss_batch mbatch = batch;
     mbatch.levels = mlv;
     /* With 16-bit levels the float32 mirror runs too, on its own context,
@@ -442,12 +645,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (getenv("YOLOXLOSS_FUZZ_VERBOSE"))
         fprintf(stderr, "forward: %s %s (total %g, fg %lld)\n", yoloxloss_status_string(st),
                 yoloxloss_last_error(ctx), (double)losses.total, (long long)losses.num_fg);
+    /* read whether forward succeeded or not, so that the byte after it is always the same one */
+    const unsigned renorm = byte(&r);
     if (st != YOLOXLOSS_OK) {
         if (memcmp(&losses.total, &sentinel.total, 7 * sizeof(float)) != 0 || losses.num_fg != -7)
             fail("failed forward wrote the losses");
         if (yoloxloss_backward(ctx, gr, NULL, 0) != YOLOXLOSS_ERR_NO_FORWARD) fail("backward after failure");
     } else {
-        if (mirrored) expect_same_losses(&losses, &mlosses);
+        if (mirrored) expect_same_losses(&losses, &mlosses, "16-bit batch against the float32 batch of its values");
         if (sane && max_twth <= 80.0f && !isfinite(losses.total))
             fail("non-finite loss from finite inputs");
         int64_t A = yoloxloss_num_anchors(ctx);
@@ -468,7 +673,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             for (size_t i = 0; i < n; i++)
                 if (!same_float(piou[i], mpiou[i])) fail("16-bit batch: pred_iou differs from the float32 batch's");
         }
-        unsigned renorm = byte(&r);
+        yoloxloss_losses rows[3];
+        check_image_losses(ctx, B, &losses, rows);
         if (renorm & 1) {
             yoloxloss_status rs = yoloxloss_renormalize(ctx, (float)renorm / 7.0f - 3.0f, NULL);
             check_status(rs, ctx);
@@ -526,6 +732,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(dk);
         free(mdk);
     }
+    check_padded_form(byte(&r), &cfg, lv, B, num_gt, classes, boxes, total);
     yoloxloss_destroy(ctx);
     yoloxloss_destroy(mctx);
     for (int l = 0; l < L; l++)

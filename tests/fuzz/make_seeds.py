@@ -4,7 +4,10 @@
 Each seed follows the harness's byte layout (see LLVMFuzzerTestOneInput):
 flags, classes, levels, 3 stride choices, assigner, iou_loss, topk, radius,
 threads, images, then per level (shape, layout, head values), the gt count
-of each image, per gt (class, 4 x 2-byte box values), one renormalize byte.
+of each image, per gt (class, 4 x 2-byte box values), one renormalize byte,
+and optionally one byte that draws the padded form of the same labels
+(fuzz_yoloxloss.c's check_padded_form: bit 0 on, bit 1 class last, bit 2
+normalised, bit 3 six floats a row, bit 4 counts, bits 5-7 a variant).
 A level's layout byte also holds its dtype code in bits 3-4 (0 float32,
 1 float16, 2 bfloat16, 3 an unknown value); head values are one byte each
 either way (two, raw, with flag bit 0 on a 16-bit level)."""
@@ -31,7 +34,7 @@ def head(rng, n, extreme=False):
 
 
 def seed(rng, *, flags=0, C=3, L=2, grids=((4, 4), (2, 2)), split=(0, 0), B=2,
-         gts=((2, 1)), assigner=0, iou=0, extreme=False, renorm=0, dtypes=(0, 0, 0)):
+         gts=((2, 1)), assigner=0, iou=0, extreme=False, renorm=0, dtypes=(0, 0, 0), padded=None):
     data = bytes([flags, C - (0 if (flags >> 2) & 1 else 1), L - 1, 0, 1, 2, assigner, iou, 9, 0,
                   1, B - 1])
     for l in range(L):
@@ -49,7 +52,7 @@ def seed(rng, *, flags=0, C=3, L=2, grids=((4, 4), (2, 2)), split=(0, 0), B=2,
         for _ in range(gts[b]):
             boxes += bytes([rng.randrange(C)]) + box(rng.uniform(2, 30), rng.uniform(2, 30),
                                                       rng.uniform(3, 24), rng.uniform(3, 24))
-    return data + boxes + bytes([renorm])
+    return data + boxes + bytes([renorm]) + (bytes([padded]) if padded is not None else b"")
 
 
 def main():
@@ -80,6 +83,19 @@ def main():
         "float16_extremes_check_finite": seed(rng, flags=16, extreme=True, dtypes=(1, 2)),
         "float16_raw_bits": seed(rng, flags=1, dtypes=(1, 2)),
         "unknown_dtype": seed(rng, dtypes=(0, 3)),
+        # the padded form of the labels against the flat batch (one byte at
+        # the end): YOLOX's rows with counts, darknet's normalised rows with
+        # end rows, six floats and an explicit image size, no end row; and
+        # the lies it must refuse
+        "padded_class_first_counts": seed(rng, padded=0x11),
+        "padded_darknet_normalized": seed(rng, padded=0x07, flags=8),
+        "padded_six_floats_explicit_size": seed(rng, L=3, grids=((6, 6), (3, 3), (2, 2)), split=(0, 1, 0),
+                                                B=1, gts=(3,), padded=0x2d, flags=8),
+        "padded_no_end_row": seed(rng, B=3, gts=(2, 0, 1), L=1, grids=((3, 3),), split=(0,), padded=0xe3),
+        "padded_count_out_of_range": seed(rng, padded=0x91),
+        "padded_hole_after_end_row": seed(rng, padded=0x81),
+        "padded_zero_centre": seed(rng, padded=0xa5),
+        "padded_zero_row_in_count": seed(rng, dtypes=(1, 2), padded=0xd1),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

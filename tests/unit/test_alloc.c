@@ -39,6 +39,14 @@ static void hook(yoloxloss_config *cfg, counting *c) {
     cfg->alloc_user = c;
 }
 
+/* A context for cfg whose allocations go through c's counting hook. */
+static yoloxloss_context *hooked_context(yoloxloss_config *cfg, counting *c) {
+    hook(cfg, c);
+    yoloxloss_context *ctx = NULL;
+    assert_int_equal(yoloxloss_create(cfg, &ctx), YOLOXLOSS_OK);
+    return ctx;
+}
+
 static void step(yoloxloss_context *ctx, ts_scene *s, yoloxloss_losses *l) {
     assert_int_equal(yoloxloss_forward(ctx, &s->batch, l), YOLOXLOSS_OK);
     assert_int_equal(yoloxloss_backward(ctx, s->g, NULL, 0), YOLOXLOSS_OK);
@@ -130,9 +138,7 @@ static void test_steady_state_16_bit_levels(void **state) {
     yoloxloss_config cfg;
     ts_config(&s, &cfg, 2);
     counting c;
-    hook(&cfg, &c);
-    yoloxloss_context *ctx = NULL;
-    assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
+    yoloxloss_context *ctx = hooked_context(&cfg, &c);
     yoloxloss_losses l;
     assert_int_equal(yoloxloss_forward(ctx, &t.batch, &l), YOLOXLOSS_OK);
     assert_int_equal(yoloxloss_backward(ctx, t.g, NULL, 0), YOLOXLOSS_OK);
@@ -147,6 +153,64 @@ static void test_steady_state_16_bit_levels(void **state) {
     yoloxloss_destroy(ctx);
     assert_int_equal(atomic_load(&c.allocs), atomic_load(&c.frees));
     ts_typed_free(&t);
+    ts_scene_free(&s);
+}
+
+/* Padded labels, with counts and with end rows, and the per-image losses:
+ * the labels are converted straight into the step's flat copies, so after
+ * the first step not one allocation; fewer labels, none either. */
+static void test_steady_state_padded_labels(void **state) {
+    (void)state;
+    enum { M = 8 };
+    ts_scene s;
+    ts_scene_make(&s, 3, 5, 3, 16, 6, 13);
+    float rows[3 * M * 5];
+    int32_t counts[3];
+    memset(rows, 0, sizeof rows);
+    for (int b = 0, g = 0; b < s.B; b++) {
+        counts[b] = s.num_gt[b];
+        for (int r = 0; r < s.num_gt[b]; r++, g++) { /* darknet's order: box, then class */
+            memcpy(rows + (b * M + r) * 5, s.boxes + 4 * g, 4 * sizeof(float));
+            rows[(b * M + r) * 5 + 4] = (float)s.classes[g];
+        }
+    }
+    for (int use_counts = 0; use_counts <= 1; use_counts++) {
+        const yoloxloss_padded_labels p = {.rows = rows, .max_rows = M, .order = YOLOXLOSS_LABELS_CLASS_LAST,
+                                           .counts = use_counts ? counts : NULL};
+        yoloxloss_batch batch = s.batch;
+        batch.num_gt = NULL;
+        batch.gt_classes = NULL;
+        batch.gt_boxes = NULL;
+        batch.padded = &p;
+        yoloxloss_config cfg;
+        ts_config(&s, &cfg, 2);
+        counting c;
+        yoloxloss_context *ctx = hooked_context(&cfg, &c);
+        yoloxloss_losses l, per_image[3];
+        assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_OK);
+        assert_int_equal(l.num_gt, s.total_gt);
+        assert_int_equal(yoloxloss_backward(ctx, s.g, NULL, 0), YOLOXLOSS_OK);
+        const long after_first = atomic_load(&c.calls);
+        for (int it = 0; it < 3; it++) {
+            ts_scene_fill(&s, 300 + (uint64_t)it);
+            assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_OK);
+            assert_int_equal(yoloxloss_get_image_losses(ctx, per_image), YOLOXLOSS_OK);
+            assert_int_equal(yoloxloss_backward(ctx, s.g, NULL, 0), YOLOXLOSS_OK);
+            assert_int_equal(atomic_load(&c.calls), after_first);
+        }
+        /* image 0 without labels: count 0, or its rows all zero */
+        float image0[M * 5];
+        memcpy(image0, rows, sizeof image0);
+        counts[0] = 0;
+        memset(rows, 0, sizeof image0);
+        assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_OK);
+        assert_int_equal(l.num_gt, s.total_gt - s.num_gt[0]);
+        assert_int_equal(atomic_load(&c.calls), after_first);
+        yoloxloss_destroy(ctx);
+        assert_int_equal(atomic_load(&c.allocs), atomic_load(&c.frees));
+        memcpy(rows, image0, sizeof image0);
+        counts[0] = s.num_gt[0];
+    }
     ts_scene_free(&s);
 }
 
@@ -229,6 +293,7 @@ int main(void) {
         cmocka_unit_test(test_steady_state_1_thread),
         cmocka_unit_test(test_steady_state_2_threads),
         cmocka_unit_test(test_steady_state_16_bit_levels),
+        cmocka_unit_test(test_steady_state_padded_labels),
         cmocka_unit_test(test_fail_every_n_1_thread),
         cmocka_unit_test(test_fail_every_n_2_threads),
     };

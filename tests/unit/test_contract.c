@@ -41,7 +41,7 @@ static void test_size_t_overflow(void **state) {
     assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
     yoloxloss_level lv = {2000000, 2000000, dummy, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32};
     int32_t num_gt[2] = {0, 0};
-    yoloxloss_batch batch = {2, &lv, num_gt, NULL, NULL};
+    yoloxloss_batch batch = {2, &lv, num_gt, NULL, NULL, NULL};
     expect_failure(ctx, &batch, YOLOXLOSS_ERR_SIZE_OVERFLOW, "level 0", "size_t");
     yoloxloss_destroy(ctx);
 
@@ -141,7 +141,7 @@ static void test_strides_not_dividing_the_image(void **state) {
     int32_t num_gt = 2, classes[2] = {0, 1};
     /* one box at the bottom-right corner, half past the image's edge */
     const float boxes[8] = {98.0f, 58.0f, 12.0f, 10.0f, 40.0f, 30.0f, 30.0f, 20.0f};
-    yoloxloss_batch batch = {1, lv, &num_gt, classes, boxes};
+    yoloxloss_batch batch = {1, lv, &num_gt, classes, boxes, NULL};
     yoloxloss_config cfg;
     yoloxloss_config_defaults(&cfg);
     cfg.num_classes = 2;
@@ -225,7 +225,7 @@ static void test_levels_that_disagree(void **state) {
                              {4, 6, buf, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32},
                              {2, 3, buf, NULL, NULL, NULL, YOLOXLOSS_DTYPE_FLOAT32}};
     int32_t num_gt[1] = {0};
-    yoloxloss_batch batch = {1, lv, num_gt, NULL, NULL};
+    yoloxloss_batch batch = {1, lv, num_gt, NULL, NULL, NULL};
     yoloxloss_losses l;
     assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_OK);
 

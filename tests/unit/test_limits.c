@@ -82,7 +82,8 @@ static void huge_class_count(yoloxloss_dtype dt, int threads, int with_gt) {
     yoloxloss_level lv = {1, 1, in.ptr, NULL, NULL, NULL, dt};
     int32_t num_gt = with_gt, cls = BIG_C - 1;
     const float box[4] = {4.0f, 4.0f, 6.0f, 6.0f};
-    yoloxloss_batch batch = {1, &lv, &num_gt, with_gt ? &cls : NULL, with_gt ? box : NULL};
+    yoloxloss_batch batch = {.num_images = 1, .levels = &lv, .num_gt = &num_gt,
+                             .gt_classes = with_gt ? &cls : NULL, .gt_boxes = with_gt ? box : NULL};
     yoloxloss_losses l;
     assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_OK);
     assert_int_equal(l.num_fg, with_gt ? 1 : 0);
@@ -193,7 +194,7 @@ static void test_check_finite_at_the_class_limit(void **state) {
     uint16_t *x = in.ptr;
     yoloxloss_level lv = {1, 1, x, NULL, NULL, NULL, YOLOXLOSS_DTYPE_BFLOAT16};
     int32_t num_gt = 0;
-    yoloxloss_batch batch = {1, &lv, &num_gt, NULL, NULL};
+    yoloxloss_batch batch = {.num_images = 1, .levels = &lv, .num_gt = &num_gt};
     yoloxloss_losses l = ts_sentinel_losses();
     x[4] = 0x7fc0; /* bfloat16 NaN */
     assert_int_equal(yoloxloss_forward(ctx, &batch, &l), YOLOXLOSS_ERR_NONFINITE_INPUT);
