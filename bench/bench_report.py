@@ -140,6 +140,7 @@ PLACEMENT_ROWS = (("c_reuse", "C API, the same buffers every call"),
                   ("c_fresh", "C API, new buffers each call"),
                   ("c_fresh_touched", "C API, new buffers each call, each page read once before the timer"),
                   ("touch", "that read pass alone (untimed in the row above)"),
+                  ("c_fresh_huge", "C API, new buffers each call, on 2 MiB pages (MADV_HUGEPAGE)"),
                   ("dropin", "drop-in, loss only, new leaves each call"))
 # Issue 20's targets: the drop-in within these multiples of the C API (new
 # buffers) at p50 and p90, and the C API's p90 within this multiple of its p50.
@@ -312,7 +313,8 @@ def markdown(res, png_name):
                   "buffers every call (`--placement reuse`). `fresh-touched` also reads one byte of every 4 KiB "
                   "page of the new buffers before the timer (the next row times that pass): if it makes the call "
                   "fast, what a new placement costs is the first touch of each page, not the call's own access "
-                  "pattern. p50 is the median, p90 the nearest-rank 90th percentile.",
+                  "pattern. `fresh-huge` maps the new buffers on 2 MiB boundaries with MADV_HUGEPAGE (2 MiB pages "
+                  "where the kernel grants them). p50 is the median, p90 the nearest-rank 90th percentile.",
                   "", "Targets (issue 20): " + placement_targets(res)]
     if any(r.get("half") for r in res["rows"]):
         lines += ["", "## Mixed precision (float16 and bfloat16 head outputs and gradients)", "",

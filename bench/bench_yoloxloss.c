@@ -8,9 +8,11 @@
  * buffers before each call, as a training step's outputs are new every step
  * (see place_outputs). Prints one line of key=value pairs per scenario (see
  * bench/README.md). */
+#define _DEFAULT_SOURCE /* mmap's MAP_ANONYMOUS and madvise's MADV_HUGEPAGE (--placement fresh-huge) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "bench_inputs.h"
@@ -33,9 +35,11 @@ typedef struct {
  * clone while the previous call's are still alive (a training step's head
  * outputs); fresh-touched also reads one byte of each 4 KiB page of the new
  * buffers before the timer, which tells a cost of first touching those
- * pages apart from a cost of the call's own access pattern. */
-enum { PLACE_REUSE, PLACE_FRESH, PLACE_FRESH_TOUCHED };
-static const char *const PLACEMENT_NAMES[] = {"reuse", "fresh", "fresh-touched"};
+ * pages apart from a cost of the call's own access pattern; fresh-huge puts
+ * the new buffers on 2 MiB pages where the kernel grants them (Linux's
+ * MADV_HUGEPAGE), which tells whether fewer, larger pages avoid that cost. */
+enum { PLACE_REUSE, PLACE_FRESH, PLACE_FRESH_TOUCHED, PLACE_FRESH_HUGE };
+static const char *const PLACEMENT_NAMES[] = {"reuse", "fresh", "fresh-touched", "fresh-huge"};
 #define NUM_PLACEMENTS (sizeof PLACEMENT_NAMES / sizeof PLACEMENT_NAMES[0])
 
 /* The box losses by the names the Python drop-in uses. */
@@ -66,35 +70,69 @@ static double nearest_rank(const double *v, int n, double q) {
     return v[k < 1 ? 0 : k > n ? n - 1 : k - 1];
 }
 
-/* The head outputs of one call at their own addresses (PLACE_FRESH*). */
+/* The head outputs of one call at their own addresses (PLACE_FRESH*):
+ * buf[l] from malloc, or within a mapping of mapped[l] bytes at map[l]. */
 typedef struct {
     void *buf[BENCH_LEVELS];
+    void *map[BENCH_LEVELS];
+    size_t mapped[BENCH_LEVELS];
     yoloxloss_level levels[BENCH_LEVELS];
 } placed_outputs;
 
-/* Copies the head outputs of in into new buffers at *next, as a framework
- * clones a tensor: malloc (large blocks are fresh mappings) and plain
- * stores in blocks small enough that memcpy does not stream past the cache;
- * then frees *prev, which was alive meanwhile, and moves next into prev.
- * Returns 0, or -1 when memory runs out. */
-static int place_outputs(const bench_inputs *in, placed_outputs *prev, placed_outputs *next) {
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* A new block of bytes into p's level l: malloc (a block this large is a
+ * fresh mapping), or with huge an anonymous mapping whose block starts on a
+ * 2 MiB boundary, advised MADV_HUGEPAGE. Returns 0, or -1. */
+static int new_block(placed_outputs *p, int l, size_t bytes, int huge) {
+    p->map[l] = NULL;
+    p->mapped[l] = 0;
+    if (!huge) return (p->buf[l] = malloc(bytes)) ? 0 : -1;
+#ifdef MADV_HUGEPAGE
+    size_t len = bytes + HUGE_PAGE;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return -1;
+    char *at = m + (HUGE_PAGE - (size_t)((uintptr_t)m % HUGE_PAGE)) % HUGE_PAGE;
+    madvise(at, bytes, MADV_HUGEPAGE); /* advice: where the kernel refuses, 4 KiB pages remain */
+    p->buf[l] = at;
+    p->map[l] = m;
+    p->mapped[l] = len;
+    return 0;
+#else
+    return -1;
+#endif
+}
+
+static void free_block(placed_outputs *p, int l) {
+    if (p->mapped[l])
+        munmap(p->map[l], p->mapped[l]);
+    else
+        free(p->buf[l]);
+    p->buf[l] = NULL;
+}
+
+/* Copies the head outputs of in into new blocks at *next, as a framework
+ * clones a tensor: plain stores in blocks small enough that memcpy does not
+ * stream past the cache; then frees *prev, which was alive meanwhile, and
+ * moves next into prev. Returns 0, or -1 when memory runs out. */
+static int place_outputs(const bench_inputs *in, int huge, placed_outputs *prev, placed_outputs *next) {
     enum { CLONE_BLOCK = 64 * 1024 };
     const size_t esize = in->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
     for (int l = 0; l < BENCH_LEVELS; l++) {
         const size_t bytes = in->level_floats[l] * esize;
         const char *src = in->levels[l].fused;
-        char *dst = malloc(bytes);
-        if (!dst) {
-            for (int k = 0; k < l; k++) free(next->buf[k]);
+        if (new_block(next, l, bytes, huge)) {
+            for (int k = 0; k < l; k++) free_block(next, k);
             return -1;
         }
+        char *dst = next->buf[l];
         for (size_t o = 0; o < bytes; o += CLONE_BLOCK)
             memcpy(dst + o, src + o, bytes - o < CLONE_BLOCK ? bytes - o : CLONE_BLOCK);
-        next->buf[l] = dst;
         next->levels[l] = in->levels[l];
         next->levels[l].fused = dst;
     }
-    for (int l = 0; l < BENCH_LEVELS; l++) free(prev->buf[l]);
+    for (int l = 0; l < BENCH_LEVELS; l++)
+        if (prev->buf[l]) free_block(prev, l);
     *prev = *next;
     return 0;
 }
@@ -182,7 +220,7 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     for (int it = -o->warmup; ok && it < o->max_iters; it++) {
         double tt = 0;
         if (o->placement != PLACE_REUSE) {
-            if (place_outputs(&in, &placed, &next)) {
+            if (place_outputs(&in, o->placement == PLACE_FRESH_HUGE, &placed, &next)) {
                 fprintf(stderr, "%s: out of memory for new head-output buffers\n", sc->name);
                 ok = 0;
                 break;
@@ -228,7 +266,8 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
                nearest_rank(touch, done, 0.9), touch[done - 1]);
         fflush(stdout);
     }
-    for (int l = 0; l < BENCH_LEVELS; l++) free(placed.buf[l]);
+    for (int l = 0; l < BENCH_LEVELS; l++)
+        if (placed.buf[l]) free_block(&placed, l);
     free(touch);
     for (int l = 0; l < BENCH_LEVELS; l++) free(grads[l]);
     free(t);
@@ -317,7 +356,8 @@ static void usage(const char *argv0) {
             "usage: %s [--scenario NAME] [--inputs FILE] [--threads T] [--isa NAME] [--images B]\n"
             "          [--boxes N] [--iters MAX] [--min-iters N] [--seconds S] [--warmup W]\n"
             "          [--iou-loss NAME]\n"
-            "          [--dtype float32|float16|bfloat16] [--placement reuse|fresh|fresh-touched]\n"
+            "          [--dtype float32|float16|bfloat16]\n"
+            "          [--placement reuse|fresh|fresh-touched|fresh-huge]\n"
             "       %s --list | --list-isas\n"
             "Times forward + backward on each scenario (or only NAME) and prints one key=value line\n"
             "per scenario. T = 0 is OpenMP's default. --iters is the most timed steps (default 9);\n"
@@ -327,13 +367,14 @@ static void usage(const char *argv0) {
             "--dtype: the head outputs and gradients in float16 or bfloat16 (the inputs rounded to it).\n"
             "--placement fresh: the head outputs copied into new buffers before each call while the\n"
             "previous call's are alive (a training step's); fresh-touched also reads each of their pages\n"
-            "once before the timer; reuse (default): the same buffers every call.\n",
+            "once before the timer; fresh-huge puts them on 2 MiB pages (MADV_HUGEPAGE); reuse (default):\n"
+            "the same buffers every call.\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
-    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_DTYPE_FLOAT32,
-                 PLACE_REUSE};
+    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU,
+                 YOLOXLOSS_DTYPE_FLOAT32, PLACE_REUSE};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -377,6 +418,12 @@ int main(int argc, char **argv) {
                     o.placement = (int)k;
                     bad = 0;
                 }
+#ifndef MADV_HUGEPAGE
+            if (o.placement == PLACE_FRESH_HUGE) {
+                fprintf(stderr, "--placement fresh-huge: this system has no MADV_HUGEPAGE\n");
+                return 2;
+            }
+#endif
         } else if (!strcmp(a, "--seconds")) {
             char *end;
             o.seconds = strtod(v, &end);

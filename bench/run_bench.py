@@ -72,7 +72,8 @@ DTYPE_ROUND_SCENARIOS = ("coco16",)
 # scenarios at each thread count; p50, p90 and the maximum of each.
 PLACEMENT_SCENARIOS = ("coco16",)
 # (key, yoloxloss_bench --placement) of the C API's placement rows.
-C_PLACEMENTS = (("c_reuse", "reuse"), ("c_fresh", "fresh"), ("c_fresh_touched", "fresh-touched"))
+C_PLACEMENTS = (("c_reuse", "reuse"), ("c_fresh", "fresh"), ("c_fresh_touched", "fresh-touched"),
+                ("c_fresh_huge", "fresh-huge"))
 
 # Relative difference of total losses above which the run warns: the C
 # program and the drop-in run the same library on the same tensors; PyTorch
@@ -263,9 +264,9 @@ def run_dtype_rounds(c, sc, images, isa, policy, rounds, tmp, log):
 
 def run_placement(c, sc, images, threads_list, isa, policy, tmp, log):
     """Per thread count: the C API (isa) with its head outputs in the same
-    buffers every call, in new buffers each call, and in new buffers read
-    once page by page before the timer; and the drop-in with new leaves each
-    call while the last call's are alive. One row per thread count with the
+    buffers every call, in new buffers each call, in new buffers read once
+    page by page before the timer, and in new buffers on 2 MiB pages; and
+    the drop-in with new leaves each call while the last call's are alive. One row per thread count with the
     Spread of each (and of the C program's read pass)."""
     label = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
     outputs, labels, path = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)

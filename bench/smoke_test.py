@@ -178,7 +178,8 @@ def check_extras(table, threads):
 def check_placement(table, data, threads):
     """The placement rows (issue 20): per thread count, the C API on reused
     buffers, on new buffers, on new buffers read page by page first (and
-    that read pass), and the drop-in on new leaves, each with a positive p50
+    that read pass), on new buffers on 2 MiB pages, and the drop-in on new
+    leaves, each with a positive p50
     <= p90 <= maximum over the policy's calls, in bench.json and bench.md,
     and the targets sentence."""
     section = table.split("## Placement: head outputs in new buffers each call", 1)
@@ -189,12 +190,13 @@ def check_placement(table, data, threads):
     if [r["threads"] for r in rows] != threads:
         fail(f"bench.json's placement rows are for threads {[r['threads'] for r in rows]}, expected {threads}")
     for r in rows:
-        for key in ("c_reuse", "c_fresh", "c_fresh_touched", "touch", "dropin"):
+        for key in ("c_reuse", "c_fresh", "c_fresh_touched", "touch", "c_fresh_huge", "dropin"):
             v = r.get(key)
             if not v or not (0 < v["p50_ms"] <= v["p90_ms"] <= v["max_ms"]) or v["iters"] < 1:
                 fail(f"bad placement entry {key} for {r['threads']} thread(s): {v!r}")
         for what in ("the same buffers every call", "new buffers each call |",
-                     "each page read once before the timer", "that read pass alone", "new leaves each call"):
+                     "each page read once before the timer", "that read pass alone", "on 2 MiB pages",
+                     "new leaves each call"):
             line = next((x for x in section.splitlines()
                          if x.startswith(f"| coco16 [2 images] | {r['threads']} |") and what in x), None)
             if line is None:
@@ -213,7 +215,7 @@ def check_placement(table, data, threads):
 def check_placement_option(exe):
     """--placement times each placement it names and says so, with p90 and
     maximum; an unknown name is refused."""
-    for name in ("reuse", "fresh", "fresh-touched"):
+    for name in ("reuse", "fresh", "fresh-touched", "fresh-huge"):
         proc = subprocess.run([exe, "--placement", name, "--scenario", "coco16", "--images", "1", "--iters", "3"],
                               capture_output=True, text=True)
         f = dict(kv.split("=", 1) for kv in proc.stdout.split())
