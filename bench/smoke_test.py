@@ -149,23 +149,33 @@ def check_iou_loss_option(exe):
         fail(f"the seven box losses gave only {len(totals)} different totals on one input")
 
 
+def section_of(table, heading, what):
+    """The part of bench.md under `## heading`, up to the next section."""
+    parts = table.split(f"## {heading}", 1)
+    if len(parts) != 2:
+        fail(f"bench.md has no {what}:\n{table}")
+    return parts[1].split("\n## ", 1)[0]
+
+
+def expect_positive(cells, row):
+    """Every cell a positive time or ratio."""
+    for cell in cells:
+        if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
+            fail(f"bad cell {cell!r} in row {row!r}")
+
+
 def check_extras(table, threads):
     """The drop-in without the step's allocations is timed; the official
     YOLOX column has a time with $YOLOX_SRC, and says "not available" and why
     without it."""
-    section = table.split("## Drop-in without the step's allocations", 1)
-    if len(section) != 2:
-        fail(f"bench.md has no table of the drop-in without allocations:\n{table}")
-    section = section[1].split("\n## ", 1)[0]
+    section = section_of(table, "Drop-in without the step's allocations", "table of the drop-in without allocations")
     have_yolox = bool(os.environ.get("YOLOX_SRC"))
     for t in threads:
         row = next((line for line in section.splitlines() if line.startswith(f"| coco16 [2 images] | {t} |")), None)
         if row is None:
             fail(f"the drop-in/official table has no coco16 row for {t} thread(s):\n{section}")
         cells = [c.strip() for c in row.strip("|").split("|")]
-        for cell in cells[2:8]:
-            if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
-                fail(f"bad cell {cell!r} in row {row!r}")
+        expect_positive(cells[2:8], row)
         official = cells[8]
         if have_yolox and not re.fullmatch(r"\d+(\.\d+)?", official):
             fail(f"YOLOX_SRC is set but the official column says {official!r}:\n{section}")
@@ -179,13 +189,9 @@ def check_placement(table, data, threads):
     """The placement rows (issue 20): per thread count, the C API on reused
     buffers, on new buffers, on new buffers read page by page first (and
     that read pass), on new buffers on 2 MiB pages, and the drop-in on new
-    leaves, each with a positive p50
-    <= p90 <= maximum over the policy's calls, in bench.json and bench.md,
-    and the targets sentence."""
-    section = table.split("## Placement: head outputs in new buffers each call", 1)
-    if len(section) != 2:
-        fail(f"bench.md has no placement table:\n{table}")
-    section = section[1].split("\n## ", 1)[0]
+    leaves, each with a positive p50 <= p90 <= maximum over the policy's
+    calls, in bench.json and bench.md, and the targets sentence."""
+    section = section_of(table, "Placement: head outputs in new buffers each call", "placement table")
     rows = data.get("placement", [])
     if [r["threads"] for r in rows] != threads:
         fail(f"bench.json's placement rows are for threads {[r['threads'] for r in rows]}, expected {threads}")
@@ -201,10 +207,7 @@ def check_placement(table, data, threads):
                          if x.startswith(f"| coco16 [2 images] | {r['threads']} |") and what in x), None)
             if line is None:
                 fail(f"the placement table has no {what!r} row for {r['threads']} thread(s):\n{section}")
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            for cell in cells[3:8]:
-                if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
-                    fail(f"bad cell {cell!r} in placement row {line!r}")
+            expect_positive([c.strip() for c in line.strip("|").split("|")][3:8], line)
     if not re.search(r"Targets \(issue 20\): coco16 \[2 images\], 1 thread: drop-in / C API at p50 \d", section):
         fail(f"the placement table has no targets sentence:\n{section}")
     if any("--placement" in w for w in data["warnings"]):
