@@ -6,6 +6,7 @@ Policy bounds the work: at least min_iters calls, then stop once `seconds`
 of timed work are spent or max_iters calls are done.
 """
 import collections
+import math
 import os
 import statistics
 import struct
@@ -166,16 +167,19 @@ class CProgram:
             rows.append((f["isa"], f["supported"] == "1", f["default"] == "1"))
         return rows
 
-    def time(self, sc, inputs_path, images, boxes, threads, isa, policy, iou_loss=None, dtype="float32"):
+    def time(self, sc, inputs_path, images, boxes, threads, isa, policy, iou_loss=None, dtype="float32",
+             placement=None):
         """Times the C API on the inputs file (with the box loss iou_loss,
-        None: the program's default), its head outputs rounded to dtype;
+        None: the program's default), its head outputs rounded to dtype and
+        placed as --placement says (None: the program's default, reuse);
         returns (Timing, floor Timing, fields of the program's output line)."""
         out = self._run(["--scenario", sc.name, "--inputs", inputs_path, "--images", str(images),
                          "--boxes", str(boxes), "--threads", str(threads), "--isa", isa,
                          "--warmup", str(policy.warmup), "--min-iters", str(policy.min_iters),
                          "--iters", str(policy.max_iters), "--seconds", str(policy.seconds),
                          "--dtype", dtype]
-                        + (["--iou-loss", iou_loss] if iou_loss else []))
+                        + (["--iou-loss", iou_loss] if iou_loss else [])
+                        + (["--placement", placement] if placement else []))
         f = dict(kv.split("=", 1) for kv in out.split())
         iters = int(f["iters"])
         return (Timing(float(f["median_ms"]), float(f["min_ms"]), iters),
@@ -285,3 +289,56 @@ def time_official(head_cls, sc, outputs, labels, threads, policy):
     head = head_cls(sc.classes, width=0.25, strides=list(STRIDES))
     timing, _, total = time_calls(official_step(head, outputs, labels), policy)
     return timing, total
+
+
+# --- placement: head outputs in new buffers each call, as a training step
+# places them (issue 20) -----------------------------------------------------
+
+Spread = collections.namedtuple("Spread", "p50_ms p90_ms max_ms iters")
+
+
+def nearest_rank(values, q):
+    """The q-quantile of values by nearest rank (the smallest value with at
+    least q * n values at or below it), as yoloxloss_bench computes it."""
+    v = sorted(values)
+    k = math.ceil(q * len(v) - 1e-9)  # q n computed in floating point may land a hair above an integer
+    return v[min(max(k, 1), len(v)) - 1]
+
+
+def spread(times):
+    """p50 is the median, as yoloxloss_bench's median_ms."""
+    return Spread(statistics.median(times), nearest_rank(times, 0.9), max(times), len(times))
+
+
+def c_spread(fields):
+    """The Spread of a yoloxloss_bench output line (its median is its p50)."""
+    return Spread(float(fields["median_ms"]), float(fields["p90_ms"]), float(fields["max_ms"]), int(fields["iters"]))
+
+
+def time_dropin_placed(sc, outputs, labels, threads, policy):
+    """The drop-in's forward + backward on leaves placed as a training step
+    places its head outputs: each call's leaves are cloned, untimed, while
+    the previous call's leaves (and their gradients) are still alive, then
+    the previous ones are dropped and the call is timed. Returns (Spread,
+    the last total)."""
+    torch.set_num_threads(threads)
+    leaves = loss = None
+    times, spent = [], 0.0
+    for i in range(policy.warmup + policy.max_iters):
+        fresh = [o.clone().requires_grad_(True) for o in outputs]
+        # The last call's leaves, alive during the clone, go now with the
+        # graph that holds them, as a trainer drops the last step's outputs.
+        loss = None
+        leaves = fresh
+        t0 = time.perf_counter()
+        loss = yoloxloss.yolox_loss(leaves, labels, STRIDES, assigner=sc.assigner, num_threads=threads)[0]
+        loss.backward()
+        total = float(loss)
+        t1 = time.perf_counter()
+        if i < policy.warmup:
+            continue
+        times.append((t1 - t0) * 1e3)
+        spent += t1 - t0
+        if len(times) >= policy.min_iters and spent >= policy.seconds:
+            break
+    return spread(times), total

@@ -134,6 +134,58 @@ def half_table(res):
     return _table(header, rows)
 
 
+# The placement rows: (key in bench.json, what the row times); the ratios
+# divide by the C API on new buffers ("c_fresh").
+PLACEMENT_ROWS = (("c_reuse", "C API, the same buffers every call"),
+                  ("c_fresh", "C API, new buffers each call"),
+                  ("c_fresh_touched", "C API, new buffers each call, each page read once before the timer"),
+                  ("touch", "that read pass alone (untimed in the row above)"),
+                  ("c_fresh_huge", "C API, new buffers each call, on 2 MiB pages (MADV_HUGEPAGE)"),
+                  ("dropin", "drop-in, loss only, new leaves each call"))
+# Issue 20's targets: the drop-in within these multiples of the C API (new
+# buffers) at p50 and p90, and the C API's p90 within this multiple of its p50.
+PLACEMENT_TARGETS = dict(dropin_p50=1.5, dropin_p90=2.0, c_p90_over_p50=1.5)
+
+
+def placement_table(res):
+    """Per scenario and thread count: p50, p90 and maximum of the C API and
+    the drop-in with the head outputs in new buffers each call, and of the C
+    API on reused buffers; the ratios to the C API on new buffers."""
+    header = ["scenario", "threads", "what", "p50 ms", "p90 ms", "max ms", "calls", "p90 / p50",
+              "p50 / C API's (new buffers)", "p90 / C API's (new buffers)"]
+    rows = []
+    for r in res.get("placement", []):
+        base = r["c_fresh"]
+        for key, what in PLACEMENT_ROWS:
+            v = r.get(key)
+            if v is None:
+                continue
+            what = what.replace("C API", f"C API ({r['isa']})")
+            to_base = key != "touch"  # a part of a call set against a whole call says nothing
+            rows.append([r["scenario"], r["threads"], what, ms(v["p50_ms"]), ms(v["p90_ms"]), ms(v["max_ms"]),
+                         v["iters"], ratio(v["p90_ms"], v["p50_ms"]),
+                         ratio(v["p50_ms"], base["p50_ms"]) if to_base else "—",
+                         ratio(v["p90_ms"], base["p90_ms"]) if to_base else "—"])
+    return _table(header, rows)
+
+
+def placement_targets(res):
+    """One sentence per row of res["placement"]: issue 20's three ratios and
+    whether each is met."""
+    t = PLACEMENT_TARGETS
+    out = []
+    for r in res.get("placement", []):
+        c, d = r["c_fresh"], r["dropin"]
+        checks = [("drop-in / C API at p50", d["p50_ms"] / c["p50_ms"], t["dropin_p50"]),
+                  ("at p90", d["p90_ms"] / c["p90_ms"], t["dropin_p90"]),
+                  ("C API p90 / p50", c["p90_ms"] / c["p50_ms"], t["c_p90_over_p50"])]
+        parts = [f"{name} {value:.2f}x (target <= {limit}x: {'met' if value <= limit else 'not met'})"
+                 for name, value, limit in checks]
+        out.append(f"{r['scenario']}, {r['threads']} thread{'s' if r['threads'] > 1 else ''}: " + "; ".join(parts)
+                   + ".")
+    return " ".join(out)
+
+
 def linear_fit(xs, ys):
     """The line y = a + b x with the least squared relative residuals (weights
     1/y^2, so the small points count as much as the large ones, as on a log
@@ -253,6 +305,17 @@ def markdown(res, png_name):
                   "The same inputs as float32, float16 and bfloat16 (`yoloxloss_bench --dtype`), timed in rounds "
                   "that take the dtypes in turn; each ratio is the median over the rounds of that round's ratio. "
                   "The floor of a 16-bit row is one pass reading its 16-bit outputs and writing 16-bit gradients."]
+    if res.get("placement"):
+        lines += ["", "## Placement: head outputs in new buffers each call", "", placement_table(res), "",
+                  "As a training step places its head outputs: before each call, untimed, they are copied into "
+                  "new buffers while the last call's are still alive (C API: `yoloxloss_bench --placement fresh`; "
+                  "drop-in: new leaves cloned, then the last call's leaves and graph dropped), beside the same "
+                  "buffers every call (`--placement reuse`). `fresh-touched` also reads one byte of every 4 KiB "
+                  "page of the new buffers before the timer (the next row times that pass): if it makes the call "
+                  "fast, what a new placement costs is the first touch of each page, not the call's own access "
+                  "pattern. `fresh-huge` maps the new buffers on 2 MiB boundaries with MADV_HUGEPAGE (2 MiB pages "
+                  "where the kernel grants them). p50 is the median, p90 the nearest-rank 90th percentile.",
+                  "", "Targets (issue 20): " + placement_targets(res)]
     if any(r.get("half") for r in res["rows"]):
         lines += ["", "## Mixed precision (float16 and bfloat16 head outputs and gradients)", "",
                   half_table(res), "",

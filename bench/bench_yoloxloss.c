@@ -4,11 +4,15 @@
  * gradient buffers of the same size, already allocated. The floor runs right
  * after each step, so both see the same machine load. With --dtype float16
  * or bfloat16 the head outputs and gradients are 16-bit, and so is the
- * floor's pass. Prints one line of key=value pairs per scenario (see
+ * floor's pass. With --placement fresh the head outputs are copied into new
+ * buffers before each call, as a training step's outputs are new every step
+ * (see place_outputs). Prints one line of key=value pairs per scenario (see
  * bench/README.md). */
+#define _DEFAULT_SOURCE /* mmap's MAP_ANONYMOUS and madvise's MADV_HUGEPAGE (--placement fresh-huge) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "bench_inputs.h"
@@ -23,7 +27,20 @@ typedef struct {
     yoloxloss_isa isa;
     yoloxloss_iou_loss iou_loss; /* --iou-loss; the default IoU loss unless given */
     yoloxloss_dtype dtype;
+    int placement;            /* PLACE_*: where the head outputs of each call lie */
 } options;
+
+/* Where each timed call finds the head outputs: the same buffers every call
+ * (a C trainer that owns them), or new buffers each call written like a
+ * clone while the previous call's are still alive (a training step's head
+ * outputs); fresh-touched also reads one byte of each 4 KiB page of the new
+ * buffers before the timer, which tells a cost of first touching those
+ * pages apart from a cost of the call's own access pattern; fresh-huge puts
+ * the new buffers on 2 MiB pages where the kernel grants them (Linux's
+ * MADV_HUGEPAGE), which tells whether fewer, larger pages avoid that cost. */
+enum { PLACE_REUSE, PLACE_FRESH, PLACE_FRESH_TOUCHED, PLACE_FRESH_HUGE };
+static const char *const PLACEMENT_NAMES[] = {"reuse", "fresh", "fresh-touched", "fresh-huge"};
+#define NUM_PLACEMENTS (sizeof PLACEMENT_NAMES / sizeof PLACEMENT_NAMES[0])
 
 /* The box losses by the names the Python drop-in uses. */
 static const char *const IOU_LOSS_NAMES[] = {"iou", "giou", "iou-linear", "diou", "ciou", "eiou", "siou"};
@@ -44,6 +61,89 @@ static int cmp_double(const void *a, const void *b) {
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The q-quantile of the n values of sorted v (ascending), by nearest rank:
+ * the smallest value with at least q n values at or below it. */
+static double nearest_rank(const double *v, int n, double q) {
+    int k = (int)(q * n + 0.999999);
+    return v[k < 1 ? 0 : k > n ? n - 1 : k - 1];
+}
+
+/* The head outputs of one call at their own addresses (PLACE_FRESH*):
+ * buf[l] from malloc, or within a mapping of mapped[l] bytes at map[l]. */
+typedef struct {
+    void *buf[BENCH_LEVELS];
+    void *map[BENCH_LEVELS];
+    size_t mapped[BENCH_LEVELS];
+    yoloxloss_level levels[BENCH_LEVELS];
+} placed_outputs;
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* A new block of bytes into p's level l: malloc (a block this large is a
+ * fresh mapping), or with huge an anonymous mapping whose block starts on a
+ * 2 MiB boundary, advised MADV_HUGEPAGE. Returns 0, or -1. */
+static int new_block(placed_outputs *p, int l, size_t bytes, int huge) {
+    p->map[l] = NULL;
+    p->mapped[l] = 0;
+    if (!huge) return (p->buf[l] = malloc(bytes)) ? 0 : -1;
+#ifdef MADV_HUGEPAGE
+    size_t len = bytes + HUGE_PAGE;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return -1;
+    char *at = m + (HUGE_PAGE - (size_t)((uintptr_t)m % HUGE_PAGE)) % HUGE_PAGE;
+    madvise(at, bytes, MADV_HUGEPAGE); /* advice: where the kernel refuses, 4 KiB pages remain */
+    p->buf[l] = at;
+    p->map[l] = m;
+    p->mapped[l] = len;
+    return 0;
+#else
+    return -1;
+#endif
+}
+
+static void free_block(placed_outputs *p, int l) {
+    if (p->mapped[l])
+        munmap(p->map[l], p->mapped[l]);
+    else
+        free(p->buf[l]);
+    p->buf[l] = NULL;
+}
+
+/* Copies the head outputs of in into new blocks at *next, as a framework
+ * clones a tensor: plain stores in blocks small enough that memcpy does not
+ * stream past the cache; then frees *prev, which was alive meanwhile, and
+ * moves next into prev. Returns 0, or -1 when memory runs out. */
+static int place_outputs(const bench_inputs *in, int huge, placed_outputs *prev, placed_outputs *next) {
+    enum { CLONE_BLOCK = 64 * 1024 };
+    const size_t esize = in->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
+    for (int l = 0; l < BENCH_LEVELS; l++) {
+        const size_t bytes = in->level_floats[l] * esize;
+        const char *src = in->levels[l].fused;
+        if (new_block(next, l, bytes, huge)) {
+            for (int k = 0; k < l; k++) free_block(next, k);
+            return -1;
+        }
+        char *dst = next->buf[l];
+        for (size_t o = 0; o < bytes; o += CLONE_BLOCK)
+            memcpy(dst + o, src + o, bytes - o < CLONE_BLOCK ? bytes - o : CLONE_BLOCK);
+        next->levels[l] = in->levels[l];
+        next->levels[l].fused = dst;
+    }
+    for (int l = 0; l < BENCH_LEVELS; l++)
+        if (prev->buf[l]) free_block(prev, l);
+    *prev = *next;
+    return 0;
+}
+
+/* Reads one byte of every 4 KiB page of the placed outputs. */
+static void touch_pages(const bench_inputs *in, const placed_outputs *p) {
+    const size_t esize = in->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
+    for (int l = 0; l < BENCH_LEVELS; l++) {
+        const volatile unsigned char *bytes = p->buf[l];
+        for (size_t o = 0; o < in->level_floats[l] * esize; o += 4096) (void)bytes[o];
+    }
 }
 
 /* The floor's pass: read every head output once, write every gradient once,
@@ -100,7 +200,8 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     const size_t esize = o->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
     yoloxloss_level_grad level_grads[BENCH_LEVELS];
     double *t = malloc((size_t)o->max_iters * sizeof *t), *f = malloc((size_t)o->max_iters * sizeof *f);
-    int ok = t && f;
+    double *touch = malloc((size_t)o->max_iters * sizeof *touch); /* --placement fresh-touched's read pass */
+    int ok = t && f && touch;
     for (int l = 0; l < BENCH_LEVELS; l++) {
         grads[l] = calloc(in.level_floats[l], esize); /* calloc: first touched below, untimed */
         level_grads[l] = (yoloxloss_level_grad){grads[l], NULL, NULL, NULL};
@@ -112,9 +213,25 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     yoloxloss_batch batch = {B, in.levels, in.num_gt, in.gt_classes, in.gt_boxes, NULL};
     yoloxloss_losses losses;
     memset(&losses, 0, sizeof losses);
+    placed_outputs placed, next;
+    memset(&placed, 0, sizeof placed);
     int done = 0;
     double spent = 0;
     for (int it = -o->warmup; ok && it < o->max_iters; it++) {
+        double tt = 0;
+        if (o->placement != PLACE_REUSE) {
+            if (place_outputs(&in, o->placement == PLACE_FRESH_HUGE, &placed, &next)) {
+                fprintf(stderr, "%s: out of memory for new head-output buffers\n", sc->name);
+                ok = 0;
+                break;
+            }
+            batch.levels = placed.levels;
+            if (o->placement == PLACE_FRESH_TOUCHED) {
+                double s0 = now_ms();
+                touch_pages(&in, &placed);
+                tt = now_ms() - s0;
+            }
+        }
         double t0 = now_ms();
         yoloxloss_status st = yoloxloss_forward(ctx, &batch, &losses);
         if (st == YOLOXLOSS_OK) st = yoloxloss_backward(ctx, level_grads, NULL, 0);
@@ -129,6 +246,7 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         if (it < 0) continue;
         t[done] = t1 - t0;
         f[done] = t2 - t1;
+        touch[done] = tt;
         done++;
         spent += t2 - t0;
         if (o->seconds > 0 && done >= o->min_iters && spent >= o->seconds * 1e3) break;
@@ -136,13 +254,21 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     if (ok) {
         double fastest = t[0];
         for (int i = 1; i < done; i++) fastest = t[i] < fastest ? t[i] : fastest;
+        const double mid = median(t, done); /* sorts t */
+        const double touch_mid = median(touch, done);
         printf("scenario=%s images=%d size=%d boxes=%d classes=%d threads=%d isa=%s iters=%d "
-               "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g iou_loss=%s dtype=%s\n",
+               "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g iou_loss=%s dtype=%s "
+               "placement=%s p90_ms=%.4f max_ms=%.4f touch_ms=%.4f touch_p90_ms=%.4f touch_max_ms=%.4f\n",
                sc->name, B, sc->size, nbox, sc->classes, o->threads, yoloxloss_isa_name(yoloxloss_get_isa(ctx)),
-               done, median(t, done), fastest, median(f, done), bench_inputs_bytes(&in),
-               (long long)losses.num_fg, (double)losses.total, IOU_LOSS_NAMES[o->iou_loss], dtype_name(o->dtype));
+               done, mid, fastest, median(f, done), bench_inputs_bytes(&in),
+               (long long)losses.num_fg, (double)losses.total, IOU_LOSS_NAMES[o->iou_loss], dtype_name(o->dtype),
+               PLACEMENT_NAMES[o->placement], nearest_rank(t, done, 0.9), t[done - 1], touch_mid,
+               nearest_rank(touch, done, 0.9), touch[done - 1]);
         fflush(stdout);
     }
+    for (int l = 0; l < BENCH_LEVELS; l++)
+        if (placed.buf[l]) free_block(&placed, l);
+    free(touch);
     for (int l = 0; l < BENCH_LEVELS; l++) free(grads[l]);
     free(t);
     free(f);
@@ -219,7 +345,7 @@ static int parse_int(const char *s, int lo, int *v) {
 static int takes_value(const char *option) {
     static const char *const names[] = {"--scenario", "--inputs", "--isa", "--seconds", "--iters",
                                         "--min-iters", "--warmup", "--threads", "--images", "--boxes",
-                                        "--iou-loss", "--dtype"};
+                                        "--iou-loss", "--dtype", "--placement"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(option, names[i])) return 1;
     return 0;
@@ -231,18 +357,24 @@ static void usage(const char *argv0) {
             "          [--boxes N] [--iters MAX] [--min-iters N] [--seconds S] [--warmup W]\n"
             "          [--iou-loss NAME]\n"
             "          [--dtype float32|float16|bfloat16]\n"
+            "          [--placement reuse|fresh|fresh-touched|fresh-huge]\n"
             "       %s --list | --list-isas\n"
             "Times forward + backward on each scenario (or only NAME) and prints one key=value line\n"
             "per scenario. T = 0 is OpenMP's default. --iters is the most timed steps (default 9);\n"
             "with --seconds, timing stops once at least --min-iters steps (default 3) took S seconds.\n"
             "--inputs reads the inputs of one scenario from FILE instead of generating them.\n"
             "--iou-loss sets the box loss (iou, giou, iou-linear, diou, ciou, eiou, siou; default iou).\n"
-            "--dtype: the head outputs and gradients in float16 or bfloat16 (the inputs rounded to it).\n",
+            "--dtype: the head outputs and gradients in float16 or bfloat16 (the inputs rounded to it).\n"
+            "--placement fresh: the head outputs copied into new buffers before each call while the\n"
+            "previous call's are alive (a training step's); fresh-touched also reads each of their pages\n"
+            "once before the timer; fresh-huge puts them on 2 MiB pages (MADV_HUGEPAGE); reuse (default):\n"
+            "the same buffers every call.\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
-    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_DTYPE_FLOAT32};
+    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU,
+                 YOLOXLOSS_DTYPE_FLOAT32, PLACE_REUSE};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -279,6 +411,19 @@ int main(int argc, char **argv) {
                 o.dtype = YOLOXLOSS_DTYPE_BFLOAT16;
             else
                 bad = 1;
+        } else if (!strcmp(a, "--placement")) {
+            bad = 1;
+            for (size_t k = 0; k < NUM_PLACEMENTS; k++)
+                if (!strcmp(v, PLACEMENT_NAMES[k])) {
+                    o.placement = (int)k;
+                    bad = 0;
+                }
+#ifndef MADV_HUGEPAGE
+            if (o.placement == PLACE_FRESH_HUGE) {
+                fprintf(stderr, "--placement fresh-huge: this system has no MADV_HUGEPAGE\n");
+                return 2;
+            }
+#endif
         } else if (!strcmp(a, "--seconds")) {
             char *end;
             o.seconds = strtod(v, &end);

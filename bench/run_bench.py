@@ -23,6 +23,10 @@ Then it times the C API (one thread, the ISA the library picks) on coco16
 and coco16_50box with the box losses ciou and siou beside iou, in rounds
 that take the three in turn, and reports each one's time over iou's (the
 median of the rounds' ratios).
+On coco16 it times the C API and the drop-in with the head outputs in new
+buffers each call while the last call's are alive (a training step's
+placement) beside the C API on reused buffers, and reports the p50, p90 and
+maximum of each (issue 20).
 Then, for float16 and bfloat16 head outputs (mixed precision), the drop-in
 on 16-bit tensors and the C API on the same values rounded (--dtype), on
 each instruction set, beside the 16-bit floor (one pass reading the 16-bit
@@ -47,12 +51,14 @@ import bench_report
 FULL = dict(torch=m.Policy(warmup=1, min_iters=3, max_iters=15, seconds=4.0),
             lib=m.Policy(warmup=2, min_iters=5, max_iters=51, seconds=2.0),
             sweep_torch=m.Policy(warmup=1, min_iters=2, max_iters=7, seconds=1.5),
-            sweep_images=(1, 2, 4, 8, 16), sweep_boxes=(1, 5, 10, 20, 50), sweep_boxes_images=16)
+            sweep_images=(1, 2, 4, 8, 16), sweep_boxes=(1, 5, 10, 20, 50), sweep_boxes_images=16,
+            placement=m.Policy(warmup=2, min_iters=21, max_iters=51, seconds=2.0))
 QUICK = dict(torch=m.Policy(warmup=0, min_iters=1, max_iters=1, seconds=0.0),
              lib=m.Policy(warmup=1, min_iters=2, max_iters=2, seconds=0.0),
              sweep_torch=m.Policy(warmup=1, min_iters=1, max_iters=1, seconds=0.0),
              sweep_images=(1, 2), sweep_boxes=(1, 5), sweep_boxes_images=2,
-             scenarios=("coco16",), images=2)
+             scenarios=("coco16",), images=2,
+             placement=m.Policy(warmup=1, min_iters=3, max_iters=3, seconds=0.0))
 # The box-loss rows: these scenarios, these losses, compared with the first,
 # in this many rounds (FULL / QUICK).
 BOX_LOSS_SCENARIOS = ("coco16", "coco16_50box")
@@ -61,6 +67,13 @@ BOX_LOSS_ROUNDS = dict(full=9, quick=1)
 # The mixed-precision rounds: float32, float16 and bfloat16 on these
 # scenarios, on every supported SIMD instruction set, in this many rounds.
 DTYPE_ROUND_SCENARIOS = ("coco16",)
+# The placement rows (issue 20): the C API and the drop-in with the head
+# outputs in new buffers each call, as a training step places them, on these
+# scenarios at each thread count; p50, p90 and the maximum of each.
+PLACEMENT_SCENARIOS = ("coco16",)
+# (key, yoloxloss_bench --placement) of the C API's placement rows.
+C_PLACEMENTS = (("c_reuse", "reuse"), ("c_fresh", "fresh"), ("c_fresh_touched", "fresh-touched"),
+                ("c_fresh_huge", "fresh-huge"))
 
 # Relative difference of total losses above which the run warns: the C
 # program and the drop-in run the same library on the same tensors; PyTorch
@@ -249,6 +262,38 @@ def run_dtype_rounds(c, sc, images, isa, policy, rounds, tmp, log):
             for dt in dtypes]
 
 
+def run_placement(c, sc, images, threads_list, isa, policy, tmp, log):
+    """Per thread count: the C API (isa) with its head outputs in the same
+    buffers every call, in new buffers each call, in new buffers read once
+    page by page before the timer, and in new buffers on 2 MiB pages; and
+    the drop-in with new leaves each call while the last call's are alive. One row per thread count with the
+    Spread of each (and of the C program's read pass)."""
+    label = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
+    outputs, labels, path = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)
+    n_images, boxes = labels.shape[0], labels.shape[1]
+    rows = []
+    for t in threads_list:
+        lab = f"placement {label}, {t} thread{'s' if t > 1 else ''}"
+        row = dict(scenario=label, threads=t, isa=isa)
+        drop, drop_total = m.time_dropin_placed(sc, outputs, labels, t, policy)
+        log(f"{lab}: drop-in, new leaves each call: p50 {drop.p50_ms:.2f} p90 {drop.p90_ms:.2f} "
+            f"max {drop.max_ms:.2f} ms ({drop.iters} calls)")
+        row["dropin"] = drop._asdict()
+        for key, placement in C_PLACEMENTS:
+            _, _, f = c.time(sc, path, n_images, boxes, t, isa, policy, placement=placement)
+            got = m.c_spread(f)
+            log(f"{lab}: C API [{isa}] --placement {placement}: p50 {got.p50_ms:.2f} p90 {got.p90_ms:.2f} "
+                f"max {got.max_ms:.2f} ms ({got.iters} calls)")
+            log.check(f"{lab} C API [{isa}] --placement {placement} vs drop-in", float(f["total"]), drop_total, TOL_LIB)
+            row[key] = got._asdict()
+            if placement == "fresh-touched":
+                row["touch"] = m.Spread(float(f["touch_ms"]), float(f["touch_p90_ms"]), float(f["touch_max_ms"]),
+                                        got.iters)._asdict()
+        rows.append(row)
+    os.remove(path)
+    return rows
+
+
 def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
     """Times PyTorch, the drop-in and the C API (one thread, isa) on base
     with images or boxes per image set to each value."""
@@ -344,6 +389,11 @@ def main():
                         results.setdefault("dtype_rounds", []).extend(
                             run_dtype_rounds(c, sc, args.images or cfg.get("images"), isa, cfg["lib"], rounds,
                                              tmp, log))
+        for sc in scenarios:
+            if sc.name in PLACEMENT_SCENARIOS:
+                results.setdefault("placement", []).extend(
+                    run_placement(c, sc, args.images or cfg.get("images"), threads_list, default_isa,
+                                  cfg["placement"], tmp, log))
         if not args.no_sweep:
             base = next(s for s in all_scenarios if s.name == "coco16")
             results["sweeps"]["images"] = run_sweep(c, base, "images", cfg["sweep_images"], None,

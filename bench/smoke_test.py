@@ -7,7 +7,9 @@ agreeing on the loss of identical inputs, in float32 and in the mixed
 precision rows (float16 and bfloat16); --dtype refuses an unknown name; the
 table of the drop-in without the step's allocations has its times, and the
 official YOLOX column a time with $YOLOX_SRC or "not available" and why
-without it. It checks that the pipeline works, not how fast anything is.
+without it; --placement times each placement and refuses an unknown one,
+and the placement table (issue 20) has its rows. It checks that the
+pipeline works, not how fast anything is.
 
 usage: smoke_test.py --bench-exe build/bench/yoloxloss_bench
 """
@@ -87,6 +89,7 @@ def check_quick_run(exe, out):
         fail("the C API and the drop-in disagree on identical inputs: " + "; ".join(disagreements))
 
     check_extras(table, threads)
+    check_placement(table, data, threads)
 
     with open(os.path.join(out, "bench.png"), "rb") as f:
         if f.read(8) != b"\x89PNG\r\n\x1a\n":
@@ -146,23 +149,33 @@ def check_iou_loss_option(exe):
         fail(f"the seven box losses gave only {len(totals)} different totals on one input")
 
 
+def section_of(table, heading, what):
+    """The part of bench.md under `## heading`, up to the next section."""
+    parts = table.split(f"## {heading}", 1)
+    if len(parts) != 2:
+        fail(f"bench.md has no {what}:\n{table}")
+    return parts[1].split("\n## ", 1)[0]
+
+
+def expect_positive(cells, row):
+    """Every cell a positive time or ratio."""
+    for cell in cells:
+        if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
+            fail(f"bad cell {cell!r} in row {row!r}")
+
+
 def check_extras(table, threads):
     """The drop-in without the step's allocations is timed; the official
     YOLOX column has a time with $YOLOX_SRC, and says "not available" and why
     without it."""
-    section = table.split("## Drop-in without the step's allocations", 1)
-    if len(section) != 2:
-        fail(f"bench.md has no table of the drop-in without allocations:\n{table}")
-    section = section[1].split("\n## ", 1)[0]
+    section = section_of(table, "Drop-in without the step's allocations", "table of the drop-in without allocations")
     have_yolox = bool(os.environ.get("YOLOX_SRC"))
     for t in threads:
         row = next((line for line in section.splitlines() if line.startswith(f"| coco16 [2 images] | {t} |")), None)
         if row is None:
             fail(f"the drop-in/official table has no coco16 row for {t} thread(s):\n{section}")
         cells = [c.strip() for c in row.strip("|").split("|")]
-        for cell in cells[2:8]:
-            if not re.fullmatch(r"\d+(\.\d+)?x?", cell) or float(cell.rstrip("x")) <= 0:
-                fail(f"bad cell {cell!r} in row {row!r}")
+        expect_positive(cells[2:8], row)
         official = cells[8]
         if have_yolox and not re.fullmatch(r"\d+(\.\d+)?", official):
             fail(f"YOLOX_SRC is set but the official column says {official!r}:\n{section}")
@@ -170,6 +183,56 @@ def check_extras(table, threads):
             fail(f"without YOLOX_SRC the official column says {official!r}, not 'not available'")
     if not have_yolox and "official YOLOX: not available: YOLOX_SRC is not set" not in section:
         fail(f"the table does not say why the official column is not available:\n{section}")
+
+
+def check_placement(table, data, threads):
+    """The placement rows (issue 20): per thread count, the C API on reused
+    buffers, on new buffers, on new buffers read page by page first (and
+    that read pass), on new buffers on 2 MiB pages, and the drop-in on new
+    leaves, each with a positive p50 <= p90 <= maximum over the policy's
+    calls, in bench.json and bench.md, and the targets sentence."""
+    section = section_of(table, "Placement: head outputs in new buffers each call", "placement table")
+    rows = data.get("placement", [])
+    if [r["threads"] for r in rows] != threads:
+        fail(f"bench.json's placement rows are for threads {[r['threads'] for r in rows]}, expected {threads}")
+    for r in rows:
+        for key in ("c_reuse", "c_fresh", "c_fresh_touched", "touch", "c_fresh_huge", "dropin"):
+            v = r.get(key)
+            if not v or not (0 < v["p50_ms"] <= v["p90_ms"] <= v["max_ms"]) or v["iters"] < 1:
+                fail(f"bad placement entry {key} for {r['threads']} thread(s): {v!r}")
+        for what in ("the same buffers every call", "new buffers each call |",
+                     "each page read once before the timer", "that read pass alone", "on 2 MiB pages",
+                     "new leaves each call"):
+            line = next((x for x in section.splitlines()
+                         if x.startswith(f"| coco16 [2 images] | {r['threads']} |") and what in x), None)
+            if line is None:
+                fail(f"the placement table has no {what!r} row for {r['threads']} thread(s):\n{section}")
+            expect_positive([c.strip() for c in line.strip("|").split("|")][3:8], line)
+    if not re.search(r"Targets \(issue 20\): coco16 \[2 images\], 1 thread: drop-in / C API at p50 \d", section):
+        fail(f"the placement table has no targets sentence:\n{section}")
+    if any("--placement" in w for w in data["warnings"]):
+        fail("the C API with new buffers disagrees with the drop-in: "
+             + "; ".join(w for w in data["warnings"] if "--placement" in w))
+
+
+def check_placement_option(exe):
+    """--placement times each placement it names and says so, with p90 and
+    maximum; an unknown name is refused."""
+    for name in ("reuse", "fresh", "fresh-touched", "fresh-huge"):
+        proc = subprocess.run([exe, "--placement", name, "--scenario", "coco16", "--images", "1", "--iters", "3"],
+                              capture_output=True, text=True)
+        f = dict(kv.split("=", 1) for kv in proc.stdout.split())
+        if proc.returncode != 0 or f.get("placement") != name:
+            fail(f"--placement {name} did not time that placement: rc {proc.returncode}, {proc.stdout!r} "
+                 f"{proc.stderr!r}")
+        if not (0 < float(f["median_ms"]) <= float(f["p90_ms"]) <= float(f["max_ms"])):
+            fail(f"--placement {name}: median, p90 and max out of order in {proc.stdout!r}")
+        if (float(f["touch_ms"]) > 0) != (name == "fresh-touched"):
+            fail(f"--placement {name}: touch_ms={f['touch_ms']}, expected a time only for fresh-touched")
+    proc = subprocess.run([exe, "--placement", "elsewhere", "--scenario", "coco16", "--images", "1", "--iters", "1"],
+                          capture_output=True, text=True)
+    if proc.returncode != 2 or "--placement" not in proc.stderr or proc.stdout:
+        fail(f"--placement elsewhere was not refused with a message (rc {proc.returncode}, stderr {proc.stderr!r})")
 
 
 def check_bad_scenario(exe, out):
@@ -219,6 +282,7 @@ def main():
     check_isa_options(exe)
     check_iou_loss_option(exe)
     check_dtype_option(exe)
+    check_placement_option(exe)
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-smoke-") as out:
         check_bad_scenario(exe, out)
         check_quick_run(exe, out)
