@@ -31,7 +31,7 @@
 
 #include <yoloxloss.h>
 
-#include "tiny_head.h"
+#include "tiny_loss.h"
 
 #define PRIOR 0.01 /* YOLOX's prior probability of an object (and of each class) */
 #define MIN_RATIO 2.0
@@ -40,29 +40,17 @@
 enum { YOLOX_CLASSES = 80, YOLOX_IMAGE = 640, YOLOX_LEVELS = 3, YOLOX_BATCH = 2, YOLOX_GT = 8 };
 static const float kYoloxStrides[YOLOX_LEVELS] = {8, 16, 32};
 
-static int report(yoloxloss_context *ctx, yoloxloss_status st) {
-    if (st == YOLOXLOSS_OK) return 0;
-    fprintf(stderr, "%s: %s\n", yoloxloss_status_string(st), yoloxloss_last_error(ctx));
-    return -1;
-}
-
 static void print_row(const char *what, const yoloxloss_losses *l) {
     printf("%-18s total %9.4f  iou %7.4f  obj %9.4f  cls %8.4f  num_fg %4lld\n", what, (double)l->total,
            (double)l->iou, (double)l->obj, (double)l->cls, (long long)l->num_fg);
 }
 
-/* The loss of a head of `levels` (fused float32) on a batch; -1 on failure. */
+/* The loss of a batch of fused float32 levels; -1 on failure. */
 static int loss_of(int num_classes, int num_levels, const float *strides, const yoloxloss_batch *batch,
                    yoloxloss_losses *out) {
-    yoloxloss_config cfg;
-    yoloxloss_config_defaults(&cfg);
-    cfg.num_classes = num_classes;
-    cfg.num_levels = num_levels;
-    cfg.strides = strides;
-    cfg.num_threads = 1;
-    yoloxloss_context *ctx;
-    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) return -1;
-    const int bad = report(ctx, yoloxloss_forward(ctx, batch, out));
+    yoloxloss_context *ctx = example_context(num_classes, num_levels, strides);
+    if (!ctx) return -1;
+    const int bad = report_status(ctx, yoloxloss_forward(ctx, batch, out));
     yoloxloss_destroy(ctx);
     return bad;
 }
@@ -72,14 +60,9 @@ static int loss_of(int num_classes, int num_levels, const float *strides, const 
 static int tiny_head_losses(yoloxloss_losses *with, yoloxloss_losses *without) {
     enum { NUM_IMAGES = 16 };
     uint32_t rng = 12345u; /* train_tiny_head.c's seed and order of draws */
-    float mix[FEAT * SEMANTIC];
-    make_mixing(mix, &rng);
     static image images[NUM_IMAGES];
     image *all[NUM_IMAGES];
-    for (int n = 0; n < NUM_IMAGES; n++) {
-        all[n] = &images[n];
-        if (make_image(&images[n], mix, &rng) != 0) return -1;
-    }
+    if (make_dataset(images, all, NUM_IMAGES, &rng) != 0) return -1;
     head h;
     head_init(&h, &rng);
     flat_labels gt;

@@ -31,7 +31,7 @@
 
 #include <yoloxloss.h>
 
-#include "tiny_head.h"
+#include "tiny_loss.h"
 
 enum { BATCH = 8 };
 
@@ -56,11 +56,6 @@ typedef struct {
     size_t size;
 } loss_layer;
 
-static int fail(const loss_group *g, yoloxloss_status st) {
-    fprintf(stderr, "%s: %s\n", yoloxloss_status_string(st), yoloxloss_last_error(g->ctx));
-    return -1;
-}
-
 /* The layer's forward: register; the layer that completes the set runs the
  * loss of all levels, writing every layer's delta. */
 static int loss_layer_forward(loss_layer *l, int num_images, const flat_labels *gt) {
@@ -79,7 +74,7 @@ static int loss_layer_forward(loss_layer *l, int num_images, const flat_labels *
     const yoloxloss_upstream up = {.total = g->upstream};
     yoloxloss_status st = yoloxloss_forward(g->ctx, &batch, &g->losses);
     if (st == YOLOXLOSS_OK) st = yoloxloss_backward(g->ctx, g->grads, &up, /*accumulate=*/0);
-    return st == YOLOXLOSS_OK ? 0 : fail(g, st);
+    return report_status(g->ctx, st);
 }
 
 /* The layer's backward: its delta into its input's (darknet adds). */
@@ -87,33 +82,17 @@ static void loss_layer_backward(const loss_layer *l) {
     for (size_t k = 0; k < l->size; k++) l->input_delta[k] += l->delta[k];
 }
 
-static yoloxloss_context *new_context(int num_levels, const float *strides) {
-    yoloxloss_config cfg;
-    yoloxloss_config_defaults(&cfg);
-    cfg.num_classes = NUM_CLASSES;
-    cfg.num_levels = num_levels;
-    cfg.strides = strides;
-    cfg.num_threads = 1;
-    yoloxloss_context *ctx = NULL;
-    return yoloxloss_create(&cfg, &ctx) == YOLOXLOSS_OK ? ctx : NULL;
-}
-
 int main(void) {
     uint32_t rng = 99u;
-    float mix[FEAT * SEMANTIC];
-    make_mixing(mix, &rng);
     static image images[BATCH];
     image *batch[BATCH];
-    for (int n = 0; n < BATCH; n++) {
-        batch[n] = &images[n];
-        if (make_image(&images[n], mix, &rng) != 0) return 1;
-    }
+    if (make_dataset(images, batch, BATCH, &rng) != 0) return 1;
     head h;
     head_init(&h, &rng);
     flat_labels gt;
     flatten_labels(batch, BATCH, &gt);
 
-    loss_group group = {.ctx = new_context(LEVELS, kStrides), .num_levels = LEVELS, .upstream = -(float)BATCH};
+    loss_group group = {.ctx = example_context(NUM_CLASSES, LEVELS, kStrides), .num_levels = LEVELS, .upstream = -(float)BATCH};
     loss_layer layers[LEVELS];
     float *direct[LEVELS];
     for (int l = 0; l < LEVELS; l++) {
@@ -143,7 +122,7 @@ int main(void) {
     }
     const yoloxloss_batch whole = {.num_images = BATCH, .levels = levels, .num_gt = gt.num_gt,
                                    .gt_classes = gt.classes, .gt_boxes = gt.boxes};
-    yoloxloss_context *ref = new_context(LEVELS, kStrides);
+    yoloxloss_context *ref = example_context(NUM_CLASSES, LEVELS, kStrides);
     yoloxloss_losses one;
     if (!ref || yoloxloss_forward(ref, &whole, &one) || yoloxloss_backward(ref, grads, NULL, 0)) return 1;
     size_t differ = 0;
@@ -156,7 +135,7 @@ int main(void) {
     double total = 0;
     int64_t num_fg = 0;
     for (int l = 0; l < LEVELS; l++) {
-        yoloxloss_context *alone = new_context(1, &kStrides[l]);
+        yoloxloss_context *alone = example_context(NUM_CLASSES, 1, &kStrides[l]);
         const yoloxloss_batch one_level = {.num_images = BATCH, .levels = &levels[l], .num_gt = gt.num_gt,
                                            .gt_classes = gt.classes, .gt_boxes = gt.boxes};
         yoloxloss_losses part;

@@ -51,7 +51,7 @@
 
 #include <yoloxloss.h>
 
-#include "tiny_head.h"
+#include "tiny_loss.h"
 
 /* Each batch is drawn at random from NUM_IMAGES images. The first WARMUP
  * steps, while the head learns where the objects are and num_fg climbs
@@ -92,40 +92,10 @@ static void stats_add(stats *s, double loss_ratio, double grad_ratio, double dir
     s->dir_max = fmax(s->dir_max, direction);
 }
 
+/* Fused [BATCH, OUT, H, W] outputs and gradients of each level. */
 typedef struct {
-    float *out[LEVELS], *grad[LEVELS]; /* fused [BATCH, OUT, H, W] */
+    head_planes out[LEVELS], grad[LEVELS];
 } buffers;
-
-static int report(yoloxloss_context *ctx, yoloxloss_status st) {
-    if (st == YOLOXLOSS_OK) return 0;
-    fprintf(stderr, "%s: %s\n", yoloxloss_status_string(st), yoloxloss_last_error(ctx));
-    return -1;
-}
-
-static int forward(yoloxloss_context *ctx, const head *h, image *const *images, int num, buffers *buf,
-                   yoloxloss_losses *losses) {
-    flat_labels gt;
-    flatten_labels(images, num, &gt);
-    yoloxloss_level levels[LEVELS];
-    for (int l = 0; l < LEVELS; l++) {
-        head_forward(h, images, num, l, &(head_planes){.fused = buf->out[l]});
-        levels[l] = (yoloxloss_level){.height = grid_size(l), .width = grid_size(l), .fused = buf->out[l]};
-    }
-    const yoloxloss_batch in = {.num_images = num, .levels = levels, .num_gt = gt.num_gt,
-                                .gt_classes = gt.classes, .gt_boxes = gt.boxes};
-    return report(ctx, yoloxloss_forward(ctx, &in, losses));
-}
-
-/* Backward of the last forward with upstream.total = scale, chained through
- * the head; ADDS into *grad. */
-static int backward(yoloxloss_context *ctx, image *const *images, int num, buffers *buf, float scale, head *grad) {
-    yoloxloss_level_grad g[LEVELS];
-    for (int l = 0; l < LEVELS; l++) g[l] = (yoloxloss_level_grad){.fused = buf->grad[l]};
-    const yoloxloss_upstream upstream = {.total = scale};
-    if (report(ctx, yoloxloss_backward(ctx, g, &upstream, 0))) return -1;
-    for (int l = 0; l < LEVELS; l++) head_backward(grad, images, num, l, &(head_planes){.fused = buf->grad[l]});
-    return 0;
-}
 
 /* The scale of g along w (<g, w> / <w, w>) and the norm of the rest
  * relative to |w|. */
@@ -167,7 +137,7 @@ static int measure(yoloxloss_context *ctx, const head *h, image *const *batch, i
     for (int k = 0; k < K; k++) {
         image *const *images = batch + k * micro;
         yoloxloss_losses l;
-        if (forward(ctx, h, images, micro, buf, &l)) return -1;
+        if (tiny_loss_forward(ctx, h, images, micro, buf->out, &l)) return -1;
         fg_sum += l.num_fg;
         if (k == 0) {
             /* Without an earlier step the first sub-batch is all there is to go on. */
@@ -181,9 +151,9 @@ static int measure(yoloxloss_context *ctx, const head *h, image *const *batch, i
             const float n = o == OWN ? l.normalizer : o == DEFERRED ? 1.0f : (float)(used[o] / K);
             const float upstream = o == DEFERRED ? 1.0f : 1.0f / (float)K;
             yoloxloss_losses r;
-            if (report(ctx, yoloxloss_renormalize(ctx, n, &r))) return -1;
+            if (report_status(ctx, yoloxloss_renormalize(ctx, n, &r))) return -1;
             loss[o] += (double)upstream * r.total;
-            if (backward(ctx, images, micro, buf, upstream, &grads[o])) return -1;
+            if (tiny_loss_backward(ctx, images, micro, buf->grad, upstream, &grads[o])) return -1;
         }
     }
     if ((double)(fg_sum > 1 ? fg_sum : 1) != n_batch) {
@@ -222,32 +192,20 @@ int main(int argc, char **argv) {
         return 2;
     }
     uint32_t rng = 4242u;
-    float mix[FEAT * SEMANTIC];
-    make_mixing(mix, &rng);
     static image images[NUM_IMAGES];
     image *all[NUM_IMAGES];
-    for (int n = 0; n < NUM_IMAGES; n++) {
-        all[n] = &images[n];
-        if (make_image(&images[n], mix, &rng) != 0) return 1;
-    }
+    if (make_dataset(images, all, NUM_IMAGES, &rng) != 0) return 1;
     buffers buf;
     for (int l = 0; l < LEVELS; l++) {
         const size_t cells = (size_t)grid_size(l) * (size_t)grid_size(l);
-        buf.out[l] = malloc(sizeof(float) * BATCH * OUT * cells);
-        buf.grad[l] = malloc(sizeof(float) * BATCH * OUT * cells);
-        if (!buf.out[l] || !buf.grad[l]) return 1;
+        buf.out[l] = (head_planes){.fused = malloc(sizeof(float) * BATCH * OUT * cells)};
+        buf.grad[l] = (head_planes){.fused = malloc(sizeof(float) * BATCH * OUT * cells)};
+        if (!buf.out[l].fused || !buf.grad[l].fused) return 1;
     }
     head h, whole;
     head_init(&h, &rng);
-
-    yoloxloss_config cfg;
-    yoloxloss_config_defaults(&cfg);
-    cfg.num_classes = NUM_CLASSES;
-    cfg.num_levels = LEVELS;
-    cfg.strides = kStrides;
-    cfg.num_threads = 1;
-    yoloxloss_context *ctx;
-    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) return 1;
+    yoloxloss_context *ctx = example_context(NUM_CLASSES, LEVELS, kStrides);
+    if (!ctx) return 1;
 
     static stats st[NUM_PHASES][NUM_SPLITS][NUM_OPTIONS];
     int64_t fg_min[NUM_PHASES] = {INT64_MAX, INT64_MAX}, fg_max[NUM_PHASES] = {0, 0};
@@ -260,7 +218,9 @@ int main(int argc, char **argv) {
         for (int b = 0; b < BATCH; b++) batch[b] = all[(int)(uniform(&rng) * NUM_IMAGES)];
         yoloxloss_losses l;
         memset(&whole, 0, sizeof(whole));
-        if (forward(ctx, &h, batch, BATCH, &buf, &l) || backward(ctx, batch, BATCH, &buf, 1.0f, &whole)) return 1;
+        if (tiny_loss_forward(ctx, &h, batch, BATCH, buf.out, &l) ||
+            tiny_loss_backward(ctx, batch, BATCH, buf.grad, 1.0f, &whole))
+            return 1;
         const double n_batch = (double)l.normalizer;
         fg_min[phase] = l.num_fg < fg_min[phase] ? l.num_fg : fg_min[phase];
         fg_max[phase] = l.num_fg > fg_max[phase] ? l.num_fg : fg_max[phase];
@@ -273,7 +233,7 @@ int main(int argc, char **argv) {
         adam_step(&h, &whole, &opt, 0.02f);
     }
     yoloxloss_destroy(ctx);
-    for (int l = 0; l < LEVELS; l++) free(buf.out[l]), free(buf.grad[l]);
+    for (int l = 0; l < LEVELS; l++) free(buf.out[l].fused), free(buf.grad[l].fused);
     for (int n = 0; n < NUM_IMAGES; n++) free_image(&images[n]);
     if (failed) return 1;
 
