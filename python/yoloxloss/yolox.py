@@ -21,13 +21,13 @@ for the last epochs).
 
 Where it goes in a YOLOX experiment: in the ``Exp``'s ``get_model``, after
 the parent's (which builds the model, sets the 1% bias prior and train
-mode), on the model it returns, before anything moves, wraps
+mode), on the model it returns, before anything wraps
 (``DistributedDataParallel``) or copies (the EMA model) it::
 
     class Exp(yolox.exp.Exp):
         def get_model(self):
             model = super().get_model()
-            yoloxloss.yolox.use_library(model)   # normalizer="mean_over_ranks" under DDP
+            yoloxloss.yolox.use_library(model)   # several DDP ranks: normalizer="mean_over_ranks"
             return model
 
 Every rank builds its model through ``get_model``, so every rank switches
