@@ -12,8 +12,9 @@ DDP's averaged gradient is the gradient of the whole batch's loss, as if one
 process had run it (tests/data_parallel/check_equivalence.py checks the
 losses and parameters of 2 ranks against 1 process).
 
-Launch, one machine, 2 processes (the library comes from $YOLOXLOSS_LIB, or
-next to the package, or build/):
+Launch, one machine, 2 processes (yoloxloss is the installed package when
+there is one, else this checkout's python/ with the library of build/;
+$YOLOXLOSS_LIB overrides the library):
 
     /usr/bin/python3 -m torch.distributed.run --nproc_per_node 2 examples/pytorch_ddp.py
 
@@ -46,6 +47,7 @@ is the point of the option.
 import argparse
 import copy
 import gc
+import importlib.util
 import os
 import sys
 
@@ -55,7 +57,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.join(REPO, "python"))
+# The installed package (pip install ./python) when there is one, else this checkout's python/.
+if importlib.util.find_spec("yoloxloss") is None:
+    sys.path.insert(0, os.path.join(REPO, "python"))
 
 import yoloxloss  # noqa: E402
 

@@ -26,11 +26,15 @@ to float32 tolerance (gradients within one bfloat16 step). Exits 1 on any
 mismatch.
 
 Run: /usr/bin/python3 examples/pytorch_train_step.py [--steps N] [--batch B]
-(the library is found through $YOLOXLOSS_LIB, or build/libyoloxloss.so).
+It imports the installed yoloxloss (python3 -m pip install --no-build-isolation
+./python) when there is one, else this checkout's python/ with the library
+of build/ ($YOLOXLOSS_LIB overrides the library either way). The reference
+comes from the checkout's tests/reference.
 """
 
 import argparse
 import copy
+import importlib.util
 import os
 import statistics
 import sys
@@ -40,7 +44,9 @@ import torch
 from torch import nn
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.join(REPO, "python"))
+# The installed package (pip install ./python) when there is one, else this checkout's python/.
+if importlib.util.find_spec("yoloxloss") is None:
+    sys.path.insert(0, os.path.join(REPO, "python"))
 sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
 
 import yoloxloss  # noqa: E402

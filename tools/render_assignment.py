@@ -18,6 +18,7 @@ Examples:
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -30,7 +31,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.join(REPO, "python"))
+# The installed package (pip install ./python) when there is one, else this checkout's python/.
+if importlib.util.find_spec("yoloxloss") is None:
+    sys.path.insert(0, os.path.join(REPO, "python"))
 import yoloxloss  # noqa: E402
 
 # (class, cx, cy, w, h) in pixels of a 256x256 image: a large, a medium, two

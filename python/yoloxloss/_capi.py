@@ -7,6 +7,7 @@ naming every place it looked, when it cannot.
 
 import ctypes
 import os
+import sys
 
 __all__ = []  # private module
 
@@ -192,20 +193,46 @@ ENV_VAR = "YOLOXLOSS_LIB"
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+BUILD_HINT = "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build"
+PIP_HINT = "python3 -m pip install --no-build-isolation ./python"
+
+
 def candidate_paths():
-    """The places searched, in order: [(description, path)]."""
-    out = []
-    env = os.environ.get(ENV_VAR)
-    if env:
-        out.append(("$" + ENV_VAR, env))
-    out.append(("next to the package", os.path.join(_PKG_DIR, LIB_NAME)))
-    out.append(("the repository's build directory",
-                os.path.normpath(os.path.join(_PKG_DIR, "..", "..", "build", LIB_NAME))))
-    return out
+    """The places searched when $YOLOXLOSS_LIB is not set, in order:
+    [(description, path)]."""
+    return [("next to the package (where pip install puts it)", os.path.join(_PKG_DIR, LIB_NAME)),
+            ("a checkout's build directory",
+             os.path.normpath(os.path.join(_PKG_DIR, "..", "..", "build", LIB_NAME)))]
+
+
+def other_installed_copies():
+    """Libraries of other yoloxloss packages on sys.path (an installed one
+    shadowed by this copy, typically a checkout's python/ put first)."""
+    found = []
+    for entry in sys.path:
+        path = os.path.join(os.path.abspath(entry or os.curdir), "yoloxloss", LIB_NAME)
+        if os.path.dirname(path) != _PKG_DIR and os.path.isfile(path) and path not in found:
+            found.append(path)
+    return found
+
+
+def _missing_library_message(tried):
+    lines = ["yoloxloss: cannot load %s, the C library of this package (imported from %s)." % (LIB_NAME, _PKG_DIR),
+             "Searched:", "  $%s: not set" % ENV_VAR] + tried
+    others = other_installed_copies()
+    lines += ["  another yoloxloss on sys.path: %s (has its library; this copy was imported first)" % path
+              for path in others]
+    lines += ["To fix it, one of:",
+              "  - install the package with its library, from the repository's root: %s" % PIP_HINT,
+              "  - in a checkout, build the library into build/: %s" % BUILD_HINT,
+              "  - set %s to the full path of a %s" % (ENV_VAR, LIB_NAME)]
+    if others:
+        lines.append("  - use the installed package: take %s off sys.path (or PYTHONPATH), or set %s=%s"
+                     % (os.path.dirname(_PKG_DIR), ENV_VAR, others[0]))
+    return "\n".join(lines)
 
 
 def _load():
-    tried = []
     env = os.environ.get(ENV_VAR)
     if env:
         # An explicitly configured library must load; silently falling back to
@@ -213,9 +240,13 @@ def _load():
         try:
             return ctypes.CDLL(os.path.abspath(env)), os.path.abspath(env)
         except OSError as exc:
+            own = candidate_paths()[0][1]
             raise ImportError(
-                "yoloxloss: cannot load the library named by $%s=%r: %s"
-                % (ENV_VAR, env, exc)) from exc
+                "yoloxloss: cannot load the library named by $%s=%r: %s\n"
+                "Set %s to the full path of a %s, or unset it to use the one next to the package "
+                "(%s: %s)" % (ENV_VAR, env, exc, ENV_VAR, LIB_NAME, own,
+                              "present" if os.path.isfile(own) else "not there")) from exc
+    tried = []
     for what, path in candidate_paths():
         if not os.path.exists(path):
             tried.append("  %s: %s (not found)" % (what, path))
@@ -224,12 +255,7 @@ def _load():
             return ctypes.CDLL(path), path
         except OSError as exc:
             tried.append("  %s: %s (failed to load: %s)" % (what, path, exc))
-    raise ImportError(
-        "yoloxloss: cannot find %s. Tried:\n%s\n"
-        "Build it (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && "
-        "cmake --build build) or set $%s to its full path; or install the package "
-        "with its library: python3 -m pip install --no-build-isolation ./python"
-        % (LIB_NAME, "\n".join(tried), ENV_VAR))
+    raise ImportError(_missing_library_message(tried))
 
 
 lib, lib_path = _load()

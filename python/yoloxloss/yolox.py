@@ -17,8 +17,27 @@ The head is recognised by what it has, not by its class: ``stems``,
 ``cls_convs``, ``reg_convs``, ``cls_preds``, ``reg_preds``, ``obj_preds`` (one
 entry per level), ``strides`` and ``use_l1``; YOLOX itself is never
 imported. ``use_l1`` is read at every call (the YOLOX trainer turns it on
-for the last epochs). Head outputs must be on the CPU (a CUDA model gets
-the drop-in's ``ValueError`` naming the tensor).
+for the last epochs).
+
+Where it goes in a YOLOX experiment: in the ``Exp``'s ``get_model``, after
+the parent's (which builds the model, sets the 1% bias prior and train
+mode), on the model it returns, before anything wraps
+(``DistributedDataParallel``) or copies (the EMA model) it::
+
+    class Exp(yolox.exp.Exp):
+        def get_model(self):
+            model = super().get_model()
+            yoloxloss.yolox.use_library(model)   # several DDP ranks: normalizer="mean_over_ranks"
+            return model
+
+Every rank builds its model through ``get_model``, so every rank switches
+with the same options, as data-parallel training needs. The library runs
+on the CPU: a model whose parameters are already on a GPU is refused here,
+and a training step whose features are on a GPU raises before the head's
+convolutions run, each ``ValueError`` naming the device and the way out
+(``restore`` keeps YOLOX's own loss for GPU training). YOLOX's own
+``Trainer`` always moves the model to ``cuda:<local_rank>``: with it the
+switch fails at the first step; train on the CPU with a loop of your own.
 """
 
 import torch
@@ -120,6 +139,24 @@ def head_iou_loss(head):
     return "iou" if loss_type is None else loss_type
 
 
+def cpu_only(where, device):
+    """The ValueError for a head whose training step would leave the CPU."""
+    return ValueError(
+        "%s is on device %s, but yoloxloss computes the loss on the CPU only. To train on %s, "
+        "keep YOLOX's own loss: leave use_library out, or undo it with yoloxloss.yolox.restore(model). "
+        "To train with the library, keep the model, its inputs and its targets on the CPU "
+        "(YOLOX's own Trainer always moves the model to cuda:<local_rank>; use a training "
+        "loop of your own)" % (where, device, device))
+
+
+def first_off_cpu(head):
+    """(name, device) of the head's first parameter or buffer off the CPU, or None."""
+    for name, t in list(head.named_parameters()) + list(head.named_buffers()):
+        if t.device.type != "cpu":
+            return name, t.device
+    return None
+
+
 class LibraryForward:
     """The forward of a YOLOX head whose training loss is yoloxloss's.
 
@@ -148,6 +185,10 @@ class LibraryForward:
         if len(xin) != len(strides):
             raise ValueError("the head got %d feature maps but has %d strides (%r)"
                              % (len(xin), len(strides), tuple(strides)))
+        for k, x in enumerate(xin):
+            # Before the convolutions: a GPU model fails here, not after a wasted forward.
+            if isinstance(x, torch.Tensor) and x.device.type != "cpu":
+                raise cpu_only("the YOLOX head's input xin[%d]" % k, x.device)
         levels = []
         for k, x in enumerate(xin):
             x = head.stems[k](x)
@@ -162,41 +203,56 @@ class LibraryForward:
         return loss, iou, obj, cls, (l1 if use_l1 else 0.0), float(fg_ratio)
 
 
-def use_library(model_or_head, assigner="yolox", iou_loss=None, num_threads=0, *,
-                reg_weight=5.0, check_finite=None, normalizer=None):
+def use_library(model_or_head, assigner=None, iou_loss=None, num_threads=0, *,
+                reg_weight=None, check_finite=None, normalizer=None, preset="yolox"):
     """Make a YOLOX head's training forward compute its loss with yoloxloss.
 
     Args:
         model_or_head: a ``YOLOXHead``, or a model holding one as ``.head``
             (``YOLOX``; a DataParallel-style wrapper's ``.module`` too).
         assigner: ``"yolox"`` (the current rule) or ``"yolox-legacy"`` (YOLOX
-            0.1-0.3).
+            0.1-0.3). None: the preset's (``"yolox"`` for YOLOX's).
         iou_loss: any box loss of ``yoloxloss.IOU_LOSSES`` (``"iou"``,
             ``"giou"``, ``"ciou"``, ...); None takes the head's own
             (``head.iou_loss.loss_type``, YOLOX's ``"iou"``).
         num_threads: OpenMP threads of the C library; 0 = OpenMP's default.
-        reg_weight: weight of the IoU loss in the total (YOLOX: 5.0).
+        reg_weight: weight of the IoU loss in the total (None: the preset's,
+            5.0 for both).
         check_finite: scan the head outputs for NaN/Inf first (None: the
             library's default).
         normalizer: as ``yolox_loss``'s: None divides each rank's loss by its
             own max(num_fg, 1), as YOLOX does; ``"mean_over_ranks"`` by the
-            mean over the data-parallel ranks (default process group).
+            mean over the data-parallel ranks (default process group), for a
+            model wrapped in ``DistributedDataParallel`` after this call: a
+            collective, so every rank switches with the same options and runs
+            every training step. A number replaces N.
+        preset: ``"yolox"`` (Megvii's loss, the default) or ``"mmdet"``
+            (MMDetection's YOLOX loss on this head: its assigner, constants
+            and arithmetic; with ``normalizer`` None it divides by the mean
+            over the ranks whenever torch.distributed is initialised, as
+            ``yolox_loss`` does).
 
     Returns the head. Calling it again replaces the options; ``restore``
     undoes it. Everything is checked here, before any training step: a
     model without a YOLOX head, prediction layers with the wrong number of
     output channels or levels that disagree raise TypeError or ValueError
-    naming the attribute, and so do options the library refuses.
+    naming the attribute, and so do options the library refuses. A head
+    with a parameter or buffer off the CPU raises ValueError naming it and
+    its device; a model moved to a GPU after this call raises at its first
+    training step instead.
     """
     head = find_head(model_or_head)
     num_classes, strides = check_head(head)
+    off_cpu = first_off_cpu(head)
+    if off_cpu is not None:
+        raise cpu_only("use_library: the head's %s" % off_cpu[0], off_cpu[1])
     if iou_loss is None:
         iou_loss = head_iou_loss(head)
     if not isinstance(iou_loss, str) or iou_loss.lower() not in IOU_LOSSES:
         raise ValueError("iou_loss must be one of %s, got %r (the head's iou_loss.loss_type "
                          "when not given)" % (sorted(IOU_LOSSES), iou_loss))
     kwargs = dict(assigner=assigner, iou_loss=iou_loss, num_threads=num_threads,
-                  reg_weight=reg_weight, check_finite=check_finite)
+                  reg_weight=reg_weight, check_finite=check_finite, preset=preset)
     # Let the library judge the whole configuration now, not at the first step.
     _options.LossOptions(num_classes=num_classes, strides=strides, **kwargs).to_c_config()
     if normalizer is not None:

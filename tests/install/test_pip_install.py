@@ -11,7 +11,12 @@
      yoloxloss, check that it loaded the library installed in the venv, run
      a forward and backward and import yoloxloss.yolox;
   5. YOLOXLOSS_LIB still overrides: set to the library given as argument,
-     that one is loaded.
+     that one is loaded;
+  6. an example as a user runs it after the install: the copy's
+     examples/pytorch_train_step.py (one short step), from another
+     directory, with no environment variable; it must import the installed
+     package (the library it reports is the venv's), not the copy's python/,
+     which has no library.
 
 Everything lives in one temporary directory, removed at the end; each
 step has a time limit. Prints the time of each step and of the whole.
@@ -20,6 +25,7 @@ usage: test_pip_install.py LIBRARY   (the build tree's libyoloxloss.so, for step
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +59,10 @@ import os, sys, yoloxloss
 assert os.path.realpath(yoloxloss.library_path()) == os.path.realpath(sys.argv[1]), yoloxloss.library_path()
 print("YOLOXLOSS_LIB override OK: %s" % yoloxloss.library_path())
 """
+
+
+# The example's short mode: one step of a small batch at a small size.
+EXAMPLE = ("examples/pytorch_train_step.py", "--steps", "1", "--batch", "2", "--size", "128")
 
 
 def fail(msg, log=None):
@@ -152,6 +162,17 @@ def main():
         print(run([python, "-c", OVERRIDE, build_lib], "YOLOXLOSS_LIB override", env=override,
                   cwd=elsewhere).strip())
         lap("checks", start)
+
+        start = time.perf_counter()
+        out = run([python, os.path.join(src, EXAMPLE[0])] + list(EXAMPLE[1:]),
+                  "%s after the install, no environment variable" % EXAMPLE[0], env=env, cwd=elsewhere)
+        installed_lib = os.path.join(os.path.realpath(site), "yoloxloss", "libyoloxloss.so")
+        # Its first line: "yoloxloss VERSION (LIBRARY), torch ..."
+        used = re.search(r"^yoloxloss \S+ \((.*)\), torch", out, re.M)
+        if not used or os.path.realpath(used.group(1)) != installed_lib:
+            fail("%s did not use the installed library %s" % (EXAMPLE[0], installed_lib), out)
+        print("%s ran on the installed package: %s" % (EXAMPLE[0], out.strip().splitlines()[-1]))
+        lap("example", start)
 
     total = time.perf_counter() - t0
     print("times: " + ", ".join("%s %.1f s" % (n, s) for n, s in times) + "; total %.1f s" % total)

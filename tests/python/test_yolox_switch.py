@@ -147,6 +147,20 @@ class TestSwitchedTraining(SwitchTest):
             self.assertAlmostEqual(float(halved[0][i]), 0.5 * float(own[0][i]),
                                    delta=1e-6 * max(1.0, abs(float(own[0][i]))))
 
+    def test_preset_is_passed_on(self):
+        # The mmdet preset on the switched head is yolox_loss's on its outputs.
+        xin, lab = features(12), labels(12, boxes=(4, 3))
+        head = new_head(12)
+        yolox_switch.use_library(head, preset="mmdet")
+        got = head(xin, lab, None)
+        with torch.no_grad():
+            levels = head.level_outputs(xin)
+        want = yoloxloss.yolox_loss(levels, lab, STRIDES, preset="mmdet")
+        megvii = yoloxloss.yolox_loss(levels, lab, STRIDES)
+        for i in range(5):
+            self.assertEqual(float(got[i]), float(want[i]), "term %d" % i)
+        self.assertNotEqual(float(got[0]), float(megvii[0]), "the preset changed nothing")
+
     def test_model_with_head_and_an_optimizer_step(self):
         torch.manual_seed(5)
         model = StandInModel(StandInHead(CLASSES, IN_CHANNELS, strides=STRIDES)).train()
@@ -268,6 +282,7 @@ class TestRefusals(unittest.TestCase):
         self.assert_refused(ValueError, ["iou_loss", "wiou"], head)
         self.assert_refused(ValueError, ["normalizer"], new_head(), normalizer=-1.0)
         self.assert_refused(ValueError, ["normalizer"], new_head(), normalizer="mean_over_everything")
+        self.assert_refused(ValueError, ["preset", "detectron"], new_head(), preset="detectron")
 
     def test_refusal_leaves_the_head_alone(self):
         head = new_head()
@@ -282,15 +297,58 @@ class TestRefusals(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "2 feature maps but has 3 strides"):
             head(features(0)[:2], labels(0))
 
-    def test_tensors_off_the_cpu(self):
+    # No GPU here: the 'meta' device stands in for CUDA. The checks compare
+    # device.type with "cpu", so a CUDA tensor takes the same branch; that a
+    # real CUDA step raises is not run here (test_yolox_official.py neither).
+    def assert_cpu_only_error(self, cm, where, device):
+        msg = str(cm.exception)
+        for fragment in (where, "on device %s" % device, "on the CPU only", "yoloxloss.yolox.restore(model)",
+                         "keep the model, its inputs and its targets on the CPU"):
+            self.assertIn(fragment, msg)
+
+    def test_model_moved_off_the_cpu_after_switching(self):
         device = "cuda" if torch.cuda.is_available() else "meta"
         head = yolox_switch.use_library(new_head()).to(device)
         xin = [x.to(device) for x in features(0)]
         with self.assertRaises(ValueError) as cm:
             head(xin, labels(0))
-        self.assertIn("is on device %s" % device, str(cm.exception))
-        self.assertIn("runs on the CPU", str(cm.exception))
+        self.assert_cpu_only_error(cm, "the YOLOX head's input xin[0]", device)
 
+    def test_features_off_the_cpu_fail_before_the_convolutions(self):
+        head = yolox_switch.use_library(new_head())
+        calls = []
+        head.stems[0].register_forward_hook(lambda *args: calls.append(1))
+        xin = features(0)
+        xin[1] = xin[1].to("meta")
+        with self.assertRaises(ValueError) as cm:
+            head(xin, labels(0))
+        self.assert_cpu_only_error(cm, "xin[1]", "meta")
+        self.assertEqual(calls, [], "a convolution ran before the device check")
+
+    def test_model_already_off_the_cpu_is_refused_at_once(self):
+        model = StandInModel(new_head()).to("meta")
+        with self.assertRaises(ValueError) as cm:
+            yolox_switch.use_library(model)
+        first = next(model.head.named_parameters())[0]
+        self.assert_cpu_only_error(cm, "use_library: the head's %s is" % first, "meta")
+        self.assertNotIn("forward", model.head.__dict__)
+        # One buffer off the CPU is enough.
+        head = new_head()
+        head.register_buffer("grid_cache", torch.zeros(2, device="meta"))
+        with self.assertRaises(ValueError) as cm:
+            yolox_switch.use_library(head)
+        self.assert_cpu_only_error(cm, "grid_cache", "meta")
+
+    def test_restore_is_the_way_back_for_gpu_training(self):
+        # What the message advises: restore, then the head's own loss runs
+        # wherever the model is (here on the CPU, where it can be checked).
+        xin, lab = features(11), labels(11)
+        head = new_head(11)
+        want = training_step(head, xin, lab)
+        yolox_switch.use_library(head)
+        yolox_switch.restore(head)
+        got = training_step(head, xin, lab)
+        self.assertEqual([float(v) for v in want[0][:5]], [float(v) for v in got[0][:5]])
 
 if __name__ == "__main__":
     unittest.main()
