@@ -12,11 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench_inputs.h"
 #include "yoloxloss.h"
+
+#define MAX_ROUNDS 8
 
 typedef struct {
     const char *scenario;     /* NULL: all */
@@ -28,6 +34,9 @@ typedef struct {
     yoloxloss_iou_loss iou_loss; /* --iou-loss; the default IoU loss unless given */
     yoloxloss_dtype dtype;
     int placement;            /* PLACE_*: where the head outputs of each call lie */
+    int load;                 /* --load: busy processes kept running meanwhile */
+    int rounds[MAX_ROUNDS];   /* --thread-rounds: thread counts timed in turn, or none */
+    int num_rounds;
 } options;
 
 /* Where each timed call finds the head outputs: the same buffers every call
@@ -167,6 +176,75 @@ static const char *dtype_name(yoloxloss_dtype dt) {
     return dt == YOLOXLOSS_DTYPE_FLOAT16 ? "float16" : dt == YOLOXLOSS_DTYPE_BFLOAT16 ? "bfloat16" : "float32";
 }
 
+/* ---- --load: a bounded competing load ------------------------------------
+ * n child processes that spin on arithmetic, as other jobs (or a trainer's
+ * own busy threads) keep every core busy. Each dies with the benchmark
+ * (PR_SET_PDEATHSIG), after at most LOAD_SECONDS (alarm), or when
+ * stop_load kills it. */
+#define LOAD_SECONDS 900
+
+static pid_t load_pids[256];
+static int load_count;
+
+static void start_load(int n) {
+    for (int i = 0; i < n && load_count < (int)(sizeof load_pids / sizeof load_pids[0]); i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            alarm(LOAD_SECONDS);
+            volatile double x = 1.0;
+            for (;;) x = x * 1.0000001 + 1e-9;
+        }
+        if (pid > 0) load_pids[load_count++] = pid;
+    }
+}
+
+static void stop_load(void) {
+    for (int i = 0; i < load_count; i++) kill(load_pids[i], SIGKILL);
+    for (int i = 0; i < load_count; i++) waitpid(load_pids[i], NULL, 0);
+    load_count = 0;
+}
+
+/* ---- --thread-rounds: thread counts in turn on one context ---------------
+ * Each round times `per_round` steps with each count (set by
+ * yoloxloss_set_num_threads, one untimed step after each change), so every
+ * count sees the same machine state; one line per count. */
+static int time_thread_rounds(const bench_scenario *sc, const options *o, yoloxloss_context *ctx,
+                              const yoloxloss_batch *batch, const yoloxloss_level_grad *grads, int B, int nbox) {
+    const int per_round = 3, rounds = (o->max_iters + per_round - 1) / per_round;
+    double *t[MAX_ROUNDS];
+    int n = rounds * per_round, ok = 1;
+    for (int k = 0; k < o->num_rounds; k++) ok = (t[k] = malloc((size_t)n * sizeof(double))) != NULL && ok;
+    yoloxloss_losses losses;
+    for (int r = 0; ok && r < rounds; r++)
+        for (int k = 0; ok && k < o->num_rounds; k++) {
+            if (yoloxloss_set_num_threads(ctx, o->rounds[k]) != YOLOXLOSS_OK) ok = 0;
+            for (int i = -1; ok && i < per_round; i++) {
+                double t0 = now_ms();
+                yoloxloss_status st = yoloxloss_forward(ctx, batch, &losses);
+                if (st == YOLOXLOSS_OK) st = yoloxloss_backward(ctx, grads, NULL, 0);
+                if (st != YOLOXLOSS_OK) {
+                    fprintf(stderr, "%s: %s\n", sc->name, yoloxloss_last_error(ctx));
+                    ok = 0;
+                }
+                if (i >= 0) t[k][r * per_round + i] = now_ms() - t0;
+            }
+        }
+    for (int k = 0; k < o->num_rounds; k++) {
+        if (ok) {
+            const double mid = median(t[k], n); /* sorts t[k] */
+            printf("scenario=%s images=%d size=%d boxes=%d classes=%d threads=%d isa=%s iters=%d median_ms=%.4f "
+                   "p90_ms=%.4f max_ms=%.4f min_ms=%.4f load=%d num_fg=%lld total=%.9g thread_rounds=1\n",
+                   sc->name, B, sc->size, nbox, sc->classes, o->rounds[k],
+                   yoloxloss_isa_name(yoloxloss_get_isa(ctx)), n, mid, nearest_rank(t[k], n, 0.9), t[k][n - 1],
+                   t[k][0], o->load, (long long)losses.num_fg, (double)losses.total);
+        }
+        free(t[k]);
+    }
+    fflush(stdout);
+    return ok ? 0 : 1;
+}
+
 static int time_scenario(const bench_scenario *sc, const options *o) {
     int B = o->images > 0 ? o->images : sc->images;
     int nbox = o->boxes >= 0 ? o->boxes : sc->boxes;
@@ -211,6 +289,16 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     if (ok) stream_pass(&in, grads);
 
     yoloxloss_batch batch = {B, in.levels, in.num_gt, in.gt_classes, in.gt_boxes, NULL};
+    if (ok && o->num_rounds > 0) {
+        int rc2 = time_thread_rounds(sc, o, ctx, &batch, level_grads, B, nbox);
+        free(touch);
+        for (int l = 0; l < BENCH_LEVELS; l++) free(grads[l]);
+        free(t);
+        free(f);
+        yoloxloss_destroy(ctx);
+        bench_inputs_free(&in);
+        return rc2;
+    }
     yoloxloss_losses losses;
     memset(&losses, 0, sizeof losses);
     placed_outputs placed, next;
@@ -345,7 +433,7 @@ static int parse_int(const char *s, int lo, int *v) {
 static int takes_value(const char *option) {
     static const char *const names[] = {"--scenario", "--inputs", "--isa", "--seconds", "--iters",
                                         "--min-iters", "--warmup", "--threads", "--images", "--boxes",
-                                        "--iou-loss", "--dtype", "--placement"};
+                                        "--iou-loss", "--dtype", "--placement", "--load", "--thread-rounds"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(option, names[i])) return 1;
     return 0;
@@ -358,6 +446,7 @@ static void usage(const char *argv0) {
             "          [--iou-loss NAME]\n"
             "          [--dtype float32|float16|bfloat16]\n"
             "          [--placement reuse|fresh|fresh-touched|fresh-huge]\n"
+            "          [--load N] [--thread-rounds T1,T2,...]\n"
             "       %s --list | --list-isas\n"
             "Times forward + backward on each scenario (or only NAME) and prints one key=value line\n"
             "per scenario. T = 0 is OpenMP's default. --iters is the most timed steps (default 9);\n"
@@ -368,13 +457,16 @@ static void usage(const char *argv0) {
             "--placement fresh: the head outputs copied into new buffers before each call while the\n"
             "previous call's are alive (a training step's); fresh-touched also reads each of their pages\n"
             "once before the timer; fresh-huge puts them on 2 MiB pages (MADV_HUGEPAGE); reuse (default):\n"
-            "the same buffers every call.\n",
+            "the same buffers every call.\n"
+            "--load N: N processes spin on arithmetic while the benchmark runs (stopped at its end).\n"
+            "--thread-rounds: times each thread count in turn (0 = the default) on one context,\n"
+            "--iters steps each in rounds of 3, and prints one line per count.\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
     options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU,
-                 YOLOXLOSS_DTYPE_FLOAT32, PLACE_REUSE};
+                 YOLOXLOSS_DTYPE_FLOAT32, PLACE_REUSE, 0, {0}, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -436,6 +528,20 @@ int main(int argc, char **argv) {
             bad = parse_int(v, 0, &o.warmup);
         } else if (!strcmp(a, "--threads")) {
             bad = parse_int(v, 0, &o.threads);
+        } else if (!strcmp(a, "--load")) {
+            bad = parse_int(v, 0, &o.load) || o.load > 256;
+        } else if (!strcmp(a, "--thread-rounds")) {
+            o.num_rounds = 0;
+            for (const char *c = v; *c && !bad; c++) {
+                char *end;
+                long x = strtol(c, &end, 10);
+                bad = end == c || x < 0 || x > YOLOXLOSS_MAX_THREADS || o.num_rounds == MAX_ROUNDS ||
+                      (*end && *end != ',');
+                if (!bad) o.rounds[o.num_rounds++] = (int)x;
+                c = end;
+                if (!*c) break;
+            }
+            bad = bad || o.num_rounds == 0;
         } else if (!strcmp(a, "--images")) {
             bad = parse_int(v, 1, &o.images);
         } else {
@@ -456,10 +562,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "unknown scenario %s (see --list)\n", o.scenario);
         return 2;
     }
-    for (size_t s = 0; s < BENCH_NUM_SCENARIOS; s++) {
+    start_load(o.load);
+    int rc = 0;
+    for (size_t s = 0; s < BENCH_NUM_SCENARIOS && !rc; s++) {
         const bench_scenario *sc = &BENCH_SCENARIOS[s];
         if (o.scenario && strcmp(o.scenario, sc->name)) continue;
-        if (time_scenario(sc, &o)) return 1;
+        rc = time_scenario(sc, &o);
     }
-    return 0;
+    stop_load();
+    return rc;
 }

@@ -22,8 +22,22 @@
  * All buffers are caller-owned; the library keeps no global state
  * (only each thread's message of its last failed call without a context,
  * see yoloxloss_last_error), and different contexts may be used from
- * different threads at once. One context must not be used by two threads
- * at the same time.
+ * different threads at once. One context serves one call at a time: a call
+ * made while another thread's call on the same context is still running
+ * does nothing and returns YOLOXLOSS_ERR_BUSY (an atomic flag on the
+ * context, set and cleared by every call that takes it); give each thread
+ * its own context. Destroying a context while another thread uses it
+ * cannot be caught.
+ *
+ * Threads (config.num_threads): OpenMP, inside each call. A call that runs
+ * on one thread executes no OpenMP construct at all, so it makes no
+ * allocation and no system call of the OpenMP runtime. A call on more
+ * threads starts an OpenMP team; the runtime (libgomp) allocates the team's
+ * memory when it first starts a team of that size for the calling thread,
+ * and if that allocation fails it prints "libgomp: Out of memory" and ends
+ * the process, which no library built on it can turn into a status. A
+ * process that must survive running out of memory uses num_threads = 1
+ * (docs/reliability.md, "Memory").
  */
 #ifndef YOLOXLOSS_H
 #define YOLOXLOSS_H
@@ -78,7 +92,8 @@ typedef enum {
     YOLOXLOSS_ERR_INVALID_LABEL = 5,  /**< negative gt count, or class id outside [0, C) */
     YOLOXLOSS_ERR_INVALID_BOX = 6,    /**< gt box with non-finite value or non-positive w/h */
     YOLOXLOSS_ERR_NONFINITE_INPUT = 7,/**< NaN/Inf in a head output (only with check_finite) */
-    YOLOXLOSS_ERR_OUT_OF_MEMORY = 8,  /**< workspace allocation failed; context still usable */
+    YOLOXLOSS_ERR_OUT_OF_MEMORY = 8,  /**< workspace allocation failed; context still usable (the
+                                          OpenMP runtime's own failures: see the file's notes) */
     YOLOXLOSS_ERR_NO_FORWARD = 9,     /**< backward/assignment read without a successful forward */
     YOLOXLOSS_ERR_INVALID_ARGUMENT = 10,/**< a value or combination of arguments is not accepted:
                                           fused and split buffers both set, a non-finite
@@ -179,7 +194,15 @@ typedef struct {
     float obj_weight;                    /**< weight of the objectness term, finite. Default 1. */
     float cls_weight;                    /**< weight of the class term, finite. Default 1. */
     float l1_weight;                     /**< weight of the L1 term, finite. Default 1. */
-    int num_threads;                     /**< OpenMP threads; 0 = OpenMP's default. */
+    int num_threads;                     /**< OpenMP threads of each call: 0 (the default) chooses
+                                            per call from the work (images, anchors, boxes, classes):
+                                            one thread per ~0.25 ms of estimated single-thread time,
+                                            at most omp_get_max_threads() of the time the context was
+                                            created (or set), so small calls run on the calling thread
+                                            alone; 1 to YOLOXLOSS_MAX_THREADS: that many, except where
+                                            the work has fewer units (images, plane ranges, candidate
+                                            anchors) than threads. Results are the same bits for every
+                                            count. yoloxloss_set_num_threads changes it later. */
     int check_finite;                    /**< forward scans every head output for NaN/Inf (a
                                             float16 or bfloat16 one by its float32 value) and
                                             names the first one. Default: on when the *library*
@@ -288,11 +311,14 @@ YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
  *
  * The calls that change it are the ones that take a context and can fail:
  * yoloxloss_forward, yoloxloss_renormalize, yoloxloss_backward,
- * yoloxloss_get_assignment and yoloxloss_get_image_losses each clear it when
- * they start and write it when they fail. With ctx NULL it returns the calling thread's message instead:
+ * yoloxloss_get_assignment, yoloxloss_get_image_losses and
+ * yoloxloss_set_num_threads each clear it when they start and write it when
+ * they fail. With ctx NULL it returns the calling thread's message instead:
  * that of its last yoloxloss_create ("" after a successful one), of its
- * last yoloxloss_config_preset (likewise) or of its last call given a NULL
- * context. Valid until the next call that changes it. */
+ * last yoloxloss_config_preset (likewise), of its last call given a NULL
+ * context, or of its last call refused with YOLOXLOSS_ERR_BUSY (the
+ * context's own message belongs to the call in progress, which such a
+ * refusal leaves alone). Valid until the next call that changes it. */
 YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
 
 /** Element type of a level's head outputs and of its gradients
@@ -488,7 +514,12 @@ typedef struct {
 } yoloxloss_upstream;
 
 /** Writes the gradient with respect to every head output of the last forward
- * into grads (config.num_levels entries, same layout as the inputs).
+ * into grads (config.num_levels entries, same layout as the inputs). Each
+ * gradient buffer must have memory of its own: one that shares a byte with
+ * any head output of the last forward (an in-place gradient) or with
+ * another gradient buffer (two levels' gradients in one buffer, a split
+ * level's buffers overlapping) is refused with YOLOXLOSS_ERR_INVALID_ARGUMENT
+ * naming both, in either mode, before anything is written.
  * accumulate = 0 overwrites every element; accumulate != 0 adds to what is
  * there (elements whose gradient is zero are left untouched): for several
  * losses on the same outputs, not for micro-batches (docs/trainer-guide.md).
