@@ -186,6 +186,21 @@ class CProgram:
                 Timing(float(f["floor_ms"]), None, iters), f)
 
 
+    def thread_rounds(self, sc, images, boxes, counts, load, iters):
+        """Times the C API (synthetic inputs, the ISA the library picks) with
+        each thread count of counts in turn on one context, while `load`
+        busy processes run; returns {count: Spread}."""
+        out = self._run(["--scenario", sc.name, "--images", str(images), "--boxes", str(boxes),
+                         "--thread-rounds", ",".join(str(t) for t in counts), "--load", str(load),
+                         "--iters", str(iters)])
+        result = {}
+        for line in out.splitlines():
+            f = dict(kv.split("=", 1) for kv in line.split())
+            result[int(f["threads"])] = Spread(float(f["median_ms"]), float(f["p90_ms"]), float(f["max_ms"]),
+                                               int(f["iters"]))
+        return result
+
+
 # --- additions: the drop-in without the step's own allocations, and the
 # official YOLOX code when $YOLOX_SRC names a checkout ----------------------
 

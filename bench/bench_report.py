@@ -186,6 +186,24 @@ def placement_targets(res):
     return " ".join(out)
 
 
+def threads_table(res):
+    """Per case and load: p50 and p90 of the default thread count, of 1
+    thread and of all cores, and the default's p50 over the better of the
+    other two (the target is <= 1.1x)."""
+    header = ["case", "load", "default p50 ms", "1 thread p50 ms", "all cores p50 ms", "default p90 ms",
+              "1 thread p90 ms", "all cores p90 ms", "default / best p50"]
+    rows = []
+    for r in res.get("threads", []):
+        t = r["times"]
+        d, one = t["0"], t["1"]
+        every = t.get(str(r["cores"]), one)
+        best = min(one["p50_ms"], every["p50_ms"])
+        load = "quiet" if r["load"] == 0 else f"{r['load']} busy processes"
+        rows.append([r["case"], load, ms(d["p50_ms"]), ms(one["p50_ms"]), ms(every["p50_ms"]), ms(d["p90_ms"]),
+                     ms(one["p90_ms"]), ms(every["p90_ms"]), ratio(d["p50_ms"], best)])
+    return _table(header, rows)
+
+
 def linear_fit(xs, ys):
     """The line y = a + b x with the least squared relative residuals (weights
     1/y^2, so the small points count as much as the large ones, as on a log
@@ -305,6 +323,15 @@ def markdown(res, png_name):
                   "The same inputs as float32, float16 and bfloat16 (`yoloxloss_bench --dtype`), timed in rounds "
                   "that take the dtypes in turn; each ratio is the median over the rounds of that round's ratio. "
                   "The floor of a 16-bit row is one pass reading its 16-bit outputs and writing 16-bit gradients."]
+    if res.get("threads"):
+        cores = res["threads"][0]["cores"]
+        lines += ["", "## Threads: the default against 1 thread and all cores, quiet and loaded", "",
+                  threads_table(res), "",
+                  f"The C API (synthetic inputs, the library's ISA) with `num_threads = 0` (the default), 1 and "
+                  f"{cores} threads, timed in turn on one context (`yoloxloss_bench --thread-rounds 0,1,{cores}`, "
+                  f"`yoloxloss_set_num_threads` between rounds); \"loaded\": while {cores} processes spin on "
+                  f"arithmetic (`--load {cores}`), started and stopped by the benchmark. Target: the default's p50 "
+                  f"within 1.1x of the better of the other two in every row."]
     if res.get("placement"):
         lines += ["", "## Placement: head outputs in new buffers each call", "", placement_table(res), "",
                   "As a training step places its head outputs: before each call, untimed, they are copied into "

@@ -27,6 +27,11 @@ On coco16 it times the C API and the drop-in with the head outputs in new
 buffers each call while the last call's are alive (a training step's
 placement) beside the C API on reused buffers, and reports the p50, p90 and
 maximum of each (issue 20).
+Then the thread table: the C API with the default thread count against 1
+thread and all cores, on cases from a small trainer's step to the heavy
+scenarios, each quiet and while one busy process per core runs (the
+benchmark starts and stops them: yoloxloss_bench --load), the counts timed
+in turn on one context.
 Then, for float16 and bfloat16 head outputs (mixed precision), the drop-in
 on 16-bit tensors and the C API on the same values rounded (--dtype), on
 each instruction set, beside the 16-bit floor (one pass reading the 16-bit
@@ -294,6 +299,34 @@ def run_placement(c, sc, images, threads_list, isa, policy, tmp, log):
     return rows
 
 
+# The default thread count against 1 thread and all cores: (scenario,
+# images, boxes per image) from a small trainer's step (one image, two
+# boxes: about 0.3 ms, the size of the darknet calls of issue 19) to the
+# heavy scenarios; each quiet and with every core kept busy by --load.
+THREAD_CASES = (("coco16", 1, 2), ("coco16", 4, 7), ("coco16", 16, 7), ("coco16_50box", 16, 50), ("lvis8", 8, 15))
+THREAD_CASES_QUICK = (("coco16", 1, 2),)
+
+
+def run_threads(c, all_scenarios, cases, iters, log):
+    """Per case and load (none, then one busy process per core): the C API's
+    p50, p90 and maximum with the default thread count (0), 1 thread and
+    all cores, timed in turn on one context."""
+    cores = os.cpu_count() or 1
+    counts = [0, 1] + ([cores] if cores > 1 else [])
+    by_name = {s.name: s for s in all_scenarios}
+    rows = []
+    for name, images, boxes in cases:
+        sc = by_name[name]
+        for load in (0, cores):
+            got = c.thread_rounds(sc, images, boxes, counts, load, iters)
+            label = f"{name} [{images} images, {boxes} boxes]"
+            log(f"threads {label}, load {load}: " + "; ".join(
+                f"{'default' if t == 0 else t}: p50 {v.p50_ms:.3f} p90 {v.p90_ms:.3f} ms" for t, v in got.items()))
+            rows.append(dict(case=label, load=load, cores=cores,
+                             times={str(t): v._asdict() for t, v in got.items()}))
+    return rows
+
+
 def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
     """Times PyTorch, the drop-in and the C API (one thread, isa) on base
     with images or boxes per image set to each value."""
@@ -337,6 +370,9 @@ def main():
     ap.add_argument("--no-sweep", action="store_true", help="skip the batch and box sweeps (no plot)")
     ap.add_argument("--no-half", action="store_true",
                     help="skip the float16 and bfloat16 (mixed precision) measurements")
+    ap.add_argument("--no-threads", action="store_true",
+                    help="skip the thread-count table (the default against 1 thread and all cores, quiet and "
+                         "under a competing load)")
     ap.add_argument("--out-dir", default=os.path.join(m.HERE, "results"))
     args = ap.parse_args()
     if args.images is not None and args.images < 1:
@@ -394,6 +430,9 @@ def main():
                 results.setdefault("placement", []).extend(
                     run_placement(c, sc, args.images or cfg.get("images"), threads_list, default_isa,
                                   cfg["placement"], tmp, log))
+        if not args.no_threads:
+            results["threads"] = run_threads(c, all_scenarios, THREAD_CASES_QUICK if args.quick else THREAD_CASES,
+                                             3 if args.quick else 30, log)
         if not args.no_sweep:
             base = next(s for s in all_scenarios if s.name == "coco16")
             results["sweeps"]["images"] = run_sweep(c, base, "images", cfg["sweep_images"], None,

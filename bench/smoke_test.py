@@ -8,7 +8,9 @@ precision rows (float16 and bfloat16); --dtype refuses an unknown name; the
 table of the drop-in without the step's allocations has its times, and the
 official YOLOX column a time with $YOLOX_SRC or "not available" and why
 without it; --placement times each placement and refuses an unknown one,
-and the placement table (issue 20) has its rows. It checks that the
+and the placement table (issue 20) has its rows; --thread-rounds prints a
+line per thread count and refuses bad lists, and the thread table has the
+default, 1 thread and all cores, quiet and loaded. It checks that the
 pipeline works, not how fast anything is.
 
 usage: smoke_test.py --bench-exe build/bench/yoloxloss_bench
@@ -90,6 +92,7 @@ def check_quick_run(exe, out):
 
     check_extras(table, threads)
     check_placement(table, data, threads)
+    check_threads(table, data)
 
     with open(os.path.join(out, "bench.png"), "rb") as f:
         if f.read(8) != b"\x89PNG\r\n\x1a\n":
@@ -215,6 +218,43 @@ def check_placement(table, data, threads):
              + "; ".join(w for w in data["warnings"] if "--placement" in w))
 
 
+def check_threads(table, data):
+    """The thread table: the quick case quiet and loaded, each with the
+    default, 1 thread and all cores timed (0 < p50 <= p90 <= max), and the
+    ratio of the default to the better of the two."""
+    section = section_of(table, "Threads: the default against 1 thread and all cores", "threads table")
+    rows = data.get("threads", [])
+    cores = os.cpu_count() or 1
+    if [r["load"] for r in rows] != [0, cores]:
+        fail(f"bench.json's thread rows have loads {[r['load'] for r in rows]}, expected [0, {cores}]")
+    for r in rows:
+        for count in {"0", "1", str(cores)}:
+            v = r["times"].get(count)
+            if not v or not (0 < v["p50_ms"] <= v["p90_ms"] <= v["max_ms"]) or v["iters"] < 1:
+                fail(f"bad thread entry {count} under load {r['load']}: {v!r}")
+        load = "quiet" if r["load"] == 0 else f"{r['load']} busy processes"
+        line = next((x for x in section.splitlines() if x.startswith(f"| {r['case']} | {load} |")), None)
+        if line is None:
+            fail(f"the threads table has no row for {r['case']}, {load}:\n{section}")
+        expect_positive([c.strip() for c in line.strip("|").split("|")][2:9], line)
+
+
+def check_thread_options(exe):
+    """--thread-rounds prints one line per count, --load is accepted, and
+    a count past the bound or an empty list is refused."""
+    proc = subprocess.run([exe, "--scenario", "coco16", "--images", "1", "--boxes", "1", "--iters", "3",
+                           "--thread-rounds", "0,1,2", "--load", "1"], capture_output=True, text=True, timeout=120)
+    lines = proc.stdout.splitlines()
+    counts = [dict(kv.split("=", 1) for kv in line.split()).get("threads") for line in lines]
+    if proc.returncode != 0 or counts != ["0", "1", "2"]:
+        fail(f"--thread-rounds 0,1,2 gave rc {proc.returncode} and thread counts {counts}: {proc.stderr!r}")
+    for bad in ("1025", "", "1,,2", "x"):
+        proc = subprocess.run([exe, "--scenario", "coco16", "--images", "1", "--iters", "1", "--thread-rounds", bad],
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 2 or proc.stdout:
+            fail(f"--thread-rounds {bad!r} was not refused (rc {proc.returncode}, stdout {proc.stdout!r})")
+
+
 def check_placement_option(exe):
     """--placement times each placement it names and says so, with p90 and
     maximum; an unknown name is refused."""
@@ -283,6 +323,7 @@ def main():
     check_iou_loss_option(exe)
     check_dtype_option(exe)
     check_placement_option(exe)
+    check_thread_options(exe)
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-smoke-") as out:
         check_bad_scenario(exe, out)
         check_quick_run(exe, out)
