@@ -33,7 +33,7 @@ import torch
 
 import repo_paths  # puts python/ (yoloxloss) and tests/reference/ on sys.path
 import yoloxloss
-from test_binding import case, clone_outputs, leaves
+from binding_cases import case, clone_outputs, leaves
 
 WORKER_TIMEOUT = 120  # seconds for a group's workers to finish
 

@@ -15,7 +15,7 @@ import torch
 import repo_paths  # noqa: F401 (puts python/ and tests/reference/ on sys.path)
 import yoloxloss
 from yoloxloss import _capi, _options
-from test_binding import case, loss_and_grads
+from binding_cases import case, loss_and_grads
 
 LossOptions = _options.LossOptions
 BASE = dict(num_classes=4, strides=(8, 16, 32), num_threads=1)

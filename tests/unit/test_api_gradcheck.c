@@ -72,8 +72,8 @@ static void check_fd_arith(yoloxloss_iou_loss type, yoloxloss_arithmetic arith, 
                 }
             if (!fg) continue;
             /* CIoU's gradient holds alpha constant (MMDetection's form), which
-             * a difference of the forward cannot: test_box checks it with alpha
-             * fixed. Here only where alpha is 0 (IoU <= 0.5). */
+             * a difference of the forward cannot: test_box_losses checks it
+             * with alpha fixed. Here only where alpha is 0 (IoU <= 0.5). */
             if (type == YOLOXLOSS_IOU_LOSS_CIOU && a0.pred_iou[b * TS_SMALL_ANCHORS + a] > 0.5f) continue;
             for (int ch = 0; ch < 4; ch++) {
                 for (int term = 1; term <= 2; term++) {
