@@ -77,6 +77,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="20 smaller cases")
     ap.add_argument("--case", type=int, action="append", help="run only these case ids")
+    ap.add_argument("--shard", metavar="K/N",
+                    help="run only the case ids i with i %% N == K (ctest runs the 200 cases as 4 shards, "
+                         "each bounded in time)")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     ap.add_argument("--isa", metavar="NAME",
@@ -97,6 +100,14 @@ def main(argv=None):
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     ncases = 20 if args.quick and args.cases == 200 else args.cases
     ids = args.case if args.case else list(range(ncases))
+    if args.shard:
+        try:
+            k, n = (int(x) for x in args.shard.split("/"))
+        except ValueError:
+            ap.error("--shard takes K/N, e.g. 0/4")
+        if not 0 <= k < n:
+            ap.error("--shard K/N needs 0 <= K < N")
+        ids = [i for i in ids if i % n == k]
 
     runner = dropin = None
     if args.runner:
