@@ -297,8 +297,8 @@ def markdown(res, png_name):
         main_table(res),
         "",
         "PyTorch: the reference in `tests/reference/yolox_reference.py`. drop-in: the Python binding on the "
-        "same tensors (fresh leaves and gradient tensors every call); its floor clones the head outputs and allocates "
-        "and first-touches a gradient buffer of the same size, timed call by call in the same run. C API: "
+        "same tensors (fresh leaves and gradient tensors every call); its floor clones the head outputs and "
+        "allocates and first-touches a gradient buffer of the same size, timed call by call in the same run. C API: "
         f"`bench/yoloxloss_bench` on the same tensors ({res['default_isa']}, the ISA the library picks here), "
         "gradient buffers reused across steps; its floor is one pass reading the head outputs and writing "
         "buffers of the same size, timed step by step in the same run.",
