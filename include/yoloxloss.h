@@ -76,7 +76,8 @@ typedef enum {
                                           grids disagree (see yoloxloss_batch) */
     YOLOXLOSS_ERR_SIZE_OVERFLOW = 4,  /**< a buffer size does not fit in size_t / int32 anchors */
     YOLOXLOSS_ERR_INVALID_LABEL = 5,  /**< negative gt count, or class id outside [0, C) */
-    YOLOXLOSS_ERR_INVALID_BOX = 6,    /**< gt box with non-finite value or non-positive w/h */
+    YOLOXLOSS_ERR_INVALID_BOX = 6,    /**< gt box with non-finite value or non-positive w/h, or whose
+                                          corners or area float32 cannot hold (see below) */
     YOLOXLOSS_ERR_NONFINITE_INPUT = 7,/**< NaN/Inf in a head output (only with check_finite) */
     YOLOXLOSS_ERR_OUT_OF_MEMORY = 8,  /**< workspace allocation failed; context still usable */
     YOLOXLOSS_ERR_NO_FORWARD = 9,     /**< backward/assignment read without a successful forward */
@@ -89,8 +90,12 @@ typedef enum {
 /* Input contract, in full in docs/reliability.md (each argument, each bad
  * value, the status it gets; tested). Beyond the one-line notes above:
  * ERR_INVALID_BOX also covers a box whose values are finite but whose
- * corners or area w*h overflow float32; ERR_SIZE_OVERFLOW also covers an
- * image whose num_gt x anchors IoU/cost matrices do not fit in size_t.
+ * corners or area w*h overflow float32, and one whose float32 area w*h
+ * underflows to 0 (an exact product of at most 2^-150, e.g. 1e-25 x 1e-25:
+ * its IoU with a prediction of area 0 would be 0/0); every box with a
+ * positive float32 area is accepted, however small. ERR_SIZE_OVERFLOW also
+ * covers an image whose num_gt x anchors IoU/cost matrices do not fit in
+ * size_t.
  * Boxes outside the image, more boxes than anchors and any positive,
  * increasing strides are accepted. Head outputs are not range-checked: a tw/th whose exp()
  * overflows gives an infinite box, handled as docs/reliability.md says. */
@@ -324,7 +329,8 @@ typedef struct {
     const yoloxloss_level *levels;  /**< config.num_levels entries, in stride order of the config */
     const int32_t *num_gt;          /**< [B], each >= 0 */
     const int32_t *gt_classes;      /**< [total_gt], each in [0, C); may be NULL if total_gt == 0 */
-    const float *gt_boxes;          /**< [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0 */
+    const float *gt_boxes;          /**< [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0,
+                                       corners and w*h finite and w*h > 0 in float32 */
 } yoloxloss_batch;
 
 /** What forward reports. Each term is its weighted contribution to total,

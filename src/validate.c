@@ -23,7 +23,8 @@ const char *yoloxloss_status_string(yoloxloss_status status) {
     case YOLOXLOSS_ERR_INVALID_SHAPE: return "an image count or grid size is not positive, or the levels disagree";
     case YOLOXLOSS_ERR_SIZE_OVERFLOW: return "a buffer size is too large to address";
     case YOLOXLOSS_ERR_INVALID_LABEL: return "a ground-truth count or class id is out of range";
-    case YOLOXLOSS_ERR_INVALID_BOX: return "a ground-truth box is non-finite or has a non-positive size";
+    case YOLOXLOSS_ERR_INVALID_BOX:
+        return "a ground-truth box is non-finite, has a non-positive size, or corners or an area float32 cannot hold";
     case YOLOXLOSS_ERR_NONFINITE_INPUT: return "a head output holds NaN or infinity";
     case YOLOXLOSS_ERR_OUT_OF_MEMORY: return "workspace allocation failed";
     case YOLOXLOSS_ERR_NO_FORWARD: return "no successful forward to take the gradient of";
@@ -337,6 +338,20 @@ static yoloxloss_status check_gt_counts(yoloxloss_context *ctx, const yoloxloss_
     return YOLOXLOSS_OK;
 }
 
+/* A box whose float32 area w*h underflows to 0 (sides of about 1e-23 px
+ * each, or a subnormal side times a small one): with a prediction of area
+ * 0 the assignment's IoU is 0 / 0 (YOLOX's arithmetic, as in PyTorch),
+ * which makes the class target and the loss NaN. Refused in both
+ * arithmetics, so that what a label may be does not depend on the config. */
+static yoloxloss_status check_box_area(yoloxloss_context *ctx, int b, int32_t r, const float *box) {
+    if (box[2] * box[3] == 0.0f)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
+                       "image %d, label %" PRId32 ": box (%g, %g, %g, %g) has an area w*h = %g that underflows "
+                       "float32 to 0 (the smallest positive float32 is %g)", b, r, (double)box[0],
+                       (double)box[1], (double)box[2], (double)box[3], (double)box[2] * (double)box[3], 0x1p-149);
+    return YOLOXLOSS_OK;
+}
+
 /* One label: a class id in [0, C), and a box the IoU can be computed on. */
 static yoloxloss_status check_label(yoloxloss_context *ctx, int b, int32_t r, int32_t cls, const float *box) {
     const int C = ctx->cfg.num_classes;
@@ -361,7 +376,7 @@ static yoloxloss_status check_label(yoloxloss_context *ctx, int b, int32_t r, in
                        "image %d, label %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area (w*h = %g) "
                        "beyond float32's range", b, r, (double)box[0], (double)box[1], (double)box[2],
                        (double)box[3], (double)(box[2] * box[3]));
-    return YOLOXLOSS_OK;
+    return check_box_area(ctx, b, r, box);
 }
 
 static yoloxloss_status check_labels(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
