@@ -277,7 +277,8 @@ YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
  * float32 gradient rounded to nearest, ties to even, into the level's
  * dtype (PyTorch's `Tensor.to(dtype)`), subnormals kept, NaN kept NaN;
  * values past the largest finite one become infinity. With accumulate
- * mode an element becomes round(float32(g) + gradient).
+ * mode an element becomes round(float32(g) + gradient), or keeps its bits
+ * where the gradient is zero (yoloxloss_backward).
  *
  * Loss scaling: gradients scale with upstream.total, so upstream.total =
  * 65536 writes round(65536 x gradient). Without it, small float16
@@ -391,8 +392,13 @@ typedef struct {
 /** Writes the gradient with respect to every head output of the last forward
  * into grads (config.num_levels entries, same layout as the inputs).
  * accumulate = 0 overwrites every element; accumulate != 0 adds to what is
- * there (elements whose gradient is zero are left untouched): for several
- * losses on the same outputs, not for micro-batches (docs/trainer-guide.md).
+ * there: each element becomes round(old + g) in its level's dtype, the sum
+ * taken in float32, except that an element whose gradient g is zero (+0 or
+ * -0: the reg and cls channels of background anchors, every element of a
+ * term whose upstream factor is 0, a logit saturated at its target) is not
+ * written at all and keeps its bits, -0.0 and NaN payloads included. For
+ * several losses on the same outputs, not for micro-batches
+ * (docs/trainer-guide.md).
  * The forward stays held after it, failed or not: backward may run again
  * (with another upstream, into other buffers) until the next forward. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
