@@ -84,7 +84,8 @@ typedef enum {
     YOLOXLOSS_ERR_INVALID_ARGUMENT = 10 /**< a value or combination of arguments is not accepted:
                                           fused and split buffers both set, a non-finite
                                           upstream gradient, a normaliser that is not > 0,
-                                          a level's dtype outside yoloxloss_dtype */
+                                          a level's dtype outside yoloxloss_dtype, a head-output,
+                                          gradient or gt array not aligned to its element size */
 } yoloxloss_status;
 
 /* Input contract, in full in docs/reliability.md (each argument, each bad
@@ -297,7 +298,11 @@ typedef enum {
 /** Head outputs of one level, NCHW, batch size B = yoloxloss_batch.num_images,
  * elements of type `dtype` (float, or 16-bit float16/bfloat16 values passed
  * as uint16_t or a compiler's half type), contiguous and aligned to their
- * element size.
+ * element size: a buffer whose address is not a multiple of 4 (float32) or
+ * 2 (float16, bfloat16) is refused by forward with
+ * YOLOXLOSS_ERR_INVALID_ARGUMENT naming the level and the buffer, and is
+ * never read (the library reads buffers as arrays of their element type;
+ * a misaligned one is undefined behaviour in C).
  * Either `fused` is set ([B, 5+C, H, W], channels reg(4) | obj(1) | cls(C),
  * YOLOX's order) and the other three are NULL, or `fused` is NULL and all
  * three of reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W] are set. Levels of
@@ -324,7 +329,11 @@ typedef struct {
  * (up, as strided convolutions do, or down) always pass; a level given
  * twice, levels out of the config's order or height and width swapped at a
  * level fail with YOLOXLOSS_ERR_INVALID_SHAPE naming both levels. The check
- * is always on (it costs a few operations per level). */
+ * is always on (it costs a few operations per level).
+ *
+ * The gt arrays are read as arrays of int32_t and float: one whose address
+ * is not a multiple of 4 is refused with YOLOXLOSS_ERR_INVALID_ARGUMENT
+ * naming it. */
 typedef struct {
     int num_images;                 /**< B >= 1 */
     const yoloxloss_level *levels;  /**< config.num_levels entries, in stride order of the config */
@@ -369,7 +378,9 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, flo
 /** Gradient buffers of one level, in the same layout as that level's inputs
  * (fused, or the three split buffers), with elements of that level's dtype
  * (yoloxloss_level.dtype; float16 and bfloat16 gradients are rounded as
- * yoloxloss_dtype says). */
+ * yoloxloss_dtype says), aligned to their element size as the inputs are:
+ * backward refuses a misaligned one with YOLOXLOSS_ERR_INVALID_ARGUMENT,
+ * naming the level and the buffer, and writes nothing. */
 typedef struct {
     void *fused; /**< [B, 5+C, H, W] when the inputs were fused */
     void *reg;   /**< [B, 4, H, W] when the inputs were split */

@@ -290,6 +290,47 @@ static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_bat
     return YOLOXLOSS_OK;
 }
 
+/* ---- alignment ----
+ * Head outputs, gradients and the gt arrays are read and written as arrays
+ * of their element type (half.h, the kernels): one that does not start at
+ * a multiple of its element's size is undefined behaviour in C and faults
+ * on some CPUs, so it is refused before anything is read or written. */
+
+/* p (a buffer of `type`, elements of `size` bytes) must be aligned; `what`
+ * names it, after "level N: " when level >= 0. */
+static yoloxloss_status check_aligned(yoloxloss_context *ctx, const void *p, size_t size, const char *type, int level,
+                                      const char *what) {
+    const size_t off = (size_t)((uintptr_t)p % size);
+    if (off == 0) return YOLOXLOSS_OK;
+    char where[24] = "";
+    if (level >= 0) snprintf(where, sizeof where, "level %d: ", level);
+    return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                   "%s%s is at address %p, %zu byte%s past a multiple of %zu: a buffer of %s must be aligned to "
+                   "its element size (%zu bytes)", where, what, p, off, off == 1 ? "" : "s", size, type, size);
+}
+
+/* The buffers of every level (fused, or reg, obj and cls) and the gt
+ * arrays; after check_levels (the dtypes are known), before anything reads
+ * num_gt. A gt array that is NULL is checked by check_gt_counts. */
+static yoloxloss_status check_batch_alignment(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+    static const char *names[4] = {"fused", "reg", "obj", "cls"};
+    yoloxloss_status st;
+    for (int l = 0; l < ctx->cfg.num_levels; l++) {
+        const yoloxloss_level *lv = &batch->levels[l];
+        const void *bufs[4] = {lv->fused, lv->reg, lv->obj, lv->cls};
+        for (int k = 0; k < 4; k++)
+            if ((st = check_aligned(ctx, bufs[k], yl_dtype_size(lv->dtype), yl_dtype_name(lv->dtype), l,
+                                    names[k])) != YOLOXLOSS_OK)
+                return st;
+    }
+    if ((st = check_aligned(ctx, batch->num_gt, sizeof(int32_t), "int32", -1, "batch.num_gt")) != YOLOXLOSS_OK ||
+        (st = check_aligned(ctx, batch->gt_classes, sizeof(int32_t), "int32", -1, "batch.gt_classes")) !=
+            YOLOXLOSS_OK ||
+        (st = check_aligned(ctx, batch->gt_boxes, sizeof(float), "float", -1, "batch.gt_boxes")) != YOLOXLOSS_OK)
+        return st;
+    return YOLOXLOSS_OK;
+}
+
 /* Levels of one image that contradict each other: every level's grid
  * times its stride is the image size, up to the rounding of the grid, so
  * two consecutive levels must agree within the larger stride in both
@@ -429,6 +470,7 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
     yoloxloss_status st;
     if ((st = check_batch_pointers(ctx, batch)) != YOLOXLOSS_OK) return st;
     if ((st = check_levels(ctx, batch, &anchors)) != YOLOXLOSS_OK) return st;
+    if ((st = check_batch_alignment(ctx, batch)) != YOLOXLOSS_OK) return st;
     if ((st = check_level_geometry(ctx, batch)) != YOLOXLOSS_OK) return st;
     if ((st = check_gt_counts(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
     if ((st = check_labels(ctx, batch)) != YOLOXLOSS_OK) return st;
@@ -437,6 +479,24 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
 }
 
 /* ---- backward and renormalize -------------------------------------------- */
+
+/* Every gradient buffer backward writes (those of the inputs' layout)
+ * aligned to its level's element size, as the inputs were
+ * (check_batch_alignment). */
+static yoloxloss_status check_grad_alignment(yoloxloss_context *ctx, const yoloxloss_level_grad *grads) {
+    static const char *names[4] = {"gradient buffer fused", "gradient buffer reg", "gradient buffer obj",
+                                   "gradient buffer cls"};
+    for (int l = 0; l < ctx->cfg.num_levels; l++) {
+        const yoloxloss_dtype dt = ctx->step.levels[l].dtype;
+        const int fused = ctx->step.levels[l].fused != NULL;
+        const void *bufs[4] = {grads[l].fused, grads[l].reg, grads[l].obj, grads[l].cls};
+        for (int k = fused ? 0 : 1; k < (fused ? 1 : 4); k++) {
+            yoloxloss_status st = check_aligned(ctx, bufs[k], yl_dtype_size(dt), yl_dtype_name(dt), l, names[k]);
+            if (st != YOLOXLOSS_OK) return st;
+        }
+    }
+    return YOLOXLOSS_OK;
+}
 
 yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                       const yoloxloss_upstream *upstream) {
@@ -449,6 +509,8 @@ yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_le
             return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "level %d: the inputs were %s, so grads[%d] needs %s",
                            l, fused_in ? "fused" : "split", l, fused_in ? "fused set" : "reg, obj and cls all set");
     }
+    yoloxloss_status st = check_grad_alignment(ctx, grads);
+    if (st != YOLOXLOSS_OK) return st;
     if (upstream) {
         static const char *names[5] = {"total", "iou", "obj", "cls", "l1"};
         const float vals[5] = {upstream->total, upstream->iou, upstream->obj, upstream->cls, upstream->l1};

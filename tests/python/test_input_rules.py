@@ -11,6 +11,10 @@ smallest subnormal, the two must refuse the same boxes: the drop-in through
 yolox_loss, the library through its C API directly (_capi, no Python check
 in between).
 
+Alignment: C refuses a buffer that does not start at a multiple of its
+element size; a tensor whose storage does (torch.frombuffer at an odd
+offset) is copied by the drop-in, so it gives the results of an aligned one.
+
 Run:  /usr/bin/python3 tests/python/test_input_rules.py [-v]
 """
 
@@ -140,6 +144,31 @@ class BoxRule(unittest.TestCase):
         # both sides of the boundary were reached
         self.assertGreater(refused, 20)
         self.assertGreater(accepted, 20)
+
+
+class Alignment(unittest.TestCase):
+    def test_misaligned_storage_is_copied(self):
+        for dtype in (torch.float16, torch.bfloat16, torch.float32):
+            with self.subTest(dtype=dtype):
+                size = torch.tensor([], dtype=dtype).element_size()
+                ref = torch.randn(1, 5 + C, 4, 4).to(dtype)
+                n = ref.numel()
+                raw = bytearray(size * (n + 1))
+                odd = torch.frombuffer(raw, dtype=torch.uint8, offset=1, count=size * n).view(dtype)
+                odd = odd.view(ref.shape)
+                odd.copy_(ref)
+                self.assertNotEqual(odd.data_ptr() % size, 0)
+                labels = torch.tensor([[[1.0, 12.0, 10.0, 9.0, 7.0]]])
+                grads = []
+                totals = []
+                for t in (ref, odd):
+                    leaf = t.detach().requires_grad_(True) if t is ref else t.requires_grad_(True)
+                    total = yoloxloss.yolox_loss([leaf], labels, strides=(4,), num_threads=1)[0]
+                    total.backward()
+                    totals.append(float(total))
+                    grads.append(leaf.grad)
+                self.assertEqual(totals[0], totals[1])
+                self.assertTrue(torch.equal(grads[0], grads[1]))
 
 
 if __name__ == "__main__":
