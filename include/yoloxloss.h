@@ -90,7 +90,8 @@ typedef enum {
                                           grids disagree (see yoloxloss_batch) */
     YOLOXLOSS_ERR_SIZE_OVERFLOW = 4,  /**< a buffer size does not fit in size_t / int32 anchors */
     YOLOXLOSS_ERR_INVALID_LABEL = 5,  /**< negative gt count, or class id outside [0, C) */
-    YOLOXLOSS_ERR_INVALID_BOX = 6,    /**< gt box with non-finite value or non-positive w/h */
+    YOLOXLOSS_ERR_INVALID_BOX = 6,    /**< gt box with non-finite value or non-positive w/h, or whose
+                                          corners or area float32 cannot hold (see below) */
     YOLOXLOSS_ERR_NONFINITE_INPUT = 7,/**< NaN/Inf in a head output (only with check_finite) */
     YOLOXLOSS_ERR_OUT_OF_MEMORY = 8,  /**< workspace allocation failed; context still usable (the
                                           OpenMP runtime's own failures: see the file's notes) */
@@ -98,8 +99,9 @@ typedef enum {
     YOLOXLOSS_ERR_INVALID_ARGUMENT = 10,/**< a value or combination of arguments is not accepted:
                                           fused and split buffers both set, a non-finite
                                           upstream gradient, a normaliser that is not > 0,
-                                          a level's dtype outside yoloxloss_dtype, gradient
-                                          buffers that overlap the inputs or each other */
+                                          a level's dtype outside yoloxloss_dtype, a head-output,
+                                          gradient or gt array not aligned to its element size,
+                                          gradient buffers that overlap the inputs or each other */
     YOLOXLOSS_ERR_BUSY = 11           /**< another thread's call on the same context is still
                                           running; this call did nothing (see yoloxloss_context) */
 } yoloxloss_status;
@@ -119,8 +121,12 @@ typedef enum {
 /* Input contract, in full in docs/reliability.md (each argument, each bad
  * value, the status it gets; tested). Beyond the one-line notes above:
  * ERR_INVALID_BOX also covers a box whose values are finite but whose
- * corners or area w*h overflow float32; ERR_SIZE_OVERFLOW also covers an
- * image whose num_gt x anchors IoU/cost matrices do not fit in size_t.
+ * corners or area w*h overflow float32, and one whose float32 area w*h
+ * underflows to 0 (an exact product of at most 2^-150, e.g. 1e-25 x 1e-25:
+ * its IoU with a prediction of area 0 would be 0/0); every box with a
+ * positive float32 area is accepted, however small. ERR_SIZE_OVERFLOW also
+ * covers an image whose num_gt x anchors IoU/cost matrices do not fit in
+ * size_t.
  * Boxes outside the image, more boxes than anchors and any positive,
  * increasing strides are accepted. Head outputs are not range-checked: a tw/th whose exp()
  * overflows gives an infinite box, handled as docs/reliability.md says. */
@@ -330,7 +336,8 @@ YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
  * float32 gradient rounded to nearest, ties to even, into the level's
  * dtype (PyTorch's `Tensor.to(dtype)`), subnormals kept, NaN kept NaN;
  * values past the largest finite one become infinity. With accumulate
- * mode an element becomes round(float32(g) + gradient).
+ * mode an element becomes round(float32(g) + gradient), or keeps its bits
+ * where the gradient is zero (yoloxloss_backward).
  *
  * Loss scaling: gradients scale with upstream.total, so upstream.total =
  * 65536 writes round(65536 x gradient). Without it, small float16
@@ -349,7 +356,11 @@ typedef enum {
 /** Head outputs of one level, NCHW, batch size B = yoloxloss_batch.num_images,
  * elements of type `dtype` (float, or 16-bit float16/bfloat16 values passed
  * as uint16_t or a compiler's half type), contiguous and aligned to their
- * element size.
+ * element size: a buffer whose address is not a multiple of 4 (float32) or
+ * 2 (float16, bfloat16) is refused by forward with
+ * YOLOXLOSS_ERR_INVALID_ARGUMENT naming the level and the buffer, and is
+ * never read (the library reads buffers as arrays of their element type;
+ * a misaligned one is undefined behaviour in C).
  * Either `fused` is set ([B, 5+C, H, W], channels reg(4) | obj(1) | cls(C),
  * YOLOX's order) and the other three are NULL, or `fused` is NULL and all
  * three of reg [B,4,H,W], obj [B,1,H,W], cls [B,C,H,W] are set. Levels of
@@ -444,13 +455,18 @@ typedef struct {
  * (up, as strided convolutions do, or down) always pass; a level given
  * twice, levels out of the config's order or height and width swapped at a
  * level fail with YOLOXLOSS_ERR_INVALID_SHAPE naming both levels. The check
- * is always on (it costs a few operations per level). */
+ * is always on (it costs a few operations per level).
+ *
+ * The gt arrays are read as arrays of int32_t and float: one whose address
+ * is not a multiple of 4 is refused with YOLOXLOSS_ERR_INVALID_ARGUMENT
+ * naming it. */
 typedef struct {
     int num_images;                 /**< B >= 1 */
     const yoloxloss_level *levels;  /**< config.num_levels entries, in stride order of the config */
     const int32_t *num_gt;          /**< [B], each >= 0; NULL when padded is set */
     const int32_t *gt_classes;      /**< [total_gt], each in [0, C); may be NULL if total_gt == 0 */
-    const float *gt_boxes;          /**< [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0 */
+    const float *gt_boxes;          /**< [total_gt, 4]: cx, cy, w, h in pixels, finite, w > 0, h > 0,
+                                       corners and w*h finite and w*h > 0 in float32 */
     const yoloxloss_padded_labels *padded; /**< NULL: num_gt, gt_classes and gt_boxes above hold the
                                                 ground truth. Set: the ground truth is read from it,
                                                 and those three must be NULL
@@ -493,7 +509,9 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, flo
 /** Gradient buffers of one level, in the same layout as that level's inputs
  * (fused, or the three split buffers), with elements of that level's dtype
  * (yoloxloss_level.dtype; float16 and bfloat16 gradients are rounded as
- * yoloxloss_dtype says). */
+ * yoloxloss_dtype says), aligned to their element size as the inputs are:
+ * backward refuses a misaligned one with YOLOXLOSS_ERR_INVALID_ARGUMENT,
+ * naming the level and the buffer, and writes nothing. */
 typedef struct {
     void *fused; /**< [B, 5+C, H, W] when the inputs were fused */
     void *reg;   /**< [B, 4, H, W] when the inputs were split */
@@ -521,8 +539,13 @@ typedef struct {
  * level's buffers overlapping) is refused with YOLOXLOSS_ERR_INVALID_ARGUMENT
  * naming both, in either mode, before anything is written.
  * accumulate = 0 overwrites every element; accumulate != 0 adds to what is
- * there (elements whose gradient is zero are left untouched): for several
- * losses on the same outputs, not for micro-batches (docs/trainer-guide.md).
+ * there: each element becomes round(old + g) in its level's dtype, the sum
+ * taken in float32, except that an element whose gradient g is zero (+0 or
+ * -0: the reg and cls channels of background anchors, every element of a
+ * term whose upstream factor is 0, a logit saturated at its target) is not
+ * written at all and keeps its bits, -0.0 and NaN payloads included. For
+ * several losses on the same outputs, not for micro-batches
+ * (docs/trainer-guide.md).
  * The forward stays held after it, failed or not: backward may run again
  * (with another upstream, into other buffers) until the next forward. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,

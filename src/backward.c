@@ -12,14 +12,6 @@ typedef struct {
     float iou, obj, cls, l1;
 } term_scales;
 
-/* g * d exp(t)/dt. When exp(t) overflows the box side is infinite, its IoU
- * is 0 for any t and g is 0: the gradient is 0, where autograd's 0 * inf
- * would give NaN (docs/reliability.md). */
-static float chain_exp(const yl_mathf *m, float g, float t) {
-    float e = m->exp(t);
-    return g == 0.0f && isinf(e) ? 0.0f : g * e;
-}
-
 /* Adds the gradient of the foreground anchors of level l of image b to
  * planes that dense_planes has zeroed (or, accumulating, left as they were). */
 static void image_level_backward(const yoloxloss_context *ctx, int b, int l, const yl_grad_view *gv,
@@ -47,13 +39,9 @@ static void image_level_backward(const yoloxloss_context *ctx, int b, int l, con
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         if (s.iou != 0.0f) {
             yl_box pb = yl_decode(k->math, t[0], t[1], t[2], t[3], i, j, stride, cfg->arithmetic);
-            float dbox[4];
-            yl_iou_loss_grad(pb, gb, cfg->iou_loss, cfg->arithmetic, dbox);
-            /* x = (tx + j) s, w = exp(tw) s: chained as autograd does. */
-            d[0] = s.iou * (dbox[0] * stride);
-            d[1] = s.iou * (dbox[1] * stride);
-            d[2] = s.iou * chain_exp(k->math, dbox[2] * stride, t[2]);
-            d[3] = s.iou * chain_exp(k->math, dbox[3] * stride, t[3]);
+            float draw[4];
+            yl_iou_loss_grad_raw(pb, gb, cfg->iou_loss, cfg->arithmetic, stride, draw);
+            for (int c = 0; c < 4; c++) d[c] = s.iou * draw[c];
         }
         if (cfg->use_l1 && s.l1 != 0.0f) {
             float target[4];

@@ -257,8 +257,10 @@ float yl_iou_loss(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_ari
     }
 }
 
-void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_arithmetic arith,
-                      float grad[4]) {
+/* d loss / d (x, y, w, h) of pred, in double: yl_iou_loss_grad rounds it,
+ * yl_iou_loss_grad_raw chains it on through decoding first. */
+static void iou_loss_grad_d(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_arithmetic arith,
+                            double grad[4]) {
     iou_terms t = iou_forward(pred, gt, type, arith);
     /* Reverse mode through the forward above, in double; g_* is d loss / d *. */
     box_partials pen = {0};
@@ -311,10 +313,32 @@ void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss
      * autograd's 0 * inf would make the other side's gradient NaN. */
     double side_w = mmdet ? (double)(t.p2x - t.p1x) : (double)pred.w;
     double side_h = mmdet ? (double)(t.p2y - t.p1y) : (double)pred.h;
-    grad[0] = (float)(g_p1x + g_p2x + pen.dx);
-    grad[1] = (float)(g_p1y + g_p2y + pen.dy);
-    grad[2] = (float)((g_p2x - g_p1x) / 2.0 + (g_area_p == 0.0 ? g_area_p : g_area_p * side_h) + pen.w);
-    grad[3] = (float)((g_p2y - g_p1y) / 2.0 + (g_area_p == 0.0 ? g_area_p : g_area_p * side_w) + pen.h);
+    grad[0] = g_p1x + g_p2x + pen.dx;
+    grad[1] = g_p1y + g_p2y + pen.dy;
+    grad[2] = (g_p2x - g_p1x) / 2.0 + (g_area_p == 0.0 ? g_area_p : g_area_p * side_h) + pen.w;
+    grad[3] = (g_p2y - g_p1y) / 2.0 + (g_area_p == 0.0 ? g_area_p : g_area_p * side_w) + pen.h;
+}
+
+void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_arithmetic arith,
+                      float grad[4]) {
+    double g[4];
+    iou_loss_grad_d(pred, gt, type, arith, g);
+    for (int c = 0; c < 4; c++) grad[c] = (float)g[c];
+}
+
+void yl_iou_loss_grad_raw(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_arithmetic arith,
+                          float stride, float grad[4]) {
+    double g[4];
+    iou_loss_grad_d(pred, gt, type, arith, g);
+    /* dx/dtx = s and dw/dtw = exp(tw) s = w, taken in double: d/dw grows as
+     * 1/w for a tiny side (SIoU's shape cost; about 1e41 for a side of
+     * 1e-41 px) and would overflow float32, while its product with w stays
+     * bounded. A zero gradient stays 0 on an infinite side (exp overflow),
+     * where 0 * inf would be NaN. */
+    grad[0] = (float)(g[0] * stride);
+    grad[1] = (float)(g[1] * stride);
+    grad[2] = g[2] == 0.0 ? 0.0f : (float)(g[2] * (double)pred.w);
+    grad[3] = g[3] == 0.0 ? 0.0f : (float)(g[3] * (double)pred.h);
 }
 
 void yl_l1_target(const yl_mathf *m, yl_box gt, int i, int j, float stride, yoloxloss_arithmetic arith,

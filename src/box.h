@@ -50,6 +50,13 @@ float yl_iou_loss(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_ari
 void yl_iou_loss_grad(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_arithmetic arith,
                       float grad[4]);
 
+/* The same gradient chained through decoding, d loss / d (tx, ty, tw, th)
+ * of the raw outputs pred was decoded from with `stride` (yl_decode): in
+ * double up to one rounding, so that a tiny side's huge d/dw times the
+ * side itself stays finite. */
+void yl_iou_loss_grad_raw(yl_box pred, yl_box gt, yoloxloss_iou_loss type, yoloxloss_arithmetic arith,
+                          float stride, float grad[4]);
+
 /* The L1 target of a gt box for the anchor at (i, j) with stride s: YOLOX's
  * (cx/s - j, cy/s - i, log(w/s + 1e-8), log(h/s + 1e-8)), or MMDetection's
  * ((cx - j s)/s, (cy - i s)/s, the same logs). */

@@ -133,9 +133,12 @@ static inline void yl_elem_set(void *base, yoloxloss_dtype dt, size_t i, float v
     }
 }
 
-/* Element i of a buffer of dt += v: the sum taken in float32, then rounded. */
+/* Element i of a buffer of dt += v: the sum taken in float32, then rounded.
+ * A zero v (+0 or -0) writes nothing, so the element keeps its bits (a -0
+ * or a 16-bit NaN's payload would not survive old + 0 and its rounding):
+ * accumulate mode's promise (yoloxloss_backward). */
 static inline void yl_elem_add(void *base, yoloxloss_dtype dt, size_t i, float v) {
-    yl_elem_set(base, dt, i, yl_elem_get(base, dt, i) + v);
+    if (v != 0.0f) yl_elem_set(base, dt, i, yl_elem_get(base, dt, i) + v);
 }
 
 #endif

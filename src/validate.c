@@ -24,7 +24,8 @@ const char *yoloxloss_status_string(yoloxloss_status status) {
     case YOLOXLOSS_ERR_INVALID_SHAPE: return "an image count or grid size is not positive, or the levels disagree";
     case YOLOXLOSS_ERR_SIZE_OVERFLOW: return "a buffer size is too large to address";
     case YOLOXLOSS_ERR_INVALID_LABEL: return "a ground-truth count or class id is out of range";
-    case YOLOXLOSS_ERR_INVALID_BOX: return "a ground-truth box is non-finite or has a non-positive size";
+    case YOLOXLOSS_ERR_INVALID_BOX:
+        return "a ground-truth box is non-finite, has a non-positive size, or corners or an area float32 cannot hold";
     case YOLOXLOSS_ERR_NONFINITE_INPUT: return "a head output holds NaN or infinity";
     case YOLOXLOSS_ERR_OUT_OF_MEMORY: return "workspace allocation failed";
     case YOLOXLOSS_ERR_NO_FORWARD: return "no successful forward to take the gradient of";
@@ -303,6 +304,53 @@ static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_bat
     return YOLOXLOSS_OK;
 }
 
+/* ---- alignment ----
+ * Head outputs, gradients and the gt arrays are read and written as arrays
+ * of their element type (half.h, the kernels): one that does not start at
+ * a multiple of its element's size is undefined behaviour in C and faults
+ * on some CPUs, so it is refused before anything is read or written. */
+
+/* p (a buffer of `type`, elements of `size` bytes) must be aligned; `what`
+ * names it, after "level N: " when level >= 0. */
+static yoloxloss_status check_aligned(yoloxloss_context *ctx, const void *p, size_t size, const char *type, int level,
+                                      const char *what) {
+    const size_t off = (size_t)((uintptr_t)p % size);
+    if (off == 0) return YOLOXLOSS_OK;
+    char where[24] = "";
+    if (level >= 0) snprintf(where, sizeof where, "level %d: ", level);
+    return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                   "%s%s is at address %p, %zu byte%s past a multiple of %zu: a buffer of %s must be aligned to "
+                   "its element size (%zu bytes)", where, what, p, off, off == 1 ? "" : "s", size, type, size);
+}
+
+/* The buffers of every level (fused, or reg, obj and cls) and the gt
+ * arrays; after check_levels (the dtypes are known), before anything reads
+ * num_gt. A gt array that is NULL is checked by check_gt_counts. */
+static yoloxloss_status check_batch_alignment(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+    static const char *names[4] = {"fused", "reg", "obj", "cls"};
+    yoloxloss_status st;
+    for (int l = 0; l < ctx->cfg.num_levels; l++) {
+        const yoloxloss_level *lv = &batch->levels[l];
+        const void *bufs[4] = {lv->fused, lv->reg, lv->obj, lv->cls};
+        for (int k = 0; k < 4; k++)
+            if ((st = check_aligned(ctx, bufs[k], yl_dtype_size(lv->dtype), yl_dtype_name(lv->dtype), l,
+                                    names[k])) != YOLOXLOSS_OK)
+                return st;
+    }
+    if ((st = check_aligned(ctx, batch->num_gt, sizeof(int32_t), "int32", -1, "batch.num_gt")) != YOLOXLOSS_OK ||
+        (st = check_aligned(ctx, batch->gt_classes, sizeof(int32_t), "int32", -1, "batch.gt_classes")) !=
+            YOLOXLOSS_OK ||
+        (st = check_aligned(ctx, batch->gt_boxes, sizeof(float), "float", -1, "batch.gt_boxes")) != YOLOXLOSS_OK)
+        return st;
+    if (batch->padded &&
+        ((st = check_aligned(ctx, batch->padded->rows, sizeof(float), "float", -1, "batch.padded->rows")) !=
+             YOLOXLOSS_OK ||
+         (st = check_aligned(ctx, batch->padded->counts, sizeof(int32_t), "int32", -1, "batch.padded->counts")) !=
+             YOLOXLOSS_OK))
+        return st;
+    return YOLOXLOSS_OK;
+}
+
 /* Levels of one image that contradict each other: every level's grid
  * times its stride is the image size, up to the rounding of the grid, so
  * two consecutive levels must agree within the larger stride in both
@@ -357,6 +405,20 @@ static yoloxloss_status check_gt_counts(yoloxloss_context *ctx, const yoloxloss_
     return YOLOXLOSS_OK;
 }
 
+/* A box whose float32 area w*h underflows to 0 (sides of about 1e-23 px
+ * each, or a subnormal side times a small one): with a prediction of area
+ * 0 the assignment's IoU is 0 / 0 (YOLOX's arithmetic, as in PyTorch),
+ * which makes the class target and the loss NaN. Refused in both
+ * arithmetics, so that what a label may be does not depend on the config. */
+static yoloxloss_status check_box_area(yoloxloss_context *ctx, const char *what, int b, int32_t r, const float *box) {
+    if (box[2] * box[3] == 0.0f)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_BOX,
+                       "image %d, %s %" PRId32 ": box (%g, %g, %g, %g) has an area w*h = %g that underflows "
+                       "float32 to 0 (the smallest positive float32 is %g)", b, what, r, (double)box[0],
+                       (double)box[1], (double)box[2], (double)box[3], (double)box[2] * (double)box[3], 0x1p-149);
+    return YOLOXLOSS_OK;
+}
+
 /* One label: a class id in [0, C), and a box the IoU can be computed on.
  * `what` names its row in messages: "label" (flat) or "row" (padded). */
 static yoloxloss_status check_label(yoloxloss_context *ctx, const char *what, int b, int32_t r, int32_t cls,
@@ -383,7 +445,7 @@ static yoloxloss_status check_label(yoloxloss_context *ctx, const char *what, in
                        "image %d, %s %" PRId32 ": box (%g, %g, %g, %g) has a corner or an area (w*h = %g) "
                        "beyond float32's range", b, what, r, (double)box[0], (double)box[1], (double)box[2],
                        (double)box[3], (double)(box[2] * box[3]));
-    return YOLOXLOSS_OK;
+    return check_box_area(ctx, what, b, r, box);
 }
 
 static yoloxloss_status check_labels(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
@@ -546,6 +608,7 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
     yoloxloss_status st;
     if ((st = check_batch_pointers(ctx, batch)) != YOLOXLOSS_OK) return st;
     if ((st = check_levels(ctx, batch, &anchors)) != YOLOXLOSS_OK) return st;
+    if ((st = check_batch_alignment(ctx, batch)) != YOLOXLOSS_OK) return st;
     if ((st = check_level_geometry(ctx, batch)) != YOLOXLOSS_OK) return st;
     if (batch->padded) {
         if ((st = check_padded_labels(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
@@ -627,6 +690,24 @@ static yoloxloss_status check_grad_overlaps(yoloxloss_context *ctx, const yoloxl
     return YOLOXLOSS_OK;
 }
 
+/* Every gradient buffer backward writes (those of the inputs' layout)
+ * aligned to its level's element size, as the inputs were
+ * (check_batch_alignment). */
+static yoloxloss_status check_grad_alignment(yoloxloss_context *ctx, const yoloxloss_level_grad *grads) {
+    static const char *names[4] = {"gradient buffer fused", "gradient buffer reg", "gradient buffer obj",
+                                   "gradient buffer cls"};
+    for (int l = 0; l < ctx->cfg.num_levels; l++) {
+        const yoloxloss_dtype dt = ctx->step.levels[l].dtype;
+        const int fused = ctx->step.levels[l].fused != NULL;
+        const void *bufs[4] = {grads[l].fused, grads[l].reg, grads[l].obj, grads[l].cls};
+        for (int k = fused ? 0 : 1; k < (fused ? 1 : 4); k++) {
+            yoloxloss_status st = check_aligned(ctx, bufs[k], yl_dtype_size(dt), yl_dtype_name(dt), l, names[k]);
+            if (st != YOLOXLOSS_OK) return st;
+        }
+    }
+    return YOLOXLOSS_OK;
+}
+
 yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                       const yoloxloss_upstream *upstream) {
     if (!grads) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "grads is NULL");
@@ -638,8 +719,8 @@ yoloxloss_status yl_validate_backward(yoloxloss_context *ctx, const yoloxloss_le
             return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "level %d: the inputs were %s, so grads[%d] needs %s",
                            l, fused_in ? "fused" : "split", l, fused_in ? "fused set" : "reg, obj and cls all set");
     }
-    yoloxloss_status st = check_grad_overlaps(ctx, grads);
-    if (st != YOLOXLOSS_OK) return st;
+    yoloxloss_status st = check_grad_alignment(ctx, grads);
+    if (st != YOLOXLOSS_OK || (st = check_grad_overlaps(ctx, grads)) != YOLOXLOSS_OK) return st;
     if (upstream) {
         static const char *names[5] = {"total", "iou", "obj", "cls", "l1"};
         const float vals[5] = {upstream->total, upstream->iou, upstream->obj, upstream->cls, upstream->l1};

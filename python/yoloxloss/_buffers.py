@@ -40,6 +40,10 @@ def prepare(t, dtype=torch.float32):
         x = x.to(dtype)
     if not x.is_contiguous():
         x = x.contiguous()
+    if x.data_ptr() % x.element_size():
+        # storage C refuses as misaligned (torch.frombuffer at an odd
+        # offset): an aligned copy
+        x = x.clone()
     return x
 
 

@@ -267,10 +267,30 @@ def flatten_labels(lab, counts, num_classes, all_rows):
         v = cls[i].item()
         fail(i, "class id %s outside [0, %d)" % (int(v) if v == int(v) else v, num_classes))
     boxes = used[:, 1:5].to(torch.float32).contiguous()
-    ok = torch.isfinite(boxes).all(dim=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-    bad = (~ok).nonzero()
-    if len(bad):
-        fail(int(bad[0]), "box (cx, cy, w, h) must be finite with w > 0 and h > 0 in float32")
+    check_boxes(boxes, fail)
     classes = cls.to(torch.int64).to(torch.int32).contiguous()
     num_gt = counts.to(torch.int32).contiguous()
     return num_gt, classes, boxes
+
+
+def check_boxes(boxes, fail):
+    """The C library's rule for a gt box (src/validate.c, check_label), in
+    the same float32 operations, so the drop-in refuses exactly what C
+    would: finite values with w > 0 and h > 0, corners cx -+ w/2, cy -+ h/2
+    and the area w*h finite, and the area not 0 (an underflow: its IoU with
+    a prediction of area 0 would be 0/0). fail(i, what) raises for row i."""
+    cx, cy, w, h = boxes.unbind(1)
+    ok = torch.isfinite(boxes).all(dim=1) & (w > 0) & (h > 0)
+    bad = (~ok).nonzero()
+    if len(bad):
+        fail(int(bad[0]), "box (cx, cy, w, h) must be finite with w > 0 and h > 0 in float32")
+    area = w * h
+    corners = torch.stack((cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2), dim=1)
+    bad = (~(torch.isfinite(corners).all(dim=1) & torch.isfinite(area))).nonzero()
+    if len(bad):
+        fail(int(bad[0]), "box has a corner or an area w*h beyond float32's range")
+    bad = (area == 0).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        fail(i, "box area w*h = %g underflows float32 to 0 (its smallest positive value is 2^-149)"
+             % (float(w[i]) * float(h[i])))

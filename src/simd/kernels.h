@@ -59,7 +59,8 @@ typedef struct {
     double (*obj_loss)(const void *x, const int32_t *matched, size_t n, yoloxloss_dtype dt);
 
     /* g[a] (=|+=) scale * (sigmoid(x[a]) - (matched[a] >= 0)), a < n; x and
-     * g of dt, the sum taken in float32 before g is rounded. */
+     * g of dt, the sum taken in float32 before g is rounded. Accumulating,
+     * an element whose term is zero (+0 or -0) is not written at all. */
     void (*obj_grad)(const void *x, const int32_t *matched, size_t n, float scale, void *g,
                      int accumulate, yoloxloss_dtype dt);
 
@@ -77,7 +78,8 @@ typedef struct {
                        yoloxloss_dtype dt);
 
     /* g[k*stride] (=|+=) scale * (sigmoid(x[k*stride]) - (k == cls ? t : 0)); the
-     * gradient buffer has the same layout and dtype as the logits. */
+     * gradient buffer has the same layout and dtype as the logits. Accumulating,
+     * an element whose term is zero is not written, as for obj_grad. */
     void (*cls_grad)(const void *x, size_t stride, int num_classes, int cls, float t,
                      float scale, void *g, int accumulate, yoloxloss_dtype dt);
 

@@ -38,6 +38,7 @@ static inline vf vf_gather(const float *base, const int32_t *idx) {
 static inline vm vm_lt(vf a, vf b) { return vcltq_f32(a, b); }
 static inline vm vm_gt(vf a, vf b) { return vcgtq_f32(a, b); }
 static inline vm vm_ne(vf a, vf b) { return vmvnq_u32(vceqq_f32(a, b)); }
+static inline vm vm_eq(vf a, vf b) { return vceqq_f32(a, b); }
 static inline int vm_none(vm m) { return vmaxvq_u32(m) == 0; }
 static inline vm vm_not_le(vf a, vf b) { return vmvnq_u32(vcleq_f32(a, b)); }
 static inline vm vm_not_ge(vf a, vf b) { return vmvnq_u32(vcgeq_f32(a, b)); }

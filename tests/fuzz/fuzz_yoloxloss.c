@@ -12,7 +12,9 @@
  *     exceeds 20 (so no decoded box area overflows). Sane means: head
  *     values not raw floats (so |v| <= 1000), strides from the list below,
  *     gt values within +-1e6 px, gt sides that float32 resolves at their
- *     position (resolvable below) and a reg_weight that is not a raw float,
+ *     position (resolvable below; tiny boxes near 0 included) and a
+ *     reg_weight that is not a raw float,
+ *   - a gt box whose float32 area w*h underflows to 0 was accepted,
  *   - a status outside the enum, or an empty error message on failure
  *     (of the context, or of the thread for a failed create),
  *   - a config left with the defaults' 3 strides but more levels was
@@ -81,11 +83,19 @@ static float head_value(reader *r, int raw) {
     }
 }
 
-static float box_value(reader *r, int raw) {
+/* Two bytes: fixed point in [-124, 896) px in 1/64 px steps, or, when the
+ * first is 0, a tiny value (1 + m/8) 2^(-5k), m = lo & 7, k = lo >> 3 in
+ * 0..31: down past float32's smallest subnormal, so that boxes whose area
+ * w*h underflows to 0 (refused) and the smallest accepted ones both occur.
+ * A tiny centre takes its sign from the low bit. */
+static float box_value(reader *r, int raw, int centre) {
     if (raw) return raw_float(r);
     unsigned hi = byte(r), lo = byte(r);
-    float v = (float)((hi << 8) | lo) / 64.0f - 128.0f; /* [-128, 896) px, 1/64 px steps */
-    return v;
+    if (hi == 0) {
+        float v = ldexpf(1.0f + (float)(lo & 7) / 8.0f, -5 * (int)(lo >> 3));
+        return centre && (lo & 1) ? -v : v;
+    }
+    return (float)((hi << 8) | lo) / 64.0f - 128.0f;
 }
 
 static const float STRIDE_CHOICES[8] = {8.0f, 16.0f, 32.0f, 1.0f, 4.0f, 0.5f, 3.75f, 64.0f};
@@ -107,15 +117,22 @@ static void check_status(yoloxloss_status st, const yoloxloss_context *ctx) {
 
 /* Whether float32 can draw the gt box at its position: each side at least
  * 2^-16 of its far edge's distance from 0 (so its corners are off by under
- * 2% of the side). Past that, corners rounded by whole ulps can make the
+ * 2% of the side), however small both are: a box of 1e-30 px at 0 is
+ * drawn exactly. Past that, corners rounded by whole ulps can make the
  * intersection with a tiny predicted box exceed the union; when the two are
  * equal the reference's IoU is x / 0 = inf, and so is its loss. */
 static int resolvable(const float *box) {
     for (int k = 0; k < 2; k++) {
         float side = box[2 + k], far = fabsf(box[k]) + 0.5f * side;
-        if (!(side >= ldexpf(fmaxf(far, 1.0f), -16))) return 0;
+        if (!(side >= ldexpf(far, -16))) return 0;
     }
     return 1;
+}
+
+/* A box of positive finite sides whose float32 area w*h is 0: the library
+ * must refuse it (ERR_INVALID_BOX). */
+static int area_underflows(const float *box) {
+    return isfinite(box[2]) && isfinite(box[3]) && box[2] > 0.0f && box[3] > 0.0f && box[2] * box[3] == 0.0f;
 }
 
 static int all_finite(const float *x, size_t n) {
@@ -607,13 +624,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     int32_t *classes = malloc((size_t)total * sizeof(int32_t) + 1);
     float *boxes = malloc((size_t)total * 4 * sizeof(float) + 1);
+    int underflowing_area = 0;
     for (int t = 0; t < total; t++) {
         classes[t] = (int32_t)(byte(&r) % (unsigned)(C + 1)); /* C itself is invalid */
         for (int k = 0; k < 4; k++) {
-            boxes[4 * t + k] = box_value(&r, raw_boxes);
+            boxes[4 * t + k] = box_value(&r, raw_boxes, k < 2);
             if (!(fabsf(boxes[4 * t + k]) <= 1e6f)) sane = 0;
         }
         if (!resolvable(boxes + 4 * t)) sane = 0;
+        underflowing_area |= area_underflows(boxes + 4 * t);
     }
     yoloxloss_batch batch = {B, lv, num_gt, total ? classes : NULL, total ? boxes : NULL, NULL};
     yoloxloss_batch mbatch = batch;
@@ -629,6 +648,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st = yoloxloss_forward(ctx, &batch, &losses);
     check_status(st, ctx);
     if (unknown_dtype && st == YOLOXLOSS_OK) fail("a level of an unknown dtype was accepted");
+    if (underflowing_area && st == YOLOXLOSS_OK) fail("a gt box whose area w*h underflows float32 was accepted");
     if (mirrored && yoloxloss_forward(mctx, &mbatch, &mlosses) != st)
         fail("16-bit batch: forward's status differs from the float32 batch's");
     if (getenv("YOLOXLOSS_FUZZ_VERBOSE")) {

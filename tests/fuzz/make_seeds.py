@@ -27,14 +27,24 @@ def box(cx, cy, w, h):
     return out
 
 
-def head(rng, n, extreme=False):
+def tiny(k, m=0):
+    """The harness's tiny box value (1 + m/8) 2^(-5k): a first byte of 0. As
+    a centre it is negative when m is odd."""
+    assert 0 <= k < 32 and 0 <= m < 8
+    return bytes([0, (k << 3) | m])
+
+
+def head(rng, n, extreme=False, sizes=None):
     if extreme:
         return bytes(rng.choice([255, 254, 253, 252, 251, 126]) for _ in range(n))
+    if sizes:
+        return bytes(rng.choice(sizes) for _ in range(n))
     return bytes(rng.randrange(96, 160) for _ in range(n))
 
 
 def seed(rng, *, flags=0, C=3, L=2, grids=((4, 4), (2, 2)), split=(0, 0), B=2,
-         gts=((2, 1)), assigner=0, iou=0, extreme=False, renorm=0, dtypes=(0, 0, 0), padded=None):
+         gts=((2, 1)), assigner=0, iou=0, extreme=False, renorm=0, dtypes=(0, 0, 0), padded=None,
+         sizes=None, boxes=None):
     data = bytes([flags, C - (0 if (flags >> 2) & 1 else 1), L - 1, 0, 1, 2, assigner, iou, 9, 0,
                   1, B - 1])
     for l in range(L):
@@ -44,15 +54,17 @@ def seed(rng, *, flags=0, C=3, L=2, grids=((4, 4), (2, 2)), split=(0, 0), B=2,
         if flags & 1 and dtypes[l] in (1, 2):  # raw 16-bit values
             data += bytes(rng.randrange(256) for _ in range(2 * n))
         else:
-            data += head(rng, n, extreme)
-    boxes = b""
+            data += head(rng, n, extreme, sizes)
     for b in range(B):
         data += bytes([gts[b]])
-    for b in range(B):
-        for _ in range(gts[b]):
-            boxes += bytes([rng.randrange(C)]) + box(rng.uniform(2, 30), rng.uniform(2, 30),
-                                                      rng.uniform(3, 24), rng.uniform(3, 24))
-    return data + boxes + bytes([renorm]) + (bytes([padded]) if padded is not None else b"")
+    labels = b""
+    for i in range(sum(gts)):
+        labels += bytes([rng.randrange(C)])
+        if boxes is None:  # sizes of a few strides somewhere in the image
+            labels += box(rng.uniform(2, 30), rng.uniform(2, 30), rng.uniform(3, 24), rng.uniform(3, 24))
+        else:
+            labels += boxes[i]
+    return data + labels + bytes([renorm]) + (bytes([padded]) if padded is not None else b"")
 
 
 def main():
@@ -96,6 +108,20 @@ def main():
         "padded_hole_after_end_row": seed(rng, padded=0x81),
         "padded_zero_centre": seed(rng, padded=0xa5),
         "padded_zero_row_in_count": seed(rng, dtypes=(1, 2), padded=0xd1),
+        # tiny gt boxes near 0: 3.0e-23 x 2.6e-23 px (area 2^-149, the smallest
+        # float32 holds), 2.2e-44 x 8 px and 7.9e-31 x 2.8e-14 px, against
+        # predictions of size 0 (tw = -100), of a few pixels and of 4e7 px
+        # (tw = 15.5), SIoU and L1: accepted, so loss and gradient must be finite
+        "tiny_boxes_smallest_areas": seed(
+            rng, L=1, grids=((2, 2),), split=(0,), B=1, gts=(3,), iou=2 + 3 * 5, flags=8,
+            sizes=[254, 126, 110, 140, 250],
+            boxes=[box(0, 0, 0, 0)[:4] + tiny(15, 1) + tiny(15),
+                   tiny(29, 1) + box(0, 0, 0, 0)[2:4] + tiny(29) + box(0, 0, 0, 8)[6:8],
+                   tiny(20) + tiny(20, 3) + tiny(20) + tiny(9)]),
+        # a gt box of 2^-75 x 2^-75 px: its area 2^-150 underflows to 0, so
+        # the forward must refuse it
+        "tiny_box_area_underflow": seed(rng, L=1, grids=((2, 2),), split=(0,), B=1, gts=(2,),
+                                        boxes=[box(10, 10, 6, 6), box(0, 0, 0, 0)[:4] + tiny(15) + tiny(15)]),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

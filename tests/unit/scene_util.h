@@ -549,4 +549,20 @@ static inline void ts_typed_free(ts_typed_scene *t) {
         }
 }
 
+/* ---- refusals ------------------------------------------------------------ */
+
+/* forward must fail with `want`, leave the losses untouched, hold no
+ * forward afterwards, and leave a message holding each non-NULL needle. */
+static inline void ts_expect_refused(yoloxloss_context *ctx, const yoloxloss_batch *batch, yoloxloss_status want,
+                                     const char *needle1, const char *needle2) {
+    yoloxloss_losses l = ts_sentinel_losses();
+    const yoloxloss_status st = yoloxloss_forward(ctx, batch, &l);
+    if (st != want) fail_msg("status %d (%s), expected %d", (int)st, yoloxloss_last_error(ctx), (int)want);
+    ts_assert_losses_untouched(&l);
+    const char *msg = yoloxloss_last_error(ctx);
+    if (needle1 && !strstr(msg, needle1)) fail_msg("\"%s\" lacks \"%s\"", msg, needle1);
+    if (needle2 && !strstr(msg, needle2)) fail_msg("\"%s\" lacks \"%s\"", msg, needle2);
+    assert_int_equal(yoloxloss_get_assignment(ctx, NULL, NULL, NULL), YOLOXLOSS_ERR_NO_FORWARD);
+}
+
 #endif
