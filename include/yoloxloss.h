@@ -58,15 +58,15 @@ extern "C" {
 #endif
 
 #define YOLOXLOSS_VERSION_MAJOR 0 /**< Incompatible API or ABI changes. */
-#define YOLOXLOSS_VERSION_MINOR 2 /**< Additions; while MAJOR is 0, also ABI changes (see below). */
+#define YOLOXLOSS_VERSION_MINOR 3 /**< Additions; while MAJOR is 0, also ABI changes (see below). */
 #define YOLOXLOSS_VERSION_PATCH 0 /**< Fixes only. */
 
 /* While MAJOR is 0 a MINOR release may change the ABI (0.2 appended a
- * field to yoloxloss_level and three to yoloxloss_config, so their sizes
- * changed): the shared library's
- * SONAME then carries MAJOR.MINOR (libyoloxloss.so.0.2) and the loader
- * refuses to run a program built against another minor version; rebuild
- * it against this header. */
+ * field to yoloxloss_level and three to yoloxloss_config; 0.3 appended
+ * `padded` to yoloxloss_batch and a status, so their sizes or ranges
+ * changed): the shared library's SONAME then carries MAJOR.MINOR
+ * (libyoloxloss.so.0.3) and the loader refuses to run a program built
+ * against another minor version; rebuild it against this header. */
 
 /** MAJOR * 10000 + MINOR * 100 + PATCH of this header; compare with
  * yoloxloss_version_number() to detect a library built from another one. */

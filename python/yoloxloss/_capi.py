@@ -14,7 +14,7 @@ __all__ = []  # private module
 # --- constants (yoloxloss.h) -------------------------------------------------
 
 VERSION_MAJOR = 0
-VERSION_MINOR = 2
+VERSION_MINOR = 3
 VERSION_PATCH = 0
 
 
