@@ -130,10 +130,13 @@ static yoloxloss_status backward(yoloxloss_context *ctx, const yoloxloss_level_g
      * split into plane ranges across threads, whatever the image count.
      * Then the foreground anchors' reg and cls gradients, image by image. */
     const int B = ctx->step.num_images;
-    const int threads = yl_threads_for(yl_policy_of(ctx), (size_t)B * job.planes, yl_backward_work_ns(&ctx->step));
+    const yl_thread_plan plan = yl_plan_threads(yl_policy_of(ctx), &ctx->backward_threads, (size_t)B * job.planes,
+                                                yl_backward_work_ns(&ctx->step));
+    const int threads = plan.threads;
     job.parts = B >= threads ? 1 : (threads + B - 1) / B;
     yl_parallel_for(threads, B * job.parts, dense_task, &job);
     yl_parallel_for(threads < B ? threads : B, B, foreground_image, &job);
+    yl_plan_done(&ctx->backward_threads, &plan);
     return YOLOXLOSS_OK;
 }
 

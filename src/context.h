@@ -28,6 +28,7 @@ struct yoloxloss_context {
     int thread_slots;           /* per-thread workspaces: the most threads a call may run on, >= 1 */
     int slots_used;             /* the most threads a forward has run on: the scratch kept grown */
     atomic_int busy;            /* 1 while a call runs on the context (yl_enter / yl_leave) */
+    yl_thread_memory forward_threads, backward_threads; /* the default's timings (threads.h) */
     char error[YL_ERROR_CAPACITY];
     float *strides;             /* [L] */
 

@@ -50,15 +50,17 @@ static yoloxloss_status forward(yoloxloss_context *ctx, const yoloxloss_batch *b
     /* Threads take whole images; with fewer images than threads, the
      * images go one by one and the threads share the work inside each. */
     const yl_assign_params *ap = &ctx->assign;
-    const int threads = yl_threads_for(yl_policy_of(ctx), SIZE_MAX,
-                                       yl_forward_work_ns(step, ctx->strides, ap->center_radius,
-                                                          ap->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY));
-    const int across = B >= threads ? threads : 1;
+    const yl_thread_plan plan = yl_plan_threads(
+        yl_policy_of(ctx), &ctx->forward_threads, SIZE_MAX,
+        yl_forward_work_ns(step, ctx->strides, ap->center_radius, ap->assigner == YOLOXLOSS_ASSIGNER_YOLOX_LEGACY));
+    const int threads = plan.threads, across = B >= threads ? threads : 1;
     forward_job job = {.ctx = ctx, .ap = *ap, .sums = ctx->image_sums.ptr};
     atomic_init(&job.out_of_memory, 0);
     job.ap.threads = across > 1 ? 1 : threads;
     yl_parallel_for(across, B, forward_image, &job);
-    if (atomic_load(&job.out_of_memory) || !yl_scratch_settle(ctx, across))
+    /* Scratch for every thread this shape may run on, whichever the
+     * default picks next: switching never allocates. */
+    if (atomic_load(&job.out_of_memory) || !yl_scratch_settle(ctx, B >= plan.most ? plan.most : 1))
         return yl_fail(ctx, YOLOXLOSS_ERR_OUT_OF_MEMORY,
                        "could not allocate the assignment workspace (candidates x gts of one image)");
 
@@ -75,6 +77,7 @@ static yoloxloss_status forward(yoloxloss_context *ctx, const yoloxloss_batch *b
     ctx->normalizer = ctx->sums.num_fg > 1 ? (float)ctx->sums.num_fg : 1.0f;
     ctx->has_forward = 1;
     yl_report_losses(&ctx->cfg, &ctx->sums, ctx->normalizer, step->total_gt, losses);
+    yl_plan_done(&ctx->forward_threads, &plan);
     return YOLOXLOSS_OK;
 }
 

@@ -1,29 +1,84 @@
 /* The thread count of a call and the parallel loop (threads.h). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <omp.h>
+#include <time.h>
 
 #include "threads.h"
 
-/* Single-thread costs on the AVX2 machine of docs/performance.md, in ns:
- * rough on purpose (within 2x is enough to place a threshold), measured
- * with bench/bench_yoloxloss.c --threads 1 on shapes that isolate each. */
-#define NS_PER_ANCHOR 1.5         /* objectness BCE and the per-anchor pass of one image */
-#define NS_PER_CAND_CLASS 2.5     /* the class part of the matching cost */
+/* Single-thread costs on the AVX2 machine of docs/performance.md, in ns,
+ * fitted to forward and backward timed apart on one thread over the
+ * benchmark's scenarios (1 to 16 images, 2 to 50 boxes, 80 and 1203
+ * classes): within about 2x of every one of them, which is all a threshold
+ * needs. The class part of the matching cost is the largest: each
+ * candidate's logits are gathered from C planes, a cache line each. */
+#define NS_PER_ANCHOR 5.0         /* objectness BCE and the per-anchor passes of one image */
+#define NS_PER_CAND_CLASS 12.0    /* the class part of the matching cost */
 #define NS_PER_PAIR 3.0           /* IoU, cost and matching of a gt and a candidate */
 #define NS_PER_GRAD_BYTE 0.08     /* writing the dense gradient planes */
 #define NS_PER_FG_CLASS 2.0       /* a foreground anchor's class loss or gradient */
 #define CANDS_PER_FG 4.0          /* foreground anchors per gt box, roughly dynamic k */
 
-int yl_threads_for(yl_thread_policy p, size_t units, double work_ns) {
+/* Tries of the other choice: first soon, then, while they confirm the
+ * choice, twice as far apart, up to MAX_PERIOD calls; a try that finds the
+ * other choice faster switches to it and starts again at MIN_PERIOD. */
+#define MIN_PERIOD 8
+#define MAX_PERIOD 256
+/* The other choice must be this much cheaper to switch to it (timing noise). */
+#define SWITCH_MARGIN 1.1
+/* Weight of a new call in the moving average of its choice's cost. */
+#define COST_WEIGHT 0.25
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+yl_thread_plan yl_plan_threads(yl_thread_policy p, yl_thread_memory *m, size_t units, double work_ns) {
+    yl_thread_plan plan = {.threads = 1, .most = 1, .learning = 0, .team = 0, .work_ns = work_ns};
     size_t t = p.requested > 0 ? (size_t)p.requested : (size_t)p.ceiling;
     if (p.requested == 0) {
-        double useful = floor(work_ns / YL_WORK_PER_THREAD);
-        if (!(useful >= 1.0)) useful = 1.0;
-        if (useful < (double)t) t = (size_t)useful;
+        const double useful = work_ns < YL_MIN_PARALLEL_WORK ? 1.0 : floor(work_ns / YL_WORK_PER_THREAD);
+        if (useful < (double)t) t = useful >= 1.0 ? (size_t)useful : 1;
     }
     if ((size_t)p.ceiling < t) t = (size_t)p.ceiling;
     if (units < t) t = units;
-    return t < 1 ? 1 : (int)t;
+    plan.most = t < 1 ? 1 : (int)t;
+    plan.threads = plan.most;
+    if (p.requested > 0 || plan.most < 2) return plan;
+
+    /* The default, with a team possible: the choice, or once in a while the other. */
+    if (m->period == 0) { /* first call: a team, then one thread soon after */
+        m->team = 1;
+        m->period = MIN_PERIOD;
+        m->countdown = 1;
+    }
+    plan.learning = 1;
+    plan.team = m->countdown > 0 ? m->team : !m->team;
+    if (m->countdown > 0) m->countdown--;
+    plan.threads = plan.team ? plan.most : 1;
+    plan.start_ns = now_ns();
+    return plan;
+}
+
+void yl_plan_done(yl_thread_memory *m, const yl_thread_plan *plan) {
+    if (!plan->learning) return;
+    const double cost = (now_ns() - plan->start_ns) / (plan->work_ns > 1.0 ? plan->work_ns : 1.0);
+    const int mine = plan->team;
+    if (mine == m->team && m->cost[mine] > 0.0)
+        m->cost[mine] += COST_WEIGHT * (cost - m->cost[mine]);
+    else
+        m->cost[mine] = cost; /* a try of the other choice (rare): its latest time is what counts */
+    if (mine == m->team) return;
+    /* That was the try: switch if the other was clearly cheaper. */
+    if (m->cost[mine] * SWITCH_MARGIN < m->cost[m->team]) {
+        m->team = mine;
+        m->period = MIN_PERIOD;
+    } else {
+        m->period = m->period * 2 > MAX_PERIOD ? MAX_PERIOD : m->period * 2;
+    }
+    m->countdown = m->period;
 }
 
 /* Candidates one gt box makes at one level: the centre box of radius r

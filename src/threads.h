@@ -7,15 +7,21 @@
  * the library therefore goes through yl_parallel_for, which is a plain loop
  * for one thread.
  *
- * The count: an explicit config.num_threads (or yoloxloss_set_num_threads)
+ * The count. An explicit config.num_threads (or yoloxloss_set_num_threads)
  * is used as given, capped only by the units the work has (images, plane
  * ranges, candidates), so no thread ever waits with nothing to do. The
- * default (0) also caps it by an estimate of the call's single-thread time:
- * one thread per YL_WORK_PER_THREAD of it, so small calls, where starting
- * and joining a team costs more than it saves (and far more when other
- * processes keep the cores busy), run on the calling thread alone
- * (docs/trainer-guide.md, "Threads"; the numbers behind the constants are
- * in docs/performance.md, "Threads"). */
+ * default (0) estimates the call's single-thread time from its shape:
+ * below YL_MIN_PARALLEL_WORK it runs on the calling thread alone; above,
+ * the work allows one thread per YL_WORK_PER_THREAD (up to the context's
+ * ceiling), and the default runs on either that many or one, whichever its
+ * own recent calls of that kind found faster per unit of work. Parallel
+ * calls are fast on idle cores and far slower than one thread when other
+ * processes keep the cores busy (a team waits at its barriers for threads
+ * the scheduler has not run): timing its own calls (two clock reads) and
+ * now and then trying the other choice once lets the default follow the
+ * machine (docs/trainer-guide.md, "Threads"; the numbers behind the
+ * constants are in docs/performance.md, "Threads"). Results are the same
+ * bits whatever the count. */
 #ifndef YL_THREADS_H
 #define YL_THREADS_H
 
@@ -24,8 +30,9 @@
 
 #include "layout.h"
 
-/* Estimated single-thread time of a call, in nanoseconds, that earns the
- * default one more thread. */
+/* Estimated single-thread time of a call, in nanoseconds, below which the
+ * default never starts a team, and per thread of a team. */
+#define YL_MIN_PARALLEL_WORK 500000.0
 #define YL_WORK_PER_THREAD 250000.0
 
 /* What the thread count is chosen from. */
@@ -34,13 +41,35 @@ typedef struct {
     int ceiling;   /* the most threads the context has room for (>= 1) */
 } yl_thread_policy;
 
-/* Threads for `units` independent pieces of work whose single-thread time
- * is about work_ns: at most units, at most the ceiling, and for the default
- * at most one per YL_WORK_PER_THREAD of work. Always >= 1. */
-int yl_threads_for(yl_thread_policy p, size_t units, double work_ns);
+/* What the default has seen of one kind of call (forward, backward): the
+ * wall time per estimated single-thread nanosecond on one thread and on a
+ * team, as moving averages of its own calls; zero-initialise. */
+typedef struct {
+    double cost[2];  /* [0] one thread, [1] a team; 0 = not measured yet */
+    int team;        /* 1: the next calls run on a team, 0: on one thread */
+    int countdown;   /* calls of the current choice until the other is tried once */
+    int period;      /* calls between such tries */
+} yl_thread_memory;
+
+/* One call's thread count, and what it will teach the memory. */
+typedef struct {
+    int threads;   /* the count for this call, >= 1 */
+    int most;      /* the most threads a call of this work may run on (scratch is kept for them) */
+    int learning;  /* 1 if the default chose between one thread and a team (then timed), else 0 */
+    int team;      /* which of the two it chose */
+    double work_ns, start_ns;
+} yl_thread_plan;
+
+/* The count of a call with `units` independent pieces of work whose
+ * single-thread time is about work_ns: at most units and the ceiling; for
+ * the default as said above. Starts the call's clock when it learns. */
+yl_thread_plan yl_plan_threads(yl_thread_policy p, yl_thread_memory *m, size_t units, double work_ns);
+
+/* Stops the call's clock and updates the memory with its time. */
+void yl_plan_done(yl_thread_memory *m, const yl_thread_plan *plan);
 
 /* Estimated single-thread time of a forward of step s (its shape and gt
- * boxes are set), of its backward, and of one of its images' assignment. */
+ * boxes are set), and of its backward, in nanoseconds. */
 double yl_forward_work_ns(const yl_step *s, const float *strides, float radius, int legacy);
 double yl_backward_work_ns(const yl_step *s);
 
