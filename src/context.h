@@ -9,6 +9,7 @@
 
 #include "assign.h"
 #include "buffer.h"
+#include "detect.h"
 #include "layout.h"
 #include "loss.h"
 #include "simd/kernels.h"
@@ -36,6 +37,7 @@ struct yoloxloss_context {
     yl_level_view *views;       /* [num_threads, L] per-thread image views */
     yl_buffer image_sums;       /* yl_loss_sums [B] */
     yl_assign_scratch *scratch; /* [num_threads] */
+    yl_detect_work detect;      /* yoloxloss_detect's candidates and NMS arrays */
 };
 
 /* Grows every thread's assignment scratch to the largest any thread holds.
