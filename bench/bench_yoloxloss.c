@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_inference.h"
 #include "bench_inputs.h"
 #include "yoloxloss.h"
 
@@ -23,6 +24,8 @@ typedef struct {
     yoloxloss_isa isa;
     yoloxloss_iou_loss iou_loss; /* --iou-loss; the default IoU loss unless given */
     yoloxloss_dtype dtype;
+    int inference;            /* --inference: decode and detect instead of the loss */
+    float score_threshold;    /* --score-threshold: detect's (default 0.01) */
 } options;
 
 /* The box losses by the names the Python drop-in uses. */
@@ -78,6 +81,13 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         fprintf(stderr, "%s: %s\n", sc->name, why);
         if (!rc) bench_inputs_free(&in);
         return 1;
+    }
+    if (o->inference) {
+        const bench_inference_options io = {o->max_iters, o->min_iters, o->warmup, o->seconds, o->threads, o->isa,
+                                            o->score_threshold};
+        rc = bench_time_inference(sc, &in, &io);
+        bench_inputs_free(&in);
+        return rc;
     }
 
     yoloxloss_config cfg;
@@ -219,7 +229,7 @@ static int parse_int(const char *s, int lo, int *v) {
 static int takes_value(const char *option) {
     static const char *const names[] = {"--scenario", "--inputs", "--isa", "--seconds", "--iters",
                                         "--min-iters", "--warmup", "--threads", "--images", "--boxes",
-                                        "--iou-loss", "--dtype"};
+                                        "--iou-loss", "--dtype", "--score-threshold"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(option, names[i])) return 1;
     return 0;
@@ -230,19 +240,22 @@ static void usage(const char *argv0) {
             "usage: %s [--scenario NAME] [--inputs FILE] [--threads T] [--isa NAME] [--images B]\n"
             "          [--boxes N] [--iters MAX] [--min-iters N] [--seconds S] [--warmup W]\n"
             "          [--iou-loss NAME]\n"
-            "          [--dtype float32|float16|bfloat16]\n"
+            "          [--dtype float32|float16|bfloat16] [--inference [--score-threshold T]]\n"
             "       %s --list | --list-isas\n"
             "Times forward + backward on each scenario (or only NAME) and prints one key=value line\n"
             "per scenario. T = 0 is OpenMP's default. --iters is the most timed steps (default 9);\n"
             "with --seconds, timing stops once at least --min-iters steps (default 3) took S seconds.\n"
             "--inputs reads the inputs of one scenario from FILE instead of generating them.\n"
             "--iou-loss sets the box loss (iou, giou, iou-linear, diou, ciou, eiou, siou; default iou).\n"
-            "--dtype: the head outputs and gradients in float16 or bfloat16 (the inputs rounded to it).\n",
+            "--dtype: the head outputs and gradients in float16 or bfloat16 (the inputs rounded to it).\n"
+            "--inference: times yoloxloss_decode and yoloxloss_detect instead (one line each, op=decode,\n"
+            "op=detect); --score-threshold is detect's (default 0.01).\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
-    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_DTYPE_FLOAT32};
+    options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU, YOLOXLOSS_DTYPE_FLOAT32,
+                 0, 0.01f};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -254,6 +267,9 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--list-isas")) {
             return list_isas();
+        } else if (!strcmp(a, "--inference")) {
+            o.inference = 1;
+            continue;
         } else if (!takes_value(a)) {
             fprintf(stderr, "unknown option %s\n", a);
             usage(argv[0]);
@@ -279,6 +295,10 @@ int main(int argc, char **argv) {
                 o.dtype = YOLOXLOSS_DTYPE_BFLOAT16;
             else
                 bad = 1;
+        } else if (!strcmp(a, "--score-threshold")) {
+            char *end;
+            o.score_threshold = strtof(v, &end);
+            bad = end == v || *end || !(o.score_threshold == o.score_threshold);
         } else if (!strcmp(a, "--seconds")) {
             char *end;
             o.seconds = strtod(v, &end);
