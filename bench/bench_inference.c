@@ -11,25 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "bench_time.h"
 
 enum { MAX_DETECTIONS = 100 };
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Element i of level l's outputs as a float (a 16-bit one's bits as an integer: no conversion cost). */
 static float output_value(const bench_inputs *in, int l, size_t i) {
@@ -99,8 +84,8 @@ static int time_op(yoloxloss_context *ctx, const bench_inputs *in, int op, const
     if (!failed) {
         out->fastest = t[0];
         for (int i = 1; i < done; i++) out->fastest = t[i] < out->fastest ? t[i] : out->fastest;
-        out->median = median_of(t, done);
-        out->floor = median_of(f, done);
+        out->median = median(t, done);
+        out->floor = median(f, done);
         out->done = done;
     }
     free(t);

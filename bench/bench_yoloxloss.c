@@ -13,6 +13,7 @@
 
 #include "bench_inference.h"
 #include "bench_inputs.h"
+#include "bench_time.h"
 #include "yoloxloss.h"
 
 typedef struct {
@@ -31,23 +32,6 @@ typedef struct {
 /* The box losses by the names the Python drop-in uses. */
 static const char *const IOU_LOSS_NAMES[] = {"iou", "giou", "iou-linear", "diou", "ciou", "eiou", "siou"};
 #define NUM_IOU_LOSSES (sizeof IOU_LOSS_NAMES / sizeof IOU_LOSS_NAMES[0])
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts v. */
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* The floor's pass: read every head output once, write every gradient once,
  * in the dtype of the levels (a 16-bit value's sign flipped: no arithmetic

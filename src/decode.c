@@ -43,6 +43,12 @@ yl_decode_src yl_decode_src_of(const yoloxloss_config *cfg, const yoloxloss_leve
     return s;
 }
 
+yl_decode_src yl_run_src(const yoloxloss_config *cfg, const yoloxloss_level *levels, size_t per_image, size_t item,
+                         yl_run *run) {
+    *run = yl_run_at(levels, cfg->num_levels, per_image, item);
+    return yl_decode_src_of(cfg, levels, run->level, run->image);
+}
+
 typedef struct {
     const yoloxloss_context *ctx;
     const yoloxloss_level *levels;
@@ -53,8 +59,8 @@ typedef struct {
 static void decode_run(void *arg, size_t item) {
     const decode_job *j = arg;
     const yoloxloss_config *cfg = &j->ctx->cfg;
-    const yl_run r = yl_run_at(j->levels, cfg->num_levels, j->per_image, item);
-    const yl_decode_src src = yl_decode_src_of(cfg, j->levels, r.level, r.image);
+    yl_run r;
+    const yl_decode_src src = yl_run_src(cfg, j->levels, j->per_image, item, &r);
     const size_t at = (size_t)r.image * j->anchors + r.anchor;
     const yl_decode_dst dst = {j->boxes ? j->boxes + 4 * at : NULL,
                                j->scores ? j->scores + at * (size_t)cfg->num_classes : NULL, NULL, NULL, NULL,

@@ -29,4 +29,8 @@ yl_run yl_run_at(const yoloxloss_level *levels, int num_levels, size_t per_image
 /* What the decode_anchors kernel reads for level `level` of image `image`. */
 yl_decode_src yl_decode_src_of(const yoloxloss_config *cfg, const yoloxloss_level *levels, int level, int image);
 
+/* Work item `item` (yl_run_at) into *run, and what the kernel reads for it. */
+yl_decode_src yl_run_src(const yoloxloss_config *cfg, const yoloxloss_level *levels, size_t per_image, size_t item,
+                         yl_run *run);
+
 #endif

@@ -47,9 +47,8 @@ typedef struct {
  * candidates in the run's own slots (from its first anchor on). */
 static void collect_run(void *arg, size_t item) {
     const detect_job *j = arg;
-    const yoloxloss_config *cfg = &j->ctx->cfg;
-    const yl_run r = yl_run_at(j->levels, cfg->num_levels, j->per_image, item);
-    const yl_decode_src src = yl_decode_src_of(cfg, j->levels, r.level, r.image);
+    yl_run r;
+    const yl_decode_src src = yl_run_src(&j->ctx->cfg, j->levels, j->per_image, item, &r);
     const float thr = j->params->score_threshold;
     float boxes[4 * TILE], obj[TILE], conf[TILE];
     int32_t cls[TILE];

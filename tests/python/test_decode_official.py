@@ -21,35 +21,23 @@ exits with 77, which ctest shows as "Skipped".
 Run:  YOLOX_SRC=/path/to/YOLOX /usr/bin/python3 tests/python/test_decode_official.py [-v]
 """
 
-import os
-import sys
 import unittest
 
 import torch
 
 import repo_paths  # noqa: F401  (puts python/ and tests/reference/ on sys.path)
+import yolox_checkout
 import yoloxloss
-
-SKIP = 77
 
 
 def import_yolox():
     """(YOLOXHead, postprocess) from $YOLOX_SRC; exits 77 without it."""
-    src = os.environ.get("YOLOX_SRC")
-    if not src:
-        print("SKIPPED: YOLOX_SRC is not set; set it to a checkout of "
-              "https://github.com/Megvii-BaseDetection/YOLOX to test decode and detect against the official "
-              "decode_outputs and postprocess")
-        sys.exit(SKIP)
-    if not os.path.isfile(os.path.join(src, "yolox", "models", "yolo_head.py")):
-        sys.exit("YOLOX_SRC=%r is not a YOLOX checkout (no yolox/models/yolo_head.py)" % src)
-    sys.path.insert(0, os.path.abspath(src))
+    src = yolox_checkout.checkout("test decode and detect against the official decode_outputs and postprocess")
     try:
         from yolox.models import YOLOXHead
         from yolox.utils import postprocess
     except ImportError as exc:
-        sys.exit("cannot import YOLOX from YOLOX_SRC=%r: %s (on Debian its imports need "
-                 "python3-opencv python3-loguru python3-torchvision)" % (src, exc))
+        yolox_checkout.import_failed(src, exc)
     return YOLOXHead, postprocess
 
 
