@@ -1,8 +1,8 @@
 /* libFuzzer harness: one input is a config, a batch shape, labels and head
  * outputs, decoded byte by byte (a short input reads as zeros past its end).
  * Every buffer is allocated at its exact size, so AddressSanitizer sees any
- * access past one. It runs create, forward, get_assignment, renormalize and
- * backward, and aborts when the library breaks its contract:
+ * access past one. It runs create, forward, get_assignment, renormalize,
+ * backward, decode and detect, and aborts when the library breaks its contract:
  *   - a failed call wrote to the caller's losses,
  *   - a successful forward on sane inputs (below) reported a non-finite
  *     loss although no tw, th exceeds 80 (exp() of more overflows float32,
