@@ -74,9 +74,11 @@ typedef struct {
     float obj_floor;
 } yl_decode_dst;
 
-/* Class indices of one pass of decode_anchors' vector search for the
- * largest class probability: float lanes count them exactly below 2^24. */
-#define YL_CLASS_BLOCK (1 << 24)
+/* Classes of one pass of decode_anchors' vector search for the largest
+ * class probability: its float lanes count the class within the pass,
+ * exactly below 2^24; passes of 2^16 keep the test of their boundary
+ * small (test_kernels), and merging a pass costs a few operations. */
+#define YL_CLASS_BLOCK (1 << 16)
 
 typedef struct {
     yoloxloss_isa isa;
