@@ -419,9 +419,9 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context 
  * threads, kernels), and leave the last forward held: backward may still
  * run after them. 16-bit outputs are computed in float32 from their exact
  * values (YOLOX in half precision computes in half). The sigmoid is the
- * library's (SLEEF's exp, as the loss uses): a probability may differ from
- * torch.sigmoid's by one ulp. Results are bitwise the same for every
- * thread count. */
+ * library's, 1 / (1 + exp(-x)) with SLEEF's exp as the loss uses: a
+ * probability may differ from torch.sigmoid's in its last bits (at most 2
+ * ulps seen). Results are bitwise the same for every thread count. */
 
 /** Decodes every anchor of num_images images: levels are config.num_levels
  * entries, the same yoloxloss_level structs as forward takes (fused or
@@ -445,7 +445,7 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context 
 YOLOXLOSS_API yoloxloss_status yoloxloss_decode(yoloxloss_context *ctx, int num_images,
                                                 const yoloxloss_level *levels, float *boxes, float *scores);
 
-/** One detection of yoloxloss_detect: a column of YOLOX's postprocess output. */
+/** One detection of yoloxloss_detect: a row of YOLOX's postprocess output, with its score. */
 typedef struct {
     float x1;             /**< left corner in pixels: cx - w/2 (float32, as YOLOX's postprocess) */
     float y1;             /**< top: cy - h/2 */
@@ -481,7 +481,8 @@ YOLOXLOSS_API void yoloxloss_detect_params_defaults(yoloxloss_detect_params *par
  * equal scores by lower anchor index), then non-maximum suppression per
  * class (or across classes), torchvision's rule and IoU; the kept ones in
  * rank order, at most max_detections of them, into detections
- * [B, max_detections] (image b's from b * max_detections on).
+ * [B, max_detections] (image b's from b * max_detections on; the slots
+ * after its count are left as they were).
  *
  *   counts [B]: the detections written per image.
  *   found  [B] (may be NULL): how many NMS kept before the cap (> counts[b]
