@@ -94,11 +94,11 @@ static void test_decode_detect_thread_counts_bitwise(void **state) {
     const int images[] = {1, 5};
     for (size_t bi = 0; bi < sizeof images / sizeof images[0]; bi++) {
         ts_scene s;
-        ts_scene_make(&s, images[bi], 5, 3, 56, 0, 301 + bi); /* 3136 + 784 + 196 anchors: 4 runs per image */
-        const size_t A = 56 * 56 + 28 * 28 + 14 * 14, nb = (size_t)s.B * A * 4, ns = (size_t)s.B * A * 5;
+        ts_scene_make(&s, images[bi], 5, 3, 48, 0, 301 + bi); /* 2304 + 576 + 144 anchors: 4 runs per image */
+        const size_t A = 48 * 48 + 24 * 24 + 12 * 12, nb = (size_t)s.B * A * 4, ns = (size_t)s.B * A * 5;
         yoloxloss_detect_params p;
         yoloxloss_detect_params_defaults(&p);
-        p.score_threshold = 0.02f;
+        p.score_threshold = 0.5f; /* a few hundred candidates per image: agnostic NMS compares every pair */
         p.max_detections = 500;
         p.class_agnostic = (int)bi % 2;
         float *boxes[2], *scores[2];
@@ -128,6 +128,7 @@ static void test_decode_detect_thread_counts_bitwise(void **state) {
             }
             yoloxloss_destroy(ctx);
         }
+        print_message("%d images: %d detections kept in the first\n", s.B, found[0][0]);
         assert_true(found[0][0] > 20);
         for (int k = 0; k < 2; k++) {
             free(boxes[k]);
