@@ -357,3 +357,23 @@ def time_dropin_placed(sc, outputs, labels, threads, policy):
         if len(times) >= policy.min_iters and spent >= policy.seconds:
             break
     return spread(times), total
+
+
+# --- addition: the inference path (yoloxloss_bench --inference) ---------------
+
+def time_inference(c, sc, inputs_path, images, boxes, threads, isa, policy, score_threshold):
+    """yoloxloss_decode and yoloxloss_detect (detect at score_threshold) on
+    the inputs file: {"decode": (Timing, floor Timing, fields), "detect": ...}."""
+    out = c._run(["--inference", "--score-threshold", repr(float(score_threshold)), "--scenario", sc.name,
+                  "--inputs", inputs_path, "--images", str(images), "--boxes", str(boxes), "--threads",
+                  str(threads), "--isa", isa, "--warmup", str(policy.warmup), "--min-iters", str(policy.min_iters),
+                  "--iters", str(policy.max_iters), "--seconds", str(policy.seconds)])
+    result = {}
+    for line in out.splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split())
+        iters = int(f["iters"])
+        result[f["op"]] = (Timing(float(f["median_ms"]), float(f["min_ms"]), iters),
+                           Timing(float(f["floor_ms"]), None, iters), f)
+    if set(result) != {"decode", "detect"}:
+        raise SystemExit(f"{c.exe} --inference printed {sorted(result)}, not decode and detect:\n{out}")
+    return result

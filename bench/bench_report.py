@@ -204,6 +204,21 @@ def threads_table(res):
     return _table(header, rows)
 
 
+def inference_table(res):
+    """decode and detect per scenario and thread count, each against its
+    memory floor; detect at each score threshold with its detections."""
+    rows = []
+    for r in res.get("inference", []):
+        for k, d in enumerate(r["detect"]):
+            first = k == 0
+            rows.append([r["scenario"], r["threads"], r["isa"], ms(r["decode_ms"]) if first else "",
+                         ms(r["decode_floor_ms"]) if first else "",
+                         ratio(r["decode_ms"], r["decode_floor_ms"]) if first else "", f"{d['score_threshold']:g}",
+                         ms(d["ms"]), d["detections"], ratio(d["ms"], d["floor_ms"])])
+    return _table(["scenario", "threads", "ISA", "decode ms", "decode floor ms", "decode / floor",
+                   "detect score threshold", "detect ms", "detections", "detect / read floor"], rows)
+
+
 def linear_fit(xs, ys):
     """The line y = a + b x with the least squared relative residuals (weights
     1/y^2, so the small points count as much as the large ones, as on a log
@@ -343,6 +358,14 @@ def markdown(res, png_name):
                   "pattern. `fresh-huge` maps the new buffers on 2 MiB boundaries with MADV_HUGEPAGE (2 MiB pages "
                   "where the kernel grants them). p50 is the median, p90 the nearest-rank 90th percentile.",
                   "", "Targets (issue 20): " + placement_targets(res)]
+    if res.get("inference"):
+        lines += ["", "## Inference: decode and detect (C API)", "", inference_table(res), "",
+                  "`yoloxloss_decode` writes every anchor's box and class scores (float32 `[B, A, 4]` and "
+                  "`[B, A, C]`); its floor is one pass reading the head outputs and writing that many floats. "
+                  "`yoloxloss_detect` (YOLOX's postprocess, NMS at 0.45, at most 100 per image) writes almost "
+                  "nothing: its floor is the read alone (it can go below it, since it skips the class logits "
+                  "of anchors whose objectness is under the threshold). The inputs are a fresh head's logits "
+                  "(scores about 1e-4): none passes YOLOX's evaluation threshold 0.01, nearly all pass 1e-4."]
     if any(r.get("half") for r in res["rows"]):
         lines += ["", "## Mixed precision (float16 and bfloat16 head outputs and gradients)", "",
                   half_table(res), "",

@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_inference.h"
 #include "bench_inputs.h"
+#include "bench_time.h"
 #include "yoloxloss.h"
 
 #define MAX_ROUNDS 8
@@ -37,6 +39,8 @@ typedef struct {
     int load;                 /* --load: busy processes kept running meanwhile */
     int rounds[MAX_ROUNDS];   /* --thread-rounds: thread counts timed in turn, or none */
     int num_rounds;
+    int inference;            /* --inference: decode and detect instead of the loss */
+    float score_threshold;    /* --score-threshold: detect's (default 0.01) */
 } options;
 
 /* Where each timed call finds the head outputs: the same buffers every call
@@ -54,30 +58,6 @@ static const char *const PLACEMENT_NAMES[] = {"reuse", "fresh", "fresh-touched",
 /* The box losses by the names the Python drop-in uses. */
 static const char *const IOU_LOSS_NAMES[] = {"iou", "giou", "iou-linear", "diou", "ciou", "eiou", "siou"};
 #define NUM_IOU_LOSSES (sizeof IOU_LOSS_NAMES / sizeof IOU_LOSS_NAMES[0])
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts v. */
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* The q-quantile of the n values of sorted v (ascending), by nearest rank:
- * the smallest value with at least q n values at or below it. */
-static double nearest_rank(const double *v, int n, double q) {
-    int k = (int)(q * n + 0.999999);
-    return v[k < 1 ? 0 : k > n ? n - 1 : k - 1];
-}
 
 /* The head outputs of one call at their own addresses (PLACE_FRESH*):
  * buf[l] from malloc, or within a mapping of mapped[l] bytes at map[l]. */
@@ -257,6 +237,13 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         if (!rc) bench_inputs_free(&in);
         return 1;
     }
+    if (o->inference) {
+        const bench_inference_options io = {o->max_iters, o->min_iters, o->warmup, o->seconds, o->threads, o->isa,
+                                            o->score_threshold};
+        rc = bench_time_inference(sc, &in, &io);
+        bench_inputs_free(&in);
+        return rc;
+    }
 
     yoloxloss_config cfg;
     yoloxloss_config_defaults(&cfg);
@@ -433,7 +420,8 @@ static int parse_int(const char *s, int lo, int *v) {
 static int takes_value(const char *option) {
     static const char *const names[] = {"--scenario", "--inputs", "--isa", "--seconds", "--iters",
                                         "--min-iters", "--warmup", "--threads", "--images", "--boxes",
-                                        "--iou-loss", "--dtype", "--placement", "--load", "--thread-rounds"};
+                                        "--iou-loss", "--dtype", "--placement", "--load", "--thread-rounds",
+                                        "--score-threshold"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(option, names[i])) return 1;
     return 0;
@@ -444,7 +432,7 @@ static void usage(const char *argv0) {
             "usage: %s [--scenario NAME] [--inputs FILE] [--threads T] [--isa NAME] [--images B]\n"
             "          [--boxes N] [--iters MAX] [--min-iters N] [--seconds S] [--warmup W]\n"
             "          [--iou-loss NAME]\n"
-            "          [--dtype float32|float16|bfloat16]\n"
+            "          [--dtype float32|float16|bfloat16] [--inference [--score-threshold T]]\n"
             "          [--placement reuse|fresh|fresh-touched|fresh-huge]\n"
             "          [--load N] [--thread-rounds T1,T2,...]\n"
             "       %s --list | --list-isas\n"
@@ -460,13 +448,15 @@ static void usage(const char *argv0) {
             "the same buffers every call.\n"
             "--load N: N processes spin on arithmetic while the benchmark runs (stopped at its end).\n"
             "--thread-rounds: times each thread count in turn (0 = the default) on one context,\n"
-            "--iters steps each in rounds of 3, and prints one line per count.\n",
+            "--iters steps each in rounds of 3, and prints one line per count.\n"
+            "--inference: times yoloxloss_decode and yoloxloss_detect instead (one line each, op=decode,\n"
+            "op=detect); --score-threshold is detect's (default 0.01).\n",
             argv0, argv0);
 }
 
 int main(int argc, char **argv) {
     options o = {NULL, NULL, 9, 3, 1, 0.0, 1, 0, -1, YOLOXLOSS_ISA_AUTO, YOLOXLOSS_IOU_LOSS_IOU,
-                 YOLOXLOSS_DTYPE_FLOAT32, PLACE_REUSE, 0, {0}, 0};
+                 YOLOXLOSS_DTYPE_FLOAT32, PLACE_REUSE, 0, {0}, 0, 0, 0.01f};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -478,6 +468,9 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--list-isas")) {
             return list_isas();
+        } else if (!strcmp(a, "--inference")) {
+            o.inference = 1;
+            continue;
         } else if (!takes_value(a)) {
             fprintf(stderr, "unknown option %s\n", a);
             usage(argv[0]);
@@ -516,6 +509,10 @@ int main(int argc, char **argv) {
                 return 2;
             }
 #endif
+        } else if (!strcmp(a, "--score-threshold")) {
+            char *end;
+            o.score_threshold = strtof(v, &end);
+            bad = end == v || *end || !(o.score_threshold == o.score_threshold);
         } else if (!strcmp(a, "--seconds")) {
             char *end;
             o.seconds = strtod(v, &end);

@@ -32,6 +32,9 @@ thread and all cores, on cases from a small trainer's step to the heavy
 scenarios, each quiet and while one busy process per core runs (the
 benchmark starts and stops them: yoloxloss_bench --load), the counts timed
 in turn on one context.
+Then the inference path: yoloxloss_decode and yoloxloss_detect (C API, the
+ISA the library picks) per scenario and thread count, each beside its
+memory floor.
 Then, for float16 and bfloat16 head outputs (mixed precision), the drop-in
 on 16-bit tensors and the C API on the same values rounded (--dtype), on
 each instruction set, beside the 16-bit floor (one pass reading the 16-bit
@@ -79,6 +82,11 @@ PLACEMENT_SCENARIOS = ("coco16",)
 # (key, yoloxloss_bench --placement) of the C API's placement rows.
 C_PLACEMENTS = (("c_reuse", "reuse"), ("c_fresh", "fresh"), ("c_fresh_touched", "fresh-touched"),
                 ("c_fresh_huge", "fresh-huge"))
+
+# The inference rows: decode and detect (C API, the ISA the library picks),
+# detect at YOLOX's evaluation threshold (a fresh head's scores, about 1e-4,
+# pass none of it) and at one nearly every anchor passes (NMS at full load).
+INFERENCE_THRESHOLDS = (0.01, 0.0001)
 
 # Relative difference of total losses above which the run warns: the C
 # program and the drop-in run the same library on the same tensors; PyTorch
@@ -327,6 +335,33 @@ def run_threads(c, all_scenarios, cases, iters, log):
     return rows
 
 
+def run_inference(c, sc, images, threads_list, isa, policy, tmp, log):
+    """yoloxloss_decode and yoloxloss_detect on sc at each thread count, each
+    beside its floor (bench_inference.c): one row per thread count."""
+    label = sc.name if images in (None, sc.images) else f"{sc.name} [{images} images]"
+    inputs = make_inputs(sc, images or sc.images, sc.boxes, tmp, seed=0)
+    n_images, boxes = inputs[1].shape[0], inputs[1].shape[1]
+    rows = []
+    for t in threads_list:
+        row = dict(scenario=label, threads=t, isa=isa, detect=[])
+        for thr in INFERENCE_THRESHOLDS:
+            got = m.time_inference(c, sc, inputs[2], n_images, boxes, t, isa, policy, thr)
+            if not row["detect"]:
+                timing, floor, f = got["decode"]
+                row.update(decode_ms=timing.median_ms, decode_floor_ms=floor.median_ms, decode_iters=timing.iters,
+                           bytes_in=int(f["bytes_in"]), bytes_out=int(f["bytes_out"]))
+                log(f"decode {label}, {t} thread{'s' if t > 1 else ''} [{isa}]: {fmt(timing)}; "
+                    f"floor {floor.median_ms:.2f} ms")
+            timing, floor, f = got["detect"]
+            row["detect"].append(dict(score_threshold=thr, ms=timing.median_ms, floor_ms=floor.median_ms,
+                                      iters=timing.iters, detections=int(f["detections"])))
+            log(f"detect (score >= {thr:g}) {label}, {t} thread{'s' if t > 1 else ''} [{isa}]: {fmt(timing)}, "
+                f"{f['detections']} detections; floor {floor.median_ms:.2f} ms")
+        rows.append(row)
+    os.remove(inputs[2])
+    return rows
+
+
 def run_sweep(c, base, axis, values, images_for_boxes, isa, cfg, tmp, log):
     """Times PyTorch, the drop-in and the C API (one thread, isa) on base
     with images or boxes per image set to each value."""
@@ -426,6 +461,9 @@ def main():
                             run_dtype_rounds(c, sc, args.images or cfg.get("images"), isa, cfg["lib"], rounds,
                                              tmp, log))
         for sc in scenarios:
+            results.setdefault("inference", []).extend(
+                run_inference(c, sc, args.images or cfg.get("images"), threads_list, default_isa, cfg["lib"], tmp,
+                              log))
             if sc.name in PLACEMENT_SCENARIOS:
                 results.setdefault("placement", []).extend(
                     run_placement(c, sc, args.images or cfg.get("images"), threads_list, default_isa,

@@ -4,7 +4,9 @@ accepts what --list-isas calls supported and refuses the rest; a --quick
 run of the driver writes the table, the JSON and a PNG plot, reports
 progress, times every supported ISA, and finds the C API and the drop-in
 agreeing on the loss of identical inputs, in float32 and in the mixed
-precision rows (float16 and bfloat16); --dtype refuses an unknown name; the
+precision rows (float16 and bfloat16); --dtype refuses an unknown name;
+--inference times decode and detect and the run reports them per thread
+count; the
 table of the drop-in without the step's allocations has its times, and the
 official YOLOX column a time with $YOLOX_SRC or "not available" and why
 without it; --placement times each placement and refuses an unknown one,
@@ -119,6 +121,20 @@ def check_quick_run(exe, out):
         cells = [c.strip() for c in row.strip("|").split("|")]
         if not (float(cells[4]) > 0 and float(cells[6]) > 0):
             fail(f"bad box-loss row {row!r}")
+
+    # The inference rows: decode and detect per thread count, each time and
+    # ratio a positive number, detect at each threshold.
+    rows = data.get("inference", [])
+    if [r["threads"] for r in rows] != threads:
+        fail(f"bench.json's inference rows are for threads {[r['threads'] for r in rows]}, expected {threads}")
+    for r in rows:
+        if not (r["decode_ms"] > 0 and r["decode_floor_ms"] > 0 and len(r["detect"]) == 2 and
+                all(d["ms"] > 0 and d["floor_ms"] > 0 and d["detections"] >= 0 for d in r["detect"])):
+            fail(f"bad inference row {r!r}")
+    section = table.split("## Inference: decode and detect", 1)
+    if len(section) != 2 or not any(line.startswith("| coco16 [2 images] | 1 |")
+                                    for line in section[1].splitlines()):
+        fail(f"bench.md has no inference table with a coco16 row:\n{table}")
 
     # The mixed-precision rounds: float32, float16 and bfloat16 on each SIMD
     # ISA the CPU has, each with a time, a floor and both ratios.
@@ -301,6 +317,25 @@ def check_isa_options(exe):
             fail(f"--isa {name} did not time on {name}: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
 
 
+def check_inference_option(exe):
+    """--inference times decode and detect, one line each, with their floors
+    and detect's threshold and detections; a bad threshold is refused."""
+    proc = subprocess.run([exe, "--inference", "--score-threshold", "0.0001", "--scenario", "coco16", "--images", "1",
+                           "--iters", "1", "--dtype", "bfloat16"], capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or len(lines) != 2:
+        fail(f"--inference: rc {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
+    ops = [dict(kv.split("=", 1) for kv in line.split()) for line in lines]
+    if [f["op"] for f in ops] != ["decode", "detect"] or any(float(f["floor_ms"]) <= 0 for f in ops):
+        fail(f"--inference printed {lines}")
+    if ops[1]["score_threshold"] != "0.0001" or int(ops[1]["detections"]) <= 0 or ops[0]["dtype"] != "bfloat16":
+        fail(f"--inference's detect line does not say what it did: {lines[1]}")
+    proc = subprocess.run([exe, "--inference", "--score-threshold", "nan", "--scenario", "coco16", "--images", "1"],
+                          capture_output=True, text=True)
+    if proc.returncode != 2 or "--score-threshold" not in proc.stderr:
+        fail(f"--score-threshold nan was not refused (rc {proc.returncode}, stderr {proc.stderr!r})")
+
+
 def check_dtype_option(exe):
     """--dtype times 16-bit head outputs and says so; an unknown name is refused."""
     for dtype in ("float16", "bfloat16"):
@@ -324,6 +359,7 @@ def main():
     check_dtype_option(exe)
     check_placement_option(exe)
     check_thread_options(exe)
+    check_inference_option(exe)
     with tempfile.TemporaryDirectory(prefix="yoloxloss-bench-smoke-") as out:
         check_bad_scenario(exe, out)
         check_quick_run(exe, out)

@@ -324,7 +324,8 @@ YOLOXLOSS_API yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx);
  * last yoloxloss_config_preset (likewise), of its last call given a NULL
  * context, or of its last call refused with YOLOXLOSS_ERR_BUSY (the
  * context's own message belongs to the call in progress, which such a
- * refusal leaves alone). Valid until the next call that changes it. */
+ * refusal leaves alone). Valid until the next call that changes it.
+ * yoloxloss_decode and yoloxloss_detect clear and write it the same way. */
 YOLOXLOSS_API const char *yoloxloss_last_error(const yoloxloss_context *ctx);
 
 /** Element type of a level's head outputs and of its gradients
@@ -584,6 +585,102 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context 
  * @return YOLOXLOSS_OK; YOLOXLOSS_ERR_NULL_ARGUMENT for a NULL ctx or out;
  *         YOLOXLOSS_ERR_NO_FORWARD without a successful forward. Added in 0.3. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_get_image_losses(const yoloxloss_context *ctx, yoloxloss_losses *out);
+
+/* ---- Inference: decode and detect ------------------------------------------
+ *
+ * The eval path of the same head, for a trainer that validates what it
+ * trained: YOLOX's YOLOXHead eval forward and decode_outputs, and its
+ * postprocess (docs/algorithm.md, "Inference: decode and detect";
+ * docs/differences.md says where results can differ from the official code
+ * and why). They read the same level structs as yoloxloss_forward (fused or
+ * split, any dtype, checked the same way; with config.check_finite every
+ * value too), use the context's config (classes, strides, arithmetic,
+ * threads, kernels), and leave the last forward held: backward may still
+ * run after them. 16-bit outputs are computed in float32 from their exact
+ * values (YOLOX in half precision computes in half). The sigmoid is the
+ * library's, 1 / (1 + exp(-x)) with SLEEF's exp as the loss uses: a
+ * probability may differ from torch.sigmoid's in its last bits (at most 2
+ * ulps seen). Results are bitwise the same for every thread count. */
+
+/** Decodes every anchor of num_images images: levels are config.num_levels
+ * entries, the same yoloxloss_level structs as forward takes (fused or
+ * split, any dtype, B = num_images). A = sum over levels of H*W anchors per
+ * image, in YOLOX's order (level-major, then i*W + j).
+ *
+ *   boxes  [B, A, 4]: cx, cy, w, h in pixels, float32, in the config's
+ *          arithmetic: YOLOX (tx + j) s, (ty + i) s, exp(tw) s, exp(th) s;
+ *          MMDetection tx s + j s, ty s + i s and the same sizes. Or NULL.
+ *   scores [B, A, C]: sigmoid(obj) * sigmoid(cls_c), float32. Or NULL.
+ *
+ * With both NULL it only validates. Nothing is allocated.
+ * @return YOLOXLOSS_OK; YOLOXLOSS_ERR_NULL_ARGUMENT (ctx, levels or a
+ *         level's buffers), YOLOXLOSS_ERR_INVALID_SHAPE (num_images < 1, a
+ *         grid, levels that disagree), YOLOXLOSS_ERR_INVALID_ARGUMENT
+ *         (fused and split both set, an unknown dtype),
+ *         YOLOXLOSS_ERR_SIZE_OVERFLOW (a buffer size, boxes or scores do
+ *         not fit in size_t), YOLOXLOSS_ERR_NONFINITE_INPUT (with
+ *         check_finite), each with yoloxloss_last_error naming the level or
+ *         value; nothing is written then. */
+YOLOXLOSS_API yoloxloss_status yoloxloss_decode(yoloxloss_context *ctx, int num_images,
+                                                const yoloxloss_level *levels, float *boxes, float *scores);
+
+/** One detection of yoloxloss_detect: a row of YOLOX's postprocess output, with its score. */
+typedef struct {
+    float x1;             /**< left corner in pixels: cx - w/2 (float32, as YOLOX's postprocess) */
+    float y1;             /**< top: cy - h/2 */
+    float x2;             /**< right: cx + w/2 */
+    float y2;             /**< bottom: cy + h/2 */
+    float obj;            /**< sigmoid(obj logit) */
+    float cls_conf;       /**< the largest class probability sigmoid(cls_c) */
+    int32_t cls;          /**< its class: the lowest index among equal maxima, as torch.max */
+    float score;          /**< obj * cls_conf (float32): what the threshold and NMS use */
+} yoloxloss_detection;
+
+/** What yoloxloss_detect keeps. Fill it with yoloxloss_detect_params_defaults(). */
+typedef struct {
+    float score_threshold; /**< keep anchors with obj * cls_conf >= this (YOLOX's conf_thre, which
+                                PyTorch compares in float32), finite. Default 0.7. */
+    double nms_threshold;  /**< drop a box whose IoU with a kept higher-ranked box (of the same
+                                class unless class_agnostic) is > this (YOLOX's nms_thre); the float32
+                                IoU is compared in double, as torchvision compares it with the Python
+                                float. Finite. Default 0.45. */
+    int class_agnostic;    /**< nonzero: NMS across classes (torchvision's nms) instead of per class
+                                (batched_nms). Default 0. */
+    int max_detections;    /**< capacity per image of the detections buffer, >= 1. Default 100
+                                (COCO's evaluation keeps 100 per image; YOLOX itself keeps every box
+                                NMS keeps: give A, the anchors per image, for all of them). */
+} yoloxloss_detect_params;
+
+/** Writes YOLOX's postprocess defaults into *params: score_threshold 0.7,
+ * nms_threshold 0.45, class-aware NMS, and max_detections 100. */
+YOLOXLOSS_API void yoloxloss_detect_params_defaults(yoloxloss_detect_params *params);
+
+/** Decode and YOLOX's postprocess: per image, the anchors whose
+ * obj * cls_conf >= score_threshold, ranked by that score (highest first;
+ * equal scores by lower anchor index), then non-maximum suppression per
+ * class (or across classes), torchvision's rule and IoU; the kept ones in
+ * rank order, at most max_detections of them, into detections
+ * [B, max_detections] (image b's from b * max_detections on; the slots
+ * after its count are left as they were).
+ *
+ *   counts [B]: the detections written per image.
+ *   found  [B] (may be NULL): how many NMS kept before the cap (> counts[b]
+ *          when the cap cut image b's list).
+ *
+ * The candidate lists live in the context's workspace: after a call of the
+ * same (or a larger) batch shape, no allocation.
+ * @return as yoloxloss_decode, and YOLOXLOSS_ERR_NULL_ARGUMENT for a NULL
+ *         params, detections or counts, YOLOXLOSS_ERR_INVALID_ARGUMENT for
+ *         a non-finite threshold or max_detections < 1 (the message names
+ *         the field), YOLOXLOSS_ERR_SIZE_OVERFLOW when B x max_detections
+ *         detections or the workspace do not fit in size_t,
+ *         YOLOXLOSS_ERR_OUT_OF_MEMORY when the workspace cannot grow (the
+ *         context stays usable). Nothing is written on failure. */
+YOLOXLOSS_API yoloxloss_status yoloxloss_detect(yoloxloss_context *ctx, int num_images,
+                                                const yoloxloss_level *levels,
+                                                const yoloxloss_detect_params *params,
+                                                yoloxloss_detection *detections, int32_t *counts,
+                                                int32_t *found);
 
 #ifdef __cplusplus
 }

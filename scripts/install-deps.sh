@@ -6,6 +6,9 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libsleef-dev libcmocka-dev doxygen
           python3 python3-torch python3-numpy python3-matplotlib
+          # torchvision's nms / batched_nms, which YOLOX's postprocess calls
+          # (tests/reference/check_decode.py compares detect with them)
+          python3-torchvision
           # robustness stages of scripts/test.sh: valgrind memcheck, clang 14
           # for libFuzzer (libclang_rt.fuzzer is in libclang-rt-14-dev) and
           # ThreadSanitizer with LLVM's OpenMP and its libarcher (libomp-14-dev)

@@ -223,7 +223,7 @@ typedef struct {
 } image_job;
 
 /* Part `part` of every level's candidates: boxes, sigmoids, class costs. */
-static void candidate_part(void *arg, int part, int t) {
+static void candidate_part(void *arg, size_t part, int t) {
     (void)t;
     const image_job *j = arg;
     const size_t parts = (size_t)j->parts;
@@ -235,15 +235,15 @@ static void candidate_part(void *arg, int part, int t) {
 }
 
 /* The class part of the cost for the gts of one class. */
-static void class_cost_row(void *arg, int row, int t) {
+static void class_cost_row(void *arg, size_t row, int t) {
     (void)t;
     const image_job *j = arg;
-    size_t at = (size_t)row * j->nc;
+    size_t at = row * j->nc;
     j->p->kernels->class_costs(j->keep_p + at, j->keep_b0 + at, j->sum0, j->nc, j->cls_cost + at);
 }
 
 /* IoU and cost rows of gt g against every candidate. */
-static void gt_pair_costs(void *arg, int g, int t) {
+static void gt_pair_costs(void *arg, size_t g, int t) {
     (void)t;
     const image_job *j = arg;
     const yl_assign_params *p = j->p;
@@ -355,9 +355,9 @@ int64_t yl_assign_image(const yl_assign_params *p, const yl_level_view *levels, 
                      .iou = iou, .cost = cost, .nc = nc, .gt_boxes = gt_boxes, .gt_classes = gt_classes,
                      .parts = p->threads < n_cand ? p->threads : n_cand};
     if (job.parts < 1) job.parts = 1;
-    yl_parallel_for(job.parts, job.parts, candidate_part, &job);
-    yl_parallel_for(job.parts < rows ? job.parts : rows, rows, class_cost_row, &job);
-    yl_parallel_for(job.parts < n_gt ? job.parts : n_gt, n_gt, gt_pair_costs, &job);
+    yl_parallel_for(job.parts, (size_t)job.parts, candidate_part, &job);
+    yl_parallel_for(job.parts, (size_t)rows, class_cost_row, &job);
+    yl_parallel_for(job.parts, (size_t)n_gt, gt_pair_costs, &job);
 
     yl_simota_match(p->kernels, n_gt, n_cand, iou, cost, p->topk, dynamic_k, match, work);
 

@@ -89,19 +89,20 @@ typedef struct {
 } backward_job;
 
 /* Plane range `task % parts` of image `task / parts`, every level. */
-static void dense_task(void *arg, int task, int t) {
+static void dense_task(void *arg, size_t task, int t) {
     (void)t;
     const backward_job *j = arg;
-    const int b = task / j->parts;
-    const size_t part = (size_t)(task % j->parts), parts = (size_t)j->parts;
+    const size_t parts = (size_t)j->parts, part = task % parts;
+    const int b = (int)(task / parts);
     const size_t ch0 = j->planes * part / parts, ch1 = j->planes * (part + 1) / parts;
     for (int l = 0; l < j->ctx->cfg.num_levels; l++)
         dense_planes(j->ctx, b, l, ch0, ch1, &j->grads[l], j->s.obj, j->accumulate);
 }
 
-static void foreground_image(void *arg, int b, int t) {
+static void foreground_image(void *arg, size_t i, int t) {
     (void)t;
     const backward_job *j = arg;
+    const int b = (int)i;
     for (int l = 0; l < j->ctx->cfg.num_levels; l++) {
         const yl_grad_view gv = yl_grad_view_of(&j->ctx->step, &j->grads[l], l, b);
         image_level_backward(j->ctx, b, l, &gv, j->s);
@@ -134,8 +135,8 @@ static yoloxloss_status backward(yoloxloss_context *ctx, const yoloxloss_level_g
                                                 yl_backward_work_ns(&ctx->step));
     const int threads = plan.threads;
     job.parts = B >= threads ? 1 : (threads + B - 1) / B;
-    yl_parallel_for(threads, B * job.parts, dense_task, &job);
-    yl_parallel_for(threads < B ? threads : B, B, foreground_image, &job);
+    yl_parallel_for(threads, (size_t)B * (size_t)job.parts, dense_task, &job);
+    yl_parallel_for(threads, (size_t)B, foreground_image, &job);
     yl_plan_done(&ctx->backward_threads, &plan);
     return YOLOXLOSS_OK;
 }

@@ -18,11 +18,12 @@ const char *yoloxloss_version_string(void) {
 
 /* Every growable buffer the context owns, for pointing them at its
  * allocator and freeing them in one loop. */
-enum { NUM_BUFFERS = YL_STEP_BUFFERS + 1 };
+enum { NUM_BUFFERS = YL_STEP_BUFFERS + 1 + YL_DETECT_BUFFERS };
 
 static void context_buffers(yoloxloss_context *ctx, yl_buffer *out[NUM_BUFFERS]) {
     yl_step_buffers(&ctx->step, out);
     out[YL_STEP_BUFFERS] = &ctx->image_sums;
+    yl_detect_buffers(&ctx->detect, out + YL_STEP_BUFFERS + 1);
 }
 
 /* Per-thread workspaces a thread count needs: the count itself, or for

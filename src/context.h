@@ -10,6 +10,7 @@
 
 #include "assign.h"
 #include "buffer.h"
+#include "detect.h"
 #include "layout.h"
 #include "loss.h"
 #include "simd/kernels.h"
@@ -28,7 +29,8 @@ struct yoloxloss_context {
     int thread_slots;           /* per-thread workspaces: the most threads a call may run on, >= 1 */
     int slots_used;             /* the most threads a forward has run on: the scratch kept grown */
     atomic_int busy;            /* 1 while a call runs on the context (yl_enter / yl_leave) */
-    yl_thread_memory forward_threads, backward_threads; /* the default's timings (threads.h) */
+    /* the default's timings of each kind of call (threads.h) */
+    yl_thread_memory forward_threads, backward_threads, decode_threads, detect_threads;
     char error[YL_ERROR_CAPACITY];
     float *strides;             /* [L] */
 
@@ -42,6 +44,7 @@ struct yoloxloss_context {
     yl_level_view *views;       /* [thread_slots, L] per-thread image views */
     yl_buffer image_sums;       /* yl_loss_sums [B] */
     yl_assign_scratch *scratch; /* [thread_slots] */
+    yl_detect_work detect;      /* yoloxloss_detect's candidates and NMS arrays */
 };
 
 /* The busy guard: one context, one call at a time. yl_enter marks the

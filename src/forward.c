@@ -18,8 +18,9 @@ typedef struct {
     atomic_int out_of_memory;
 } forward_job;
 
-static void forward_image(void *arg, int b, int t) {
+static void forward_image(void *arg, size_t i, int t) {
     forward_job *job = arg;
+    const int b = (int)i;
     yoloxloss_context *ctx = job->ctx;
     const yl_step *step = &ctx->step;
     const int L = ctx->cfg.num_levels;
@@ -57,7 +58,7 @@ static yoloxloss_status forward(yoloxloss_context *ctx, const yoloxloss_batch *b
     forward_job job = {.ctx = ctx, .ap = *ap, .sums = ctx->image_sums.ptr};
     atomic_init(&job.out_of_memory, 0);
     job.ap.threads = across > 1 ? 1 : threads;
-    yl_parallel_for(across, B, forward_image, &job);
+    yl_parallel_for(across, (size_t)B, forward_image, &job);
     /* Scratch for every thread this shape may run on, whichever the
      * default picks next: switching never allocates. */
     if (atomic_load(&job.out_of_memory) || !yl_scratch_settle(ctx, B >= plan.most ? plan.most : 1))

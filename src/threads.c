@@ -17,6 +17,7 @@
 #define NS_PER_PAIR 3.0           /* IoU, cost and matching of a gt and a candidate */
 #define NS_PER_GRAD_BYTE 0.08     /* writing the dense gradient planes */
 #define NS_PER_FG_CLASS 2.0       /* a foreground anchor's class loss or gradient */
+#define NS_PER_READ_BYTE 0.2      /* decode's pass over the head outputs (sigmoids of every logit) */
 #define CANDS_PER_FG 4.0          /* foreground anchors per gt box, roughly dynamic k */
 
 /* Tries of the other choice: first soon, then, while they confirm the
@@ -122,11 +123,24 @@ double yl_backward_work_ns(const yl_step *s) {
            (double)s->total_gt * CANDS_PER_FG * C * NS_PER_FG_CLASS;
 }
 
-void yl_parallel_for(int threads, int n, void (*fn)(void *arg, int i, int t), void *arg) {
-    if (threads <= 1) {
-        for (int i = 0; i < n; i++) fn(arg, i, 0);
+double yl_inference_work_ns(const yoloxloss_level *levels, int num_levels, int num_images, int num_classes,
+                            int boxes, int scores) {
+    double read = 0.0, anchors = 0.0;
+    for (int l = 0; l < num_levels; l++) {
+        const double hw = (double)levels[l].height * (double)levels[l].width;
+        anchors += hw;
+        read += hw * (5.0 + num_classes) * (double)yl_dtype_size(levels[l].dtype);
+    }
+    const double written = anchors * ((boxes ? 4.0 : 0.0) + (scores ? (double)num_classes : 0.0)) * sizeof(float);
+    return (double)num_images * (read * NS_PER_READ_BYTE + written * NS_PER_GRAD_BYTE);
+}
+
+void yl_parallel_for(int threads, size_t n, yl_work_fn fn, void *arg) {
+    if (threads <= 1 || n <= 1) {
+        for (size_t i = 0; i < n; i++) fn(arg, i, 0);
         return;
     }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int i = 0; i < n; i++) fn(arg, i, omp_get_thread_num());
+    const int team = n < (size_t)threads ? (int)n : threads;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+    for (size_t i = 0; i < n; i++) fn(arg, i, omp_get_thread_num());
 }

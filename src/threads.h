@@ -73,10 +73,21 @@ void yl_plan_done(yl_thread_memory *m, const yl_thread_plan *plan);
 double yl_forward_work_ns(const yl_step *s, const float *strides, float radius, int legacy);
 double yl_backward_work_ns(const yl_step *s);
 
-/* Calls fn(arg, i, t) for every i in [0, n), t being the calling thread's
- * index in [0, threads). With threads <= 1 a plain loop on the calling
- * thread (t = 0), with no OpenMP call; otherwise an OpenMP team of
- * `threads` that takes the i one at a time. */
-void yl_parallel_for(int threads, int n, void (*fn)(void *arg, int i, int t), void *arg);
+/* Estimated single-thread time of decoding (or, detect, thresholding) B
+ * images of `levels` (config.num_levels of them) of C classes: a pass over
+ * the head outputs, and the writes of the outputs asked for. */
+double yl_inference_work_ns(const yoloxloss_level *levels, int num_levels, int num_images, int num_classes,
+                            int boxes, int scores);
+
+/* One item of a parallel loop: i in [0, n), on the thread of index t in
+ * [0, threads). */
+typedef void (*yl_work_fn)(void *arg, size_t i, int t);
+
+/* Calls fn(arg, i, t) for every i in [0, n). With threads <= 1 or n <= 1 a
+ * plain loop on the calling thread (t = 0), with no OpenMP call; otherwise
+ * an OpenMP team of min(threads, n) that takes the i one at a time. Each
+ * item must write only its own outputs: then results do not depend on the
+ * thread count. */
+void yl_parallel_for(int threads, size_t n, yl_work_fn fn, void *arg);
 
 #endif

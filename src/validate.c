@@ -262,11 +262,12 @@ static yoloxloss_status check_batch_pointers(yoloxloss_context *ctx, const yolox
 
 /* Each level: a positive grid, a known dtype, one buffer layout, and sizes
  * that can be addressed; at most INT32_MAX anchors per image in all. */
-static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_batch *batch, size_t *anchors_out) {
-    const size_t B = (size_t)batch->num_images, C = (size_t)ctx->cfg.num_classes;
+static yoloxloss_status check_levels(yoloxloss_context *ctx, const yoloxloss_level *levels, int num_images,
+                                     size_t *anchors_out) {
+    const size_t B = (size_t)num_images, C = (size_t)ctx->cfg.num_classes;
     size_t anchors = 0;
     for (int l = 0; l < ctx->cfg.num_levels; l++) {
-        const yoloxloss_level *lv = &batch->levels[l];
+        const yoloxloss_level *lv = &levels[l];
         if (lv->height < 1 || lv->width < 1)
             return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE,
                            "level %d: grid is %d x %d; height and width must be >= 1", l, lv->height, lv->width);
@@ -326,17 +327,24 @@ static yoloxloss_status check_aligned(yoloxloss_context *ctx, const void *p, siz
 /* The buffers of every level (fused, or reg, obj and cls) and the gt
  * arrays; after check_levels (the dtypes are known), before anything reads
  * num_gt. A gt array that is NULL is checked by check_gt_counts. */
-static yoloxloss_status check_batch_alignment(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+/* Each level's head-output buffers aligned to the level's element size. */
+static yoloxloss_status check_levels_alignment(yoloxloss_context *ctx, const yoloxloss_level *levels) {
     static const char *names[4] = {"fused", "reg", "obj", "cls"};
     yoloxloss_status st;
     for (int l = 0; l < ctx->cfg.num_levels; l++) {
-        const yoloxloss_level *lv = &batch->levels[l];
+        const yoloxloss_level *lv = &levels[l];
         const void *bufs[4] = {lv->fused, lv->reg, lv->obj, lv->cls};
         for (int k = 0; k < 4; k++)
             if ((st = check_aligned(ctx, bufs[k], yl_dtype_size(lv->dtype), yl_dtype_name(lv->dtype), l,
                                     names[k])) != YOLOXLOSS_OK)
                 return st;
     }
+    return YOLOXLOSS_OK;
+}
+
+static yoloxloss_status check_batch_alignment(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+    yoloxloss_status st;
+    if ((st = check_levels_alignment(ctx, batch->levels)) != YOLOXLOSS_OK) return st;
     if ((st = check_aligned(ctx, batch->num_gt, sizeof(int32_t), "int32", -1, "batch.num_gt")) != YOLOXLOSS_OK ||
         (st = check_aligned(ctx, batch->gt_classes, sizeof(int32_t), "int32", -1, "batch.gt_classes")) !=
             YOLOXLOSS_OK ||
@@ -356,10 +364,10 @@ static yoloxloss_status check_batch_alignment(yoloxloss_context *ctx, const yolo
  * two consecutive levels must agree within the larger stride in both
  * directions. A level given twice, levels out of the config's order, or
  * height and width swapped at one level fail this. */
-static yoloxloss_status check_level_geometry(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+static yoloxloss_status check_level_geometry(yoloxloss_context *ctx, const yoloxloss_level *levels) {
     const float *s = ctx->cfg.strides;
     for (int l = 1; l < ctx->cfg.num_levels; l++) {
-        const yoloxloss_level *a = &batch->levels[l - 1], *b = &batch->levels[l];
+        const yoloxloss_level *a = &levels[l - 1], *b = &levels[l];
         const double tol = s[l] > s[l - 1] ? s[l] : s[l - 1];
         const double ah = a->height * (double)s[l - 1], aw = a->width * (double)s[l - 1];
         const double bh = b->height * (double)s[l], bw = b->width * (double)s[l];
@@ -576,12 +584,13 @@ static const char *channel_name(size_t c) {
 /* The first non-finite head output, if any, in (level, image, channel,
  * position) order. A float16 or bfloat16 value is named by its float32
  * value (inf, nan) and the level's dtype. */
-static yoloxloss_status check_outputs_finite(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
+static yoloxloss_status check_outputs_finite(yoloxloss_context *ctx, const yoloxloss_level *levels,
+                                             int num_images) {
     const int C = ctx->cfg.num_classes;
     for (int l = 0; l < ctx->cfg.num_levels; l++) {
-        const yoloxloss_level *lv = &batch->levels[l];
+        const yoloxloss_level *lv = &levels[l];
         const size_t hw = (size_t)lv->height * (size_t)lv->width;
-        for (int b = 0; b < batch->num_images; b++) {
+        for (int b = 0; b < num_images; b++) {
             yl_level_view v = yl_input_view(lv, C, b);
             for (size_t c = 0; c < 5 + (size_t)C; c++) {
                 const void *plane = c < 4    ? yl_elem_at(v.reg, v.dtype, c * hw)
@@ -607,16 +616,80 @@ yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch
     size_t anchors = 0;
     yoloxloss_status st;
     if ((st = check_batch_pointers(ctx, batch)) != YOLOXLOSS_OK) return st;
-    if ((st = check_levels(ctx, batch, &anchors)) != YOLOXLOSS_OK) return st;
+    if ((st = check_levels(ctx, batch->levels, batch->num_images, &anchors)) != YOLOXLOSS_OK) return st;
     if ((st = check_batch_alignment(ctx, batch)) != YOLOXLOSS_OK) return st;
-    if ((st = check_level_geometry(ctx, batch)) != YOLOXLOSS_OK) return st;
+    if ((st = check_level_geometry(ctx, batch->levels)) != YOLOXLOSS_OK) return st;
     if (batch->padded) {
         if ((st = check_padded_labels(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
     } else {
         if ((st = check_gt_counts(ctx, batch, anchors)) != YOLOXLOSS_OK) return st;
         if ((st = check_labels(ctx, batch)) != YOLOXLOSS_OK) return st;
     }
-    if (ctx->cfg.check_finite && (st = check_outputs_finite(ctx, batch)) != YOLOXLOSS_OK) return st;
+    if (ctx->cfg.check_finite && (st = check_outputs_finite(ctx, batch->levels, batch->num_images)) != YOLOXLOSS_OK)
+        return st;
+    return YOLOXLOSS_OK;
+}
+
+/* ---- decode and detect ----------------------------------------------------- */
+
+yoloxloss_status yl_validate_levels(yoloxloss_context *ctx, int num_images, const yoloxloss_level *levels,
+                                    size_t *anchors) {
+    yoloxloss_status st;
+    if (num_images < 1)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_SHAPE, "num_images is %d; it must be >= 1", num_images);
+    if (!levels) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "levels is NULL");
+    if ((st = check_levels(ctx, levels, num_images, anchors)) != YOLOXLOSS_OK) return st;
+    if ((st = check_levels_alignment(ctx, levels)) != YOLOXLOSS_OK) return st;
+    if ((st = check_level_geometry(ctx, levels)) != YOLOXLOSS_OK) return st;
+    if (ctx->cfg.check_finite && (st = check_outputs_finite(ctx, levels, num_images)) != YOLOXLOSS_OK) return st;
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yl_validate_decode_outputs(yoloxloss_context *ctx, int num_images, size_t anchors,
+                                            const float *boxes, const float *scores) {
+    yoloxloss_status st;
+    if ((st = check_aligned(ctx, boxes, sizeof(float), "float", -1, "boxes")) != YOLOXLOSS_OK ||
+        (st = check_aligned(ctx, scores, sizeof(float), "float", -1, "scores")) != YOLOXLOSS_OK)
+        return st;
+    size_t n, bytes;
+    const size_t C = (size_t)ctx->cfg.num_classes;
+    if (mul_overflows((size_t)num_images, anchors, &n)) n = SIZE_MAX;
+    if (boxes && mul_overflows(n, 4 * sizeof(float), &bytes))
+        return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW, "boxes: %d images x %zu anchors x 4 floats do not fit in "
+                       "size_t", num_images, anchors);
+    if (scores && (mul_overflows(n, C, &bytes) || mul_overflows(bytes, sizeof(float), &bytes)))
+        return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW, "scores: %d images x %zu anchors x %zu classes of floats do "
+                       "not fit in size_t", num_images, anchors, C);
+    return YOLOXLOSS_OK;
+}
+
+yoloxloss_status yl_validate_detect(yoloxloss_context *ctx, int num_images, const yoloxloss_detect_params *params,
+                                    const yoloxloss_detection *detections, const int32_t *counts,
+                                    const int32_t *found) {
+    if (!params) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "params is NULL");
+    if (!isfinite(params->score_threshold))
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "params.score_threshold is %g; it must be finite",
+                       (double)params->score_threshold);
+    if (!isfinite(params->nms_threshold))
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "params.nms_threshold is %g; it must be finite",
+                       params->nms_threshold);
+    if (params->max_detections < 1)
+        return yl_fail(ctx, YOLOXLOSS_ERR_INVALID_ARGUMENT, "params.max_detections is %d; it must be >= 1",
+                       params->max_detections);
+    size_t bytes;
+    if (mul_overflows((size_t)num_images, (size_t)params->max_detections, &bytes) ||
+        mul_overflows(bytes, sizeof(yoloxloss_detection), &bytes))
+        return yl_fail(ctx, YOLOXLOSS_ERR_SIZE_OVERFLOW,
+                       "detections: %d images x params.max_detections %d do not fit in size_t", num_images,
+                       params->max_detections);
+    if (!detections) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "detections is NULL");
+    if (!counts) return yl_fail(ctx, YOLOXLOSS_ERR_NULL_ARGUMENT, "counts is NULL");
+    yoloxloss_status st;
+    if ((st = check_aligned(ctx, detections, _Alignof(yoloxloss_detection), "yoloxloss_detection", -1,
+                            "detections")) != YOLOXLOSS_OK ||
+        (st = check_aligned(ctx, counts, sizeof(int32_t), "int32", -1, "counts")) != YOLOXLOSS_OK ||
+        (st = check_aligned(ctx, found, sizeof(int32_t), "int32", -1, "found")) != YOLOXLOSS_OK)
+        return st;
     return YOLOXLOSS_OK;
 }
 

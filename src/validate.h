@@ -32,6 +32,24 @@ yoloxloss_status yl_validate_config_for_create(const yoloxloss_config *config);
  * with cfg.check_finite also every head output value. */
 yoloxloss_status yl_validate_batch(yoloxloss_context *ctx, const yoloxloss_batch *batch);
 
+/* The head outputs of num_images images as decode and detect take them:
+ * the level checks of yl_validate_batch (image count, pointers, grids,
+ * dtypes, sizes, level geometry; with cfg.check_finite every value), with
+ * the same messages. *anchors: the anchors per image. */
+yoloxloss_status yl_validate_levels(yoloxloss_context *ctx, int num_images, const yoloxloss_level *levels,
+                                    size_t *anchors);
+
+/* decode's outputs (those given, NULL ones are not asked for): [B, A, 4]
+ * and [B, A, C] floats, addressable and aligned to a float. */
+yoloxloss_status yl_validate_decode_outputs(yoloxloss_context *ctx, int num_images, size_t anchors,
+                                            const float *boxes, const float *scores);
+
+/* detect's params (finite thresholds, max_detections >= 1) and output
+ * pointers (set, and aligned to their types; found may be NULL). */
+yoloxloss_status yl_validate_detect(yoloxloss_context *ctx, int num_images, const yoloxloss_detect_params *params,
+                                    const yoloxloss_detection *detections, const int32_t *counts,
+                                    const int32_t *found);
+
 /* Checks that grads gives, for every level, the buffers of the layout its
  * inputs had in the last forward, and that the upstream gradients are
  * finite (upstream may be NULL). */

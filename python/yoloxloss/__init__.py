@@ -74,7 +74,7 @@ import collections
 
 import torch
 
-from . import _autograd, _distributed, _grad_memory, _inputs, _options, _run
+from . import _autograd, _distributed, _grad_memory, _inference, _inputs, _options, _run
 from . import _capi as _c
 from ._options import ASSIGNERS, IOU_LOSSES, PRESETS
 
@@ -91,6 +91,8 @@ __all__ = [
     "IOU_LOSSES",
     "release_gradient_memory",
     "PRESETS",
+    "yolox_decode",
+    "yolox_detect",
 ]
 
 VERSION = (_c.VERSION_MAJOR, _c.VERSION_MINOR, _c.VERSION_PATCH)
@@ -292,3 +294,47 @@ def release_gradient_memory():
     refills on the next backward; call this when training is over or the
     batch shapes change for good."""
     return _grad_memory.release_idle()
+
+
+def yolox_decode(outputs, strides=(8, 16, 32), num_threads=0, *, preset="yolox", check_finite=None):
+    """Every anchor's box and class scores, as YOLOX's eval forward and
+    ``decode_outputs`` give them, from the raw head outputs (no gradient).
+
+    Args:
+        outputs, strides, num_threads, check_finite: as for ``yolox_loss``
+            (fused or split levels, float32, float16 or bfloat16 read in
+            place, computed in float32).
+        preset: keyword only; ``"yolox"`` decodes x = (tx + j) s as Megvii
+            YOLOX does, ``"mmdet"`` x = tx s + j s as MMDetection does.
+
+    Returns:
+        ``(boxes, scores)``: float32 ``[B, A, 4]`` (cx, cy, w, h in pixels:
+        ``decode_outputs(...)[..., :4]``) and float32 ``[B, A, C]``,
+        sigmoid(obj) * sigmoid(cls_c) (``decode_outputs(...)[..., 4:5] *
+        decode_outputs(...)[..., 5:]``); anchors in YOLOX's order
+        (level-major, then i * W + j). A probability may differ from
+        ``torch.sigmoid``'s by one float32 ulp (docs/differences.md).
+    """
+    return _inference.decode(outputs, strides, num_threads, preset, check_finite)
+
+
+def yolox_detect(outputs, strides=(8, 16, 32), conf_thre=0.7, nms_thre=0.45, class_agnostic=False,
+                 max_detections=None, num_threads=0, *, preset="yolox", check_finite=None):
+    """YOLOX's ``postprocess(decode_outputs(...), C, conf_thre, nms_thre,
+    class_agnostic)`` from the raw head outputs, in C (no gradient).
+
+    Keeps the anchors whose obj * class_conf >= conf_thre, then per class
+    (or across classes with ``class_agnostic``) suppresses a box whose IoU
+    with a higher-scored kept box is > nms_thre, as torchvision's
+    ``batched_nms`` (``nms``) does; equal scores rank by lower anchor index.
+    ``max_detections`` caps each image's list (None: no cap, as YOLOX).
+    The other arguments are as for ``yolox_decode``.
+
+    Returns:
+        A list of B entries, as YOLOX's postprocess: None for an image with
+        no detection, else a float32 ``[n, 7]`` tensor of rows (x1, y1, x2,
+        y2, obj_conf, class_conf, class_pred), highest obj_conf * class_conf
+        first. docs/differences.md says where the official code can differ.
+    """
+    return _inference.detect(outputs, strides, conf_thre, nms_thre, class_agnostic, max_detections,
+                             num_threads, preset, check_finite)

@@ -59,12 +59,11 @@ def prepare_all(inputs, tensors):
     return prepared
 
 
-def c_batch(inputs, prepared):
-    """-> (``_capi.Batch``, its level array): the C view of one call's head
-    outputs (prepared tensors, as ``prepare_all`` returns) and labels. Both
-    must stay alive, with the tensors, while C reads them."""
-    levels = (_c.Level * len(inputs.levels))()
-    for lv, layout in zip(levels, inputs.levels):
+def c_levels(layouts, prepared):
+    """The ``_capi.Level`` array pointing into the prepared tensors (as
+    ``prepare_all`` returns them), one entry per ``_inputs.LevelLayout``."""
+    levels = (_c.Level * len(layouts))()
+    for lv, layout in zip(levels, layouts):
         lv.height, lv.width = layout.height, layout.width
         i = layout.first
         lv.dtype = C_DTYPES[prepared[i].dtype]
@@ -74,6 +73,14 @@ def c_batch(inputs, prepared):
             lv.reg = prepared[i].data_ptr()
             lv.obj = prepared[i + 1].data_ptr()
             lv.cls = prepared[i + 2].data_ptr()
+    return levels
+
+
+def c_batch(inputs, prepared):
+    """-> (``_capi.Batch``, its level array): the C view of one call's head
+    outputs (prepared tensors, as ``prepare_all`` returns) and labels. Both
+    must stay alive, with the tensors, while C reads them."""
+    levels = c_levels(inputs.levels, prepared)
     batch = _c.Batch()
     batch.num_images = inputs.num_images
     batch.levels = ctypes.cast(levels, ctypes.POINTER(_c.Level))

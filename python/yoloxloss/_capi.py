@@ -180,6 +180,30 @@ class Upstream(ctypes.Structure):
     ]
 
 
+class Detection(ctypes.Structure):
+    """yoloxloss_detection"""
+    _fields_ = [
+        ("x1", ctypes.c_float),
+        ("y1", ctypes.c_float),
+        ("x2", ctypes.c_float),
+        ("y2", ctypes.c_float),
+        ("obj", ctypes.c_float),
+        ("cls_conf", ctypes.c_float),
+        ("cls", ctypes.c_int32),
+        ("score", ctypes.c_float),
+    ]
+
+
+class DetectParams(ctypes.Structure):
+    """yoloxloss_detect_params"""
+    _fields_ = [
+        ("score_threshold", ctypes.c_float),
+        ("nms_threshold", ctypes.c_double),
+        ("class_agnostic", ctypes.c_int),
+        ("max_detections", ctypes.c_int),
+    ]
+
+
 class _OpaqueContext(ctypes.Structure):
     """yoloxloss_context (opaque)"""
 
@@ -302,6 +326,13 @@ num_anchors = _declare("yoloxloss_num_anchors", ctypes.c_int64, [ContextPtr])
 get_assignment = _declare("yoloxloss_get_assignment", c_enum,
                           [ContextPtr, c_int32_p, c_float_p, c_int32_p])
 get_image_losses = _declare("yoloxloss_get_image_losses", c_enum, [ContextPtr, ctypes.POINTER(Losses)])
+
+decode = _declare("yoloxloss_decode", c_enum,
+                  [ContextPtr, ctypes.c_int, ctypes.POINTER(Level), c_float_p, c_float_p])
+detect_params_defaults = _declare("yoloxloss_detect_params_defaults", None, [ctypes.POINTER(DetectParams)])
+detect = _declare("yoloxloss_detect", c_enum,
+                  [ContextPtr, ctypes.c_int, ctypes.POINTER(Level), ctypes.POINTER(DetectParams),
+                   ctypes.POINTER(Detection), c_int32_p, c_int32_p])
 
 
 def float_ptr(addr):

@@ -48,6 +48,38 @@ typedef struct {
     int mmdet;             /* MMDetection's IoU: areas from the corners, union at least 1e-6 */
 } yl_pair_params;
 
+/* One level of one image as decode_anchors reads it (inference decode). */
+typedef struct {
+    const void *reg;  /* the four regression planes, hw apart, of the level's dtype */
+    const void *obj;  /* the objectness plane */
+    const void *cls;  /* the num_classes class planes, hw apart */
+    size_t hw;
+    int width;
+    int num_classes;
+    float stride;
+    int mmdet;        /* MMDetection's arithmetic: x = tx s + j s, else (tx + j) s */
+} yl_decode_src;
+
+/* What decode_anchors writes for a run of n anchors; each pointer may be
+ * NULL (not written), and indexes the run from its first anchor. */
+typedef struct {
+    float *boxes;    /* [n, 4]: cx, cy, w, h (box.h, yl_decode) */
+    float *scores;   /* [n, C]: sigmoid(obj) * sigmoid(cls_k), float32 */
+    float *obj;      /* [n]: sigmoid(obj) */
+    float *cls_conf; /* [n]: max over k of sigmoid(cls_k), NaN if one is NaN (torch.max's rule) */
+    int32_t *cls;    /* [n]: the lowest k reaching cls_conf (the first NaN); written with cls_conf */
+    /* cls_conf and cls of an anchor whose sigmoid(obj) < obj_floor are 0 and
+     * -1 without reading its class logits (its obj * cls_conf is below the
+     * floor whatever they are); -INFINITY reads every anchor's. */
+    float obj_floor;
+} yl_decode_dst;
+
+/* Classes of one pass of decode_anchors' vector search for the largest
+ * class probability: its float lanes count the class within the pass,
+ * exactly below 2^24; passes of 2^16 keep the test of their boundary
+ * small (test_kernels), and merging a pass costs a few operations. */
+#define YL_CLASS_BLOCK (1 << 16)
+
 typedef struct {
     yoloxloss_isa isa;
 
@@ -114,6 +146,13 @@ typedef struct {
     /* The first c in [from, n) whose row[c] is not >= thr, else n: the
      * next value that may enter a selection of the smallest. */
     int (*scan_not_ge)(const float *row, int from, int n, float thr);
+
+    /* Inference decode of anchors q0 .. q0 + n - 1 of one level of one image
+     * (positions i*W + j in its planes): whichever outputs of *dst are set
+     * (yl_decode_dst), every value in float32 from the elements converted
+     * exactly, the same bits in every table. */
+    void (*decode_anchors)(const yl_decode_src *src, size_t q0, size_t n, const yl_decode_dst *dst,
+                           yoloxloss_dtype dt);
 
     /* p[0..n) = 0, n elements of dt. Large gradient planes are written this
      * way: the SIMD tables use streaming stores, which skip reading the

@@ -1,8 +1,8 @@
 /* libFuzzer harness: one input is a config, a batch shape, labels and head
  * outputs, decoded byte by byte (a short input reads as zeros past its end).
  * Every buffer is allocated at its exact size, so AddressSanitizer sees any
- * access past one. It runs create, forward, get_assignment, renormalize and
- * backward, and aborts when the library breaks its contract:
+ * access past one. It runs create, forward, get_assignment, renormalize,
+ * backward, decode and detect, and aborts when the library breaks its contract:
  *   - a failed call wrote to the caller's losses,
  *   - a successful forward on sane inputs (below) reported a non-finite
  *     loss although no tw, th exceeds 80 (exp() of more overflows float32,
@@ -31,7 +31,18 @@
  *     disagrees with the flat batch of the values it converts to: another
  *     outcome, losses, per-image losses or assignment; or a lie the form
  *     must refuse (a count outside [0, max_rows], a label after the end
- *     row, a centre at (0, 0), a zero row inside a count) was accepted.
+ *     row, a centre at (0, 0), a zero row inside a count) was accepted,
+ *   - a class or thread count past its bound was accepted, a batch at the
+ *     class bound with lying sizes (inaccessible buffers) and a fault was
+ *     not refused before a read, or gradient buffers that overlap the
+ *     outputs or each other were not refused, or a refused backward wrote.
+ * Then decode and detect run on the same levels (thresholds and cap from
+ * the input's last bytes) and it aborts when: either fails where forward
+ * succeeded, a failed detect wrote its outputs, a detection breaks the
+ * contract (class outside [0, C), score not obj * cls_conf or below the
+ * threshold, scores out of order, more than the cap, found below the
+ * count), or 16-bit levels give other boxes, scores or detections than
+ * the float32 mirror.
  * Strides increase and the grids of levels after the first follow from the
  * first (rounded up) in most inputs, as the library requires; some bytes
  * ask for raw strides or grids instead, which the library must refuse or
@@ -427,6 +438,95 @@ static void overlapping_gradients(yoloxloss_context *ctx, const yoloxloss_level 
             fail("a refused backward wrote a buffer");
 }
 
+/* The detections of one image against the contract of yoloxloss_detect. */
+static void check_detections(const yoloxloss_detection *d, int32_t count, int32_t found, int cap, int C,
+                             float threshold) {
+    if (count < 0 || count > cap || found < count) fail("detect: count or found out of range");
+    for (int32_t k = 0; k < count; k++) {
+        if (d[k].cls < 0 || d[k].cls >= C) fail("detect: class out of range");
+        if (!(d[k].score >= threshold)) fail("detect: a score below the threshold");
+        if (!same_float(d[k].score, d[k].obj * d[k].cls_conf)) fail("detect: score is not obj * cls_conf");
+        if (k > 0 && d[k].score > d[k - 1].score) fail("detect: scores out of order");
+    }
+}
+
+/* decode and detect on the levels forward was given (and on the float32
+ * mirror's, when there is one), with thresholds and a cap from the input. */
+static void fuzz_inference(reader *r, yoloxloss_context *ctx, yoloxloss_context *mctx, int B, int C, int L,
+                           const yoloxloss_level *lv, const yoloxloss_level *mlv, yoloxloss_status forward,
+                           int unknown_dtype) {
+    const yoloxloss_status st = yoloxloss_decode(ctx, B, lv, NULL, NULL);
+    check_status(st, ctx);
+    if (forward == YOLOXLOSS_OK && st != YOLOXLOSS_OK) fail("decode refused levels forward took");
+    if (unknown_dtype && st == YOLOXLOSS_OK) fail("decode took a level of an unknown dtype");
+    if (mctx && yoloxloss_decode(mctx, B, mlv, NULL, NULL) != st)
+        fail("16-bit batch: decode's status differs from the float32 batch's");
+    if (st != YOLOXLOSS_OK) return;
+    size_t A = 0;
+    for (int l = 0; l < L; l++) A += (size_t)lv[l].height * (size_t)lv[l].width;
+    const size_t n = (size_t)B * A;
+    float *out[2][2] = {{NULL}};
+    for (int k = 0; k < 2; k++) {
+        out[k][0] = malloc(n * 4 * sizeof(float) + 1);
+        out[k][1] = malloc(n * (size_t)C * sizeof(float) + 1);
+    }
+    check_status(yoloxloss_decode(ctx, B, lv, out[0][0], out[0][1]), ctx);
+    if (mctx) {
+        check_status(yoloxloss_decode(mctx, B, mlv, out[1][0], out[1][1]), mctx);
+        for (size_t i = 0; i < n * 4; i++)
+            if (!same_float(out[0][0][i], out[1][0][i])) fail("16-bit batch: a decoded box differs from float32's");
+        for (size_t i = 0; i < n * (size_t)C; i++)
+            if (!same_float(out[0][1][i], out[1][1][i])) fail("16-bit batch: a score differs from float32's");
+    }
+    const unsigned b0 = byte(r), b1 = byte(r), b2 = byte(r);
+    yoloxloss_detect_params p;
+    yoloxloss_detect_params_defaults(&p);
+    p.score_threshold = b0 == 255 ? NAN : (float)b0 / 200.0f - 0.1f;
+    p.nms_threshold = (double)b1 / 200.0 - 0.1;
+    p.class_agnostic = (int)(b2 & 1);
+    p.max_detections = 1 + (int)(b2 >> 1) % 8;
+    const size_t slots = (size_t)B * (size_t)p.max_detections;
+    yoloxloss_detection *det[2] = {malloc(slots * sizeof(yoloxloss_detection)),
+                                   malloc(slots * sizeof(yoloxloss_detection))};
+    int32_t counts[2][8], found[2][8];
+    memset(det[0], 0x7f, slots * sizeof(yoloxloss_detection));
+    memset(counts[0], 0x7f, sizeof counts[0]);
+    const yoloxloss_status ds = yoloxloss_detect(ctx, B, lv, &p, det[0], counts[0], found[0]);
+    check_status(ds, ctx);
+    if ((ds == YOLOXLOSS_OK) == isnan(p.score_threshold)) fail("detect: a NaN threshold taken, or a valid one refused");
+    if (ds != YOLOXLOSS_OK) {
+        const unsigned char *bytes = (const unsigned char *)det[0];
+        for (size_t i = 0; i < slots * sizeof(yoloxloss_detection); i++)
+            if (bytes[i] != 0x7f) fail("failed detect wrote its detections");
+    } else {
+        for (int b = 0; b < B; b++)
+            check_detections(det[0] + (size_t)b * (size_t)p.max_detections, counts[0][b], found[0][b],
+                             p.max_detections, C, p.score_threshold);
+        if (mctx) {
+            if (yoloxloss_detect(mctx, B, mlv, &p, det[1], counts[1], found[1]) != YOLOXLOSS_OK)
+                fail("16-bit batch: detect of the float32 batch failed");
+            for (int b = 0; b < B; b++) {
+                if (counts[0][b] != counts[1][b] || found[0][b] != found[1][b])
+                    fail("16-bit batch: detect's counts differ from the float32 batch's");
+                for (int32_t k = 0; k < counts[0][b]; k++) {
+                    const yoloxloss_detection *x = det[0] + (size_t)b * (size_t)p.max_detections + k;
+                    const yoloxloss_detection *y = det[1] + (size_t)b * (size_t)p.max_detections + k;
+                    const float fx[7] = {x->x1, x->y1, x->x2, x->y2, x->obj, x->cls_conf, x->score};
+                    const float fy[7] = {y->x1, y->y1, y->x2, y->y2, y->obj, y->cls_conf, y->score};
+                    for (int f = 0; f < 7; f++)
+                        if (!same_float(fx[f], fy[f])) fail("16-bit batch: a detection differs from float32's");
+                    if (x->cls != y->cls) fail("16-bit batch: a detection's class differs from float32's");
+                }
+            }
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        free(out[k][0]);
+        free(out[k][1]);
+        free(det[k]);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     reader r = {data, size};
     unsigned flags = byte(&r);
@@ -646,6 +746,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const yoloxloss_losses sentinel = {-7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7.0f, -7, -7};
     yoloxloss_losses losses = sentinel, mlosses = sentinel;
     st = yoloxloss_forward(ctx, &batch, &losses);
+    const yoloxloss_status forward_status = st;
     check_status(st, ctx);
     if (unknown_dtype && st == YOLOXLOSS_OK) fail("a level of an unknown dtype was accepted");
     if (underflowing_area && st == YOLOXLOSS_OK) fail("a gt box whose area w*h underflows float32 was accepted");
@@ -753,6 +854,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(mdk);
     }
     check_padded_form(byte(&r), &cfg, lv, B, num_gt, classes, boxes, total);
+    fuzz_inference(&r, ctx, mirrored ? mctx : NULL, B, C, L, lv, mlv, forward_status, unknown_dtype);
     yoloxloss_destroy(ctx);
     yoloxloss_destroy(mctx);
     for (int l = 0; l < L; l++)

@@ -15,34 +15,23 @@ Run:  YOLOX_SRC=/path/to/YOLOX /usr/bin/python3 tests/python/test_yolox_official
 """
 
 import copy
-import os
-import sys
 import unittest
 import warnings
 
 import torch
 
 import repo_paths  # noqa: F401  (puts python/ on sys.path)
+import yolox_checkout
 import yoloxloss.yolox as yolox_switch
-
-SKIP = 77
 
 
 def import_yolox():
     """(YOLOX, YOLOPAFPN, YOLOXHead) from $YOLOX_SRC; exits 77 without it."""
-    src = os.environ.get("YOLOX_SRC")
-    if not src:
-        print("SKIPPED: YOLOX_SRC is not set; set it to a checkout of "
-              "https://github.com/Megvii-BaseDetection/YOLOX to test use_library on the official YOLOXHead")
-        sys.exit(SKIP)
-    if not os.path.isfile(os.path.join(src, "yolox", "models", "yolo_head.py")):
-        sys.exit("YOLOX_SRC=%r is not a YOLOX checkout (no yolox/models/yolo_head.py)" % src)
-    sys.path.insert(0, os.path.abspath(src))
+    src = yolox_checkout.checkout("test use_library on the official YOLOXHead")
     try:
         from yolox.models import YOLOPAFPN, YOLOX, YOLOXHead
     except ImportError as exc:
-        sys.exit("cannot import YOLOX from YOLOX_SRC=%r: %s (on Debian its imports need "
-                 "python3-opencv python3-loguru python3-torchvision)" % (src, exc))
+        yolox_checkout.import_failed(src, exc)
     return YOLOX, YOLOPAFPN, YOLOXHead
 
 

@@ -1,6 +1,7 @@
 /* The allocator hook: every allocation goes through it, steady-state calls
- * allocate nothing, and a failing allocation anywhere is reported as
- * YOLOXLOSS_ERR_OUT_OF_MEMORY, leaks nothing and leaves the context usable. */
+ * (forward, backward, decode, detect) allocate nothing, and a failing
+ * allocation anywhere is reported as YOLOXLOSS_ERR_OUT_OF_MEMORY, leaks
+ * nothing and leaves the context usable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -287,6 +288,133 @@ static void test_fail_every_n_2_threads(void **state) {
     check_fail_from_every_n(2);
 }
 
+/* ---- decode and detect ----------------------------------------------------- */
+
+enum { DET_CAP = 64 };
+
+static size_t scene_anchors(const ts_scene *s) {
+    size_t A = 0;
+    for (int l = 0; l < s->L; l++) A += ts_hw(s, l);
+    return A;
+}
+
+/* detect of s with a low threshold; the detections, counts and found into the given buffers. */
+static yoloxloss_status detect_all(yoloxloss_context *ctx, const ts_scene *s, yoloxloss_detection *det,
+                                   int32_t *counts, int32_t *found) {
+    yoloxloss_detect_params p;
+    yoloxloss_detect_params_defaults(&p);
+    p.score_threshold = 0.05f;
+    p.max_detections = DET_CAP;
+    return yoloxloss_detect(ctx, s->B, s->lv, &p, det, counts, found);
+}
+
+/* decode never allocates; detect allocates its workspace on its first call
+ * and then, with new head values, fewer images or a forward and backward in
+ * between, nothing. */
+static void check_decode_detect_steady_state(int threads) {
+    ts_scene s;
+    ts_scene_make(&s, 3, 5, 3, 24, 4, 31);
+    yoloxloss_config cfg;
+    ts_config(&s, &cfg, threads);
+    counting c;
+    hook(&cfg, &c);
+    yoloxloss_context *ctx = NULL;
+    assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
+    const long at_create = atomic_load(&c.calls);
+    const size_t A = scene_anchors(&s);
+    float *boxes = malloc((size_t)s.B * A * 4 * sizeof(float));
+    float *scores = malloc((size_t)s.B * A * (size_t)s.C * sizeof(float));
+    yoloxloss_detection *det = malloc((size_t)s.B * DET_CAP * sizeof *det);
+    int32_t counts[3], found[3];
+    assert_true(boxes && scores && det);
+    assert_int_equal(yoloxloss_decode(ctx, s.B, s.lv, boxes, scores), YOLOXLOSS_OK);
+    assert_int_equal(atomic_load(&c.calls), at_create);
+    assert_int_equal(detect_all(ctx, &s, det, counts, found), YOLOXLOSS_OK);
+    assert_true(atomic_load(&c.calls) > at_create); /* the workspace comes from the hook */
+    yoloxloss_losses l;
+    step(ctx, &s, &l);
+    const long settled = atomic_load(&c.calls);
+    for (int it = 0; it < 3; it++) {
+        ts_scene_fill(&s, 300 + (uint64_t)it);
+        assert_int_equal(detect_all(ctx, &s, det, counts, found), YOLOXLOSS_OK);
+        assert_true(found[0] > 0);
+        assert_int_equal(yoloxloss_decode(ctx, s.B, s.lv, boxes, scores), YOLOXLOSS_OK);
+        step(ctx, &s, &l);
+        s.B = 1 + it % 3; /* fewer images: still nothing */
+        assert_int_equal(detect_all(ctx, &s, det, counts, found), YOLOXLOSS_OK);
+        s.B = 3;
+        assert_int_equal(atomic_load(&c.calls), settled);
+    }
+    yoloxloss_destroy(ctx);
+    assert_int_equal(atomic_load(&c.allocs), atomic_load(&c.frees));
+    free(boxes);
+    free(scores);
+    free(det);
+    ts_scene_free(&s);
+}
+
+static void test_decode_detect_steady_state_1_thread(void **state) {
+    (void)state;
+    check_decode_detect_steady_state(1);
+}
+
+static void test_decode_detect_steady_state_2_threads(void **state) {
+    (void)state;
+    check_decode_detect_steady_state(2);
+}
+
+/* Allocation n and every later one fail, for every n that create + detect
+ * make: detect fails with YOLOXLOSS_ERR_OUT_OF_MEMORY, writes nothing, and
+ * the same context then gives the reference detections. */
+static void test_detect_fail_every_n(void **state) {
+    (void)state;
+    ts_scene s;
+    ts_scene_make(&s, 2, 4, 2, 16, 0, 41);
+    yoloxloss_config cfg;
+    ts_config(&s, &cfg, 2);
+    counting c;
+    hook(&cfg, &c);
+    yoloxloss_context *ctx = NULL;
+    yoloxloss_detection ref[2 * DET_CAP], det[2 * DET_CAP];
+    int32_t ref_counts[2], counts[2], found[2];
+    assert_int_equal(yoloxloss_create(&cfg, &ctx), YOLOXLOSS_OK);
+    memset(ref, 0, sizeof ref);
+    assert_int_equal(detect_all(ctx, &s, ref, ref_counts, found), YOLOXLOSS_OK);
+    assert_true(ref_counts[0] + ref_counts[1] > 0);
+    yoloxloss_destroy(ctx);
+    const long total = atomic_load(&c.calls);
+    int failed_detect = 0;
+    for (long n = 1; n <= total; n++) {
+        hook(&cfg, &c);
+        c.fail_from = n;
+        ctx = NULL;
+        if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
+            assert_null(ctx);
+            continue;
+        }
+        memset(det, 0x5a, sizeof det);
+        for (int b = 0; b < 2; b++) counts[b] = found[b] = -7;
+        const yoloxloss_status st = detect_all(ctx, &s, det, counts, found);
+        if (st != YOLOXLOSS_OK) {
+            assert_int_equal(st, YOLOXLOSS_ERR_OUT_OF_MEMORY);
+            assert_non_null(strstr(yoloxloss_last_error(ctx), "allocate"));
+            for (size_t k = 0; k < sizeof det; k++) assert_int_equal(((unsigned char *)det)[k], 0x5a);
+            assert_true(counts[0] == -7 && counts[1] == -7 && found[0] == -7 && found[1] == -7);
+            failed_detect++;
+            c.fail_from = 0; /* memory is back */
+            memset(det, 0, sizeof det);
+            assert_int_equal(detect_all(ctx, &s, det, counts, found), YOLOXLOSS_OK);
+        }
+        assert_memory_equal(counts, ref_counts, sizeof counts);
+        for (int b = 0; b < 2; b++)
+            assert_memory_equal(det + b * DET_CAP, ref + b * DET_CAP, (size_t)counts[b] * sizeof *det);
+        yoloxloss_destroy(ctx);
+        assert_int_equal(atomic_load(&c.allocs), atomic_load(&c.frees));
+    }
+    assert_true(failed_detect >= 7); /* each buffer of the workspace */
+    ts_scene_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_hook_rejected),
@@ -296,6 +424,9 @@ int main(void) {
         cmocka_unit_test(test_steady_state_padded_labels),
         cmocka_unit_test(test_fail_every_n_1_thread),
         cmocka_unit_test(test_fail_every_n_2_threads),
+        cmocka_unit_test(test_decode_detect_steady_state_1_thread),
+        cmocka_unit_test(test_decode_detect_steady_state_2_threads),
+        cmocka_unit_test(test_detect_fail_every_n),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

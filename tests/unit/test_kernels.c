@@ -1,5 +1,6 @@
 /* Every SIMD kernel table against the scalar one, kernel by kernel, and the
- * whole forward/backward of a context on that ISA against a scalar context;
+ * whole forward/backward of a context on that ISA against a scalar context
+ * (and its inference decode and detect);
  * with float16 and bfloat16 head outputs, the same against the float32
  * kernels of the same table on the up-converted values (results equal,
  * gradients equal to the float32 ones rounded), and the table's
@@ -727,6 +728,240 @@ static void test_whole_loss_dtypes(void **state) {
     }
 }
 
+/* ---- inference decode ---------------------------------------------------- */
+
+enum { DW = 13, DH = 7, DHW = DW * DH }; /* rows no multiple of any vector width */
+
+/* Class logits with exact ties, logits whose sigmoids tie (35 and 40 both
+ * give 1.0f), and the ordinary range. */
+static float class_logit(tu_rng *r) {
+    switch (tu_int(r, 0, 9)) {
+    case 0: return (const float[]){-2.0f, 0.5f, 3.0f}[tu_int(r, 0, 2)];
+    case 1: return tu_int(r, 0, 1) ? 40.0f : -40.0f;
+    case 2: return 35.0f;
+    default: return tu_rangef(r, -6, 6);
+    }
+}
+
+/* Every output of decode_anchors for a run of up to DHW anchors. */
+typedef struct {
+    float boxes[4 * DHW], scores[DHW * 130], obj[DHW], conf[DHW];
+    int32_t cls[DHW];
+} decoded;
+
+/* A destination writing the outputs `which` asks for (b boxes, s scores,
+ * o obj, c cls_conf and cls) into out. */
+static yl_decode_dst dst_of(decoded *out, const char *which, float floor) {
+    yl_decode_dst d = {strchr(which, 'b') ? out->boxes : NULL, strchr(which, 's') ? out->scores : NULL,
+                       strchr(which, 'o') ? out->obj : NULL, strchr(which, 'c') ? out->conf : NULL,
+                       strchr(which, 'c') ? out->cls : NULL, floor};
+    return d;
+}
+
+/* The outputs of one run, the table under test against the scalar one. */
+static void expect_decoded_close(const decoded *got, const decoded *want, size_t n, int C, const char *which) {
+    if (strchr(which, 'b'))
+        for (size_t i = 0; i < 4 * n; i++) expect_close_f(got->boxes[i], want->boxes[i], "decode_anchors.boxes", i);
+    if (strchr(which, 's'))
+        for (size_t i = 0; i < n * (size_t)C; i++)
+            expect_close_f(got->scores[i], want->scores[i], "decode_anchors.scores", i);
+    if (strchr(which, 'o'))
+        for (size_t i = 0; i < n; i++) expect_close_f(got->obj[i], want->obj[i], "decode_anchors.obj", i);
+    if (strchr(which, 'c'))
+        for (size_t i = 0; i < n; i++) {
+            expect_close_f(got->conf[i], want->conf[i], "decode_anchors.cls_conf", i);
+            if (got->cls[i] != want->cls[i])
+                fail_msg("decode_anchors.cls[%zu]: %s gives %d, scalar %d", i, yoloxloss_isa_name(vec->isa),
+                         got->cls[i], want->cls[i]);
+        }
+}
+
+static const size_t RUN_LENGTHS[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, DHW};
+
+/* decode_anchors against the scalar table: runs starting anywhere in a row,
+ * of every length around the vector widths, each subset of outputs, both
+ * arithmetics, with and without the objectness floor; class logits with
+ * ties, saturated sigmoids and NaNs. */
+static void test_decode_anchors(void **state) {
+    (void)state;
+    tu_rng r = {110};
+    static float reg[4 * DHW], obj[DHW], cls[130 * DHW];
+    static decoded a, b;
+    const int Cs[] = {1, 3, 8, 9, 17, 65, 130}; /* around the vector widths and YL_CHUNK */
+    const char *const subsets[] = {"bsoc", "oc", "b", "s", "c"};
+    for (size_t ci = 0; ci < sizeof Cs / sizeof Cs[0]; ci++) {
+        const int C = Cs[ci];
+        for (size_t q = 0; q < 4 * DHW; q++) reg[q] = tu_rangef(&r, -3, 3);
+        reg[2 * DHW + 5] = 100.0f; /* exp overflows to inf */
+        for (size_t q = 0; q < DHW; q++) obj[q] = logit(&r);
+        for (size_t q = 0; q < (size_t)C * DHW; q++) cls[q] = class_logit(&r);
+        for (size_t q = 0; q < DHW; q += 11) cls[(size_t)tu_int(&r, 0, C - 1) * DHW + q] = NAN;
+        const size_t starts[] = {0, 5, DW + 3};
+        for (size_t si = 0; si < sizeof starts / sizeof starts[0]; si++)
+            for (size_t ni = 0; ni < sizeof RUN_LENGTHS / sizeof RUN_LENGTHS[0]; ni++) {
+                const size_t q0 = starts[si], n = RUN_LENGTHS[ni] < DHW - q0 ? RUN_LENGTHS[ni] : DHW - q0;
+                const int mmdet = (int)(ni % 2);
+                const yl_decode_src src = {reg, obj, cls, DHW, DW, C, mmdet ? 8.0f : 10.3f, mmdet};
+                for (size_t k = 0; k < sizeof subsets / sizeof subsets[0]; k++) {
+                    const float floor = k == 1 ? 0.4f : -INFINITY;
+                    const yl_decode_dst da = dst_of(&a, subsets[k], floor), db = dst_of(&b, subsets[k], floor);
+                    ref->decode_anchors(&src, q0, n, &da, YOLOXLOSS_DTYPE_FLOAT32);
+                    vec->decode_anchors(&src, q0, n, &db, YOLOXLOSS_DTYPE_FLOAT32);
+                    expect_decoded_close(&b, &a, n, C, subsets[k]);
+                }
+            }
+    }
+}
+
+/* The same on float16 and bfloat16 planes: bitwise the same table's
+ * float32 results on the up-converted planes, close to the scalar table's
+ * 16-bit results. */
+static void test_dtype_decode_anchors(void **state) {
+    (void)state;
+    tu_rng r = {111};
+    static float reg[4 * DHW], obj[DHW], cls[80 * DHW];
+    static uint16_t regh[4 * DHW], objh[DHW], clsh[80 * DHW];
+    static decoded a, b, c;
+    const int Cs[] = {1, 9, 80};
+    for (int d = 0; d < 2; d++)
+        for (size_t ci = 0; ci < sizeof Cs / sizeof Cs[0]; ci++) {
+            const yoloxloss_dtype dt = HALVES[d];
+            const int C = Cs[ci];
+            for (size_t q = 0; q < 4 * DHW; q++) reg[q] = tu_rangef(&r, -3, 3);
+            for (size_t q = 0; q < DHW; q++) obj[q] = logit_wide(&r);
+            for (size_t q = 0; q < (size_t)C * DHW; q++) cls[q] = class_logit(&r);
+            round_into(reg, regh, reg, 4 * DHW, dt);
+            round_into(obj, objh, obj, DHW, dt);
+            round_into(cls, clsh, cls, (size_t)C * DHW, dt);
+            for (size_t ni = 0; ni < sizeof RUN_LENGTHS / sizeof RUN_LENGTHS[0]; ni++) {
+                const size_t q0 = ni % 3, n = RUN_LENGTHS[ni] < DHW - q0 ? RUN_LENGTHS[ni] : DHW - q0;
+                const int mmdet = (int)(ni % 2);
+                const yl_decode_src s32 = {reg, obj, cls, DHW, DW, C, 16.0f, mmdet};
+                const yl_decode_src s16 = {regh, objh, clsh, DHW, DW, C, 16.0f, mmdet};
+                const float floor = ni % 4 == 1 ? 0.3f : -INFINITY;
+                const yl_decode_dst da = dst_of(&a, "bsoc", floor), db = dst_of(&b, "bsoc", floor);
+                const yl_decode_dst dc = dst_of(&c, "bsoc", floor);
+                vec->decode_anchors(&s32, q0, n, &da, YOLOXLOSS_DTYPE_FLOAT32);
+                vec->decode_anchors(&s16, q0, n, &db, dt);
+                ref->decode_anchors(&s16, q0, n, &dc, dt);
+                assert_memory_equal(a.boxes, b.boxes, 4 * n * sizeof(float));
+                assert_memory_equal(a.scores, b.scores, n * (size_t)C * sizeof(float));
+                assert_memory_equal(a.obj, b.obj, n * sizeof(float));
+                assert_memory_equal(a.conf, b.conf, n * sizeof(float));
+                assert_memory_equal(a.cls, b.cls, n * sizeof(int32_t));
+                expect_decoded_close(&b, &c, n, C, "bsoc");
+            }
+        }
+}
+
+/* More classes than one pass of the vector search counts (YL_CLASS_BLOCK),
+ * three passes and a part: lanes whose largest probability is found in a
+ * later pass, ties across passes (the first class wins), a NaN after an
+ * earlier pass's maximum, and lanes of a tail, on every table against the
+ * scalar one (one plain loop) and against the classes set by hand. */
+static void test_decode_anchors_class_blocks(void **state) {
+    (void)state;
+    enum { HWB = 19 }; /* vectors of 16, 8 or 4 lanes and a tail */
+    const size_t C = 3 * (size_t)YL_CLASS_BLOCK + 7, B1 = YL_CLASS_BLOCK, B2 = 2 * (size_t)YL_CLASS_BLOCK;
+    uint16_t *cls = malloc(C * HWB * sizeof *cls);
+    uint16_t reg[4 * HWB] = {0}, obj[HWB] = {0};
+    assert_non_null(cls);
+    const uint16_t low = yl_f32_to_bf16(-10.0f), two = yl_f32_to_bf16(2.0f), three = yl_f32_to_bf16(3.0f);
+    for (size_t i = 0; i < C * HWB; i++) cls[i] = low;
+    /* per lane: where its maxima are, and the class that must win */
+    const size_t where[HWB][2] = {{3, B1 + 1},      {3, B2 + 5},  {B1 + 2, B2 + 9}, {B1 - 1, B1},
+                                  {B2 - 1, B2},     {0, C - 1},   {C - 1, C - 1},   {5, 5},
+                                  {B1 + 7, 3},      {B2 + 1, B1}, {7, B1 + 7},      {B1, B2},
+                                  {C - 2, 1},       {11, B2 + 11}, {B2, B2},        {2, C - 3},
+                                  {B1 + 3, B1 + 3}, {4, B1 + 4},  {B2 + 6, 6}};
+    for (size_t q = 0; q < HWB; q++) {
+        cls[where[q][0] * HWB + q] = two;
+        /* lanes 1, 9, 13: larger later; lane 10: a NaN later; the others tie (or the same class) */
+        cls[where[q][1] * HWB + q] = q == 1 || q == 9 || q == 13 ? three : q == 10 ? yl_f32_to_bf16(NAN) : two;
+    }
+    const yl_decode_src src = {reg, obj, cls, HWB, HWB, (int)C, 8.0f, 0};
+    float conf[2][HWB];
+    int32_t k[2][HWB];
+    for (int t = 0; t < 2; t++) {
+        const yl_decode_dst d = {NULL, NULL, NULL, conf[t], k[t], -INFINITY};
+        (t ? vec : ref)->decode_anchors(&src, 0, HWB, &d, YOLOXLOSS_DTYPE_BFLOAT16);
+    }
+    for (size_t q = 0; q < HWB; q++) {
+        const int later = q == 1 || q == 9 || q == 10 || q == 13;
+        const size_t first = where[q][0] < where[q][1] ? where[q][0] : where[q][1];
+        const int32_t want = (int32_t)(later ? where[q][1] : first);
+        if (k[0][q] != want || k[1][q] != want)
+            fail_msg("lane %zu: classes %d (scalar) and %d (%s), expected %d", q, k[0][q], k[1][q],
+                     yoloxloss_isa_name(vec->isa), want);
+        if (q == 10) assert_true(isnan(conf[0][q]) && isnan(conf[1][q]));
+        expect_close_f(conf[1][q], conf[0][q], "decode_anchors.cls_conf (passes)", q);
+    }
+    free(cls);
+}
+
+/* decode and detect through the API on this table against the scalar
+ * table, float32 and mixed 16-bit levels, fused and split. */
+static void test_whole_decode(void **state) {
+    (void)state;
+    tu_rng r = {112};
+    const yoloxloss_dtype F32 = YOLOXLOSS_DTYPE_FLOAT32, F16 = YOLOXLOSS_DTYPE_FLOAT16,
+                          BF16 = YOLOXLOSS_DTYPE_BFLOAT16;
+    const yoloxloss_dtype mixes[4][3] = {{F32, F32, F32}, {F16, BF16, F32}, {BF16, BF16, BF16}, {F16, F16, F16}};
+    for (int rep = 0; rep < 4; rep++) {
+        ts_scene s;
+        ts_scene_make(&s, tu_int(&r, 1, 3), rep == 2 ? 80 : tu_int(&r, 1, 12), 3, 16 + 4 * tu_int(&r, 0, 3), 0,
+                      tu_next(&r));
+        ts_typed_scene t;
+        ts_typed_make(&t, &s, mixes[rep], rep % 2);
+        yoloxloss_config cfg;
+        ts_config(&s, &cfg, 1);
+        cfg.arithmetic = rep % 2 ? YOLOXLOSS_ARITHMETIC_MMDET : YOLOXLOSS_ARITHMETIC_YOLOX;
+        yoloxloss_context *cr = create_on(ref, &cfg), *cv = create_on(vec, &cfg);
+        size_t A = 0;
+        for (int l = 0; l < s.L; l++) A += ts_hw(&s, l);
+        const size_t nb = (size_t)s.B * A * 4, ns = (size_t)s.B * A * (size_t)s.C;
+        float *br = malloc(nb * sizeof(float)), *bv = malloc(nb * sizeof(float));
+        float *sr = malloc(ns * sizeof(float)), *sv = malloc(ns * sizeof(float));
+        assert_true(br && bv && sr && sv);
+        assert_int_equal(yoloxloss_decode(cr, s.B, t.lv, br, sr), YOLOXLOSS_OK);
+        assert_int_equal(yoloxloss_decode(cv, s.B, t.lv, bv, sv), YOLOXLOSS_OK);
+        for (size_t i = 0; i < nb; i++) expect_close_f(bv[i], br[i], "decode boxes", i);
+        for (size_t i = 0; i < ns; i++) expect_close_f(sv[i], sr[i], "decode scores", i);
+        yoloxloss_detect_params p;
+        yoloxloss_detect_params_defaults(&p);
+        p.score_threshold = 0.05f;
+        p.max_detections = (int)A;
+        yoloxloss_detection *dr = malloc((size_t)s.B * A * sizeof *dr), *dv = malloc((size_t)s.B * A * sizeof *dv);
+        int32_t cnt_r[3], cnt_v[3];
+        assert_true(dr && dv);
+        assert_int_equal(yoloxloss_detect(cr, s.B, t.lv, &p, dr, cnt_r, NULL), YOLOXLOSS_OK);
+        assert_int_equal(yoloxloss_detect(cv, s.B, t.lv, &p, dv, cnt_v, NULL), YOLOXLOSS_OK);
+        int32_t total = 0;
+        for (int b = 0; b < s.B; b++) total += cnt_r[b];
+        assert_true(total > 0);
+        for (int b = 0; b < s.B; b++) {
+            assert_int_equal(cnt_v[b], cnt_r[b]);
+            for (int32_t i = 0; i < cnt_r[b]; i++) {
+                const yoloxloss_detection *x = &dv[(size_t)b * A + (size_t)i], *y = &dr[(size_t)b * A + (size_t)i];
+                assert_int_equal(x->cls, y->cls);
+                const float fx[7] = {x->x1, x->y1, x->x2, x->y2, x->obj, x->cls_conf, x->score};
+                const float fy[7] = {y->x1, y->y1, y->x2, y->y2, y->obj, y->cls_conf, y->score};
+                for (size_t k = 0; k < 7; k++) expect_close_f(fx[k], fy[k], "detection", (size_t)i);
+            }
+        }
+        free(br);
+        free(bv);
+        free(sr);
+        free(sv);
+        free(dr);
+        free(dv);
+        yoloxloss_destroy(cr);
+        yoloxloss_destroy(cv);
+        ts_typed_free(&t);
+        ts_scene_free(&s);
+    }
+}
+
 /* The tables of isa: the one dispatch picks on this CPU and, where it is
  * another, the ISA's plain table (the AVX-512 one without AVX512_BF16's
  * rounding): both run on this CPU and both must equal scalar. */
@@ -777,6 +1012,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dtype_assignment_kernels),
         cmocka_unit_test(test_dtype_zero),
         cmocka_unit_test(test_whole_loss_dtypes),
+        cmocka_unit_test(test_decode_anchors),
+        cmocka_unit_test(test_dtype_decode_anchors),
+        cmocka_unit_test(test_decode_anchors_class_blocks),
+        cmocka_unit_test(test_whole_decode),
     };
     int failed = 0;
     for (size_t k = 0; k < ntables; k++) {
