@@ -65,14 +65,25 @@ yl_thread_plan yl_plan_threads(yl_thread_policy p, yl_thread_memory *m, size_t u
 
 void yl_plan_done(yl_thread_memory *m, const yl_thread_plan *plan) {
     if (!plan->learning) return;
-    const double cost = (now_ns() - plan->start_ns) / (plan->work_ns > 1.0 ? plan->work_ns : 1.0);
-    const int mine = plan->team;
-    if (mine == m->team && m->cost[mine] > 0.0)
-        m->cost[mine] += COST_WEIGHT * (cost - m->cost[mine]);
-    else
-        m->cost[mine] = cost; /* a try of the other choice (rare): its latest time is what counts */
-    if (mine == m->team) return;
-    /* That was the try: switch if the other was clearly cheaper. */
+    yl_thread_learn(m, plan->team, (now_ns() - plan->start_ns) / (plan->work_ns > 1.0 ? plan->work_ns : 1.0));
+}
+
+void yl_thread_learn(yl_thread_memory *m, int mine, double cost) {
+    const int other = !m->team;
+    if (mine == m->team) {
+        m->cost[mine] = m->cost[mine] > 0.0 ? m->cost[mine] + COST_WEIGHT * (cost - m->cost[mine]) : cost;
+        /* The choice got dearer than the other was when last tried (the
+         * cores got busy, say): switch now, not at the next try. */
+        if (m->cost[other] > 0.0 && m->cost[other] * SWITCH_MARGIN < m->cost[mine]) {
+            m->team = other;
+            m->period = MIN_PERIOD;
+            m->countdown = m->period;
+        }
+        return;
+    }
+    /* A try of the other choice (rare): its latest time is what counts.
+     * Switch if it was clearly cheaper; else try it again twice as late. */
+    m->cost[mine] = cost;
     if (m->cost[mine] * SWITCH_MARGIN < m->cost[m->team]) {
         m->team = mine;
         m->period = MIN_PERIOD;

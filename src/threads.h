@@ -68,6 +68,12 @@ yl_thread_plan yl_plan_threads(yl_thread_policy p, yl_thread_memory *m, size_t u
 /* Stops the call's clock and updates the memory with its time. */
 void yl_plan_done(yl_thread_memory *m, const yl_thread_plan *plan);
 
+/* What yl_plan_done does with a call's cost (wall ns per estimated ns) on
+ * a team (team = 1) or one thread (0): the choice's moving average, a
+ * switch when it got dearer than the other's last cost, and after a try of
+ * the other, a switch to it or the next try twice as late. */
+void yl_thread_learn(yl_thread_memory *m, int team, double cost);
+
 /* Estimated single-thread time of a forward of step s (its shape and gt
  * boxes are set), and of its backward, in nanoseconds. */
 double yl_forward_work_ns(const yl_step *s, const float *strides, float radius, int legacy);

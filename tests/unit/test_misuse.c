@@ -3,7 +3,8 @@
  * YOLOXLOSS_ERR_BUSY and touches nothing), and gradient buffers that share
  * bytes with the head outputs (in place) or with each other (two levels'
  * gradients in one buffer, a split level's buffers overlapping), refused
- * at backward naming both buffers, in overwrite and in accumulate mode. */
+ * at backward naming both buffers, in overwrite and in accumulate mode;
+ * decode's and detect's outputs at misaligned addresses. */
 #define _DEFAULT_SOURCE /* pthread_attr_setstack */
 #include <pthread.h>
 #include <setjmp.h>
@@ -110,6 +111,14 @@ static void test_second_thread_gets_busy(void **state) {
     expect_busy(yoloxloss_renormalize(ctx, 2.0f, &l), "renormalize");
     expect_busy(yoloxloss_get_assignment(ctx, matched, NULL, NULL), "get_assignment");
     expect_busy(yoloxloss_set_num_threads(ctx, 2), "set_num_threads");
+    expect_busy(yoloxloss_get_image_losses(ctx, &l), "get_image_losses");
+    expect_busy(yoloxloss_decode(ctx, 1, s.lv, NULL, NULL), "decode");
+    yoloxloss_detect_params dp;
+    yoloxloss_detect_params_defaults(&dp);
+    yoloxloss_detection det[1];
+    int32_t counts[2] = {-5, -5};
+    expect_busy(yoloxloss_detect(ctx, 1, s.lv, &dp, det, counts, NULL), "detect");
+    assert_int_equal(counts[0], -5);
     ts_assert_losses_untouched(&l);
     for (int lv = 0; lv < s.L; lv++)
         for (size_t q = 0; q < s.elems[lv]; q++) assert_true(gb.fused[lv][q] == -7.5f);
@@ -227,11 +236,49 @@ static void test_split_overlaps_refused(void **state) {
     ts_scene_free(&s);
 }
 
+/* decode's and detect's outputs at addresses their types cannot have:
+ * refused with nothing written. */
+static void test_misaligned_inference_outputs(void **state) {
+    (void)state;
+    ts_scene s;
+    ts_scene_make(&s, 1, 3, 2, 4, 2, 47);
+    yoloxloss_context *ctx = ts_context(&s, 1);
+    size_t A = 0;
+    for (int l = 0; l < s.L; l++) A += ts_hw(&s, l);
+    unsigned char *raw = calloc(A * (4 + (size_t)s.C) * sizeof(float) + 16, 1);
+    float *odd = (float *)(void *)(raw + 1);
+    assert_int_equal(yoloxloss_decode(ctx, 1, s.lv, odd, NULL), YOLOXLOSS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "boxes"));
+    assert_int_equal(yoloxloss_decode(ctx, 1, s.lv, NULL, odd), YOLOXLOSS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "scores"));
+    for (size_t i = 0; i < A * (4 + (size_t)s.C) * sizeof(float) + 16; i++) assert_int_equal(raw[i], 0);
+    yoloxloss_detect_params dp;
+    yoloxloss_detect_params_defaults(&dp);
+    dp.max_detections = 4;
+    yoloxloss_detection det[4];
+    int32_t counts[2];
+    assert_int_equal(yoloxloss_detect(ctx, 1, s.lv, &dp, det, (int32_t *)(void *)(raw + 2), NULL),
+                     YOLOXLOSS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "counts"));
+    assert_int_equal(yoloxloss_detect(ctx, 1, s.lv, &dp, det, counts, (int32_t *)(void *)(raw + 3)),
+                     YOLOXLOSS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "found"));
+    assert_int_equal(yoloxloss_detect(ctx, 1, s.lv, &dp, (yoloxloss_detection *)(void *)(raw + 1), counts, NULL),
+                     YOLOXLOSS_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(yoloxloss_last_error(ctx), "detections"));
+    for (size_t i = 0; i < A * (4 + (size_t)s.C) * sizeof(float) + 16; i++) assert_int_equal(raw[i], 0);
+    assert_int_equal(yoloxloss_detect(ctx, 1, s.lv, &dp, det, counts, NULL), YOLOXLOSS_OK);
+    free(raw);
+    yoloxloss_destroy(ctx);
+    ts_scene_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_thread_gets_busy),
         cmocka_unit_test(test_fused_overlaps_refused),
         cmocka_unit_test(test_split_overlaps_refused),
+        cmocka_unit_test(test_misaligned_inference_outputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
