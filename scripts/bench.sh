@@ -8,7 +8,7 @@ bash scripts/install-deps.sh
 build=${YOLOXLOSS_BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j"$(nproc)" --target yoloxloss yoloxloss_bench
-python=$(grep -E '^YOLOXLOSS_TORCH_PYTHON:' "$build/CMakeCache.txt" | cut -d= -f2-)
+python=$(grep -E '^YOLOXLOSS_TORCH_PYTHON:' "$build/CMakeCache.txt" | cut -d= -f2- || true)
 [ -n "$python" ] || python=/usr/bin/python3
 export YOLOXLOSS_BENCH_COMMAND="bash scripts/bench.sh${*:+ $*}"
 YOLOXLOSS_LIB="$PWD/$build/libyoloxloss.so" exec "$python" bench/run_bench.py \
