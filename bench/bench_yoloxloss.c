@@ -276,23 +276,16 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     if (ok) stream_pass(&in, grads);
 
     yoloxloss_batch batch = {B, in.levels, in.num_gt, in.gt_classes, in.gt_boxes, NULL};
-    if (ok && o->num_rounds > 0) {
-        int rc2 = time_thread_rounds(sc, o, ctx, &batch, level_grads, B, nbox);
-        free(touch);
-        for (int l = 0; l < BENCH_LEVELS; l++) free(grads[l]);
-        free(t);
-        free(f);
-        yoloxloss_destroy(ctx);
-        bench_inputs_free(&in);
-        return rc2;
-    }
+    /* --thread-rounds times its own steps; the loop below then does nothing */
+    const int rounds = o->num_rounds > 0;
+    if (ok && rounds && time_thread_rounds(sc, o, ctx, &batch, level_grads, B, nbox)) ok = 0;
     yoloxloss_losses losses;
     memset(&losses, 0, sizeof losses);
     placed_outputs placed, next;
     memset(&placed, 0, sizeof placed);
     int done = 0;
     double spent = 0;
-    for (int it = -o->warmup; ok && it < o->max_iters; it++) {
+    for (int it = -o->warmup; ok && !rounds && it < o->max_iters; it++) {
         double tt = 0;
         if (o->placement != PLACE_REUSE) {
             if (place_outputs(&in, o->placement == PLACE_FRESH_HUGE, &placed, &next)) {
@@ -326,7 +319,7 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         spent += t2 - t0;
         if (o->seconds > 0 && done >= o->min_iters && spent >= o->seconds * 1e3) break;
     }
-    if (ok) {
+    if (ok && !rounds) {
         double fastest = t[0];
         for (int i = 1; i < done; i++) fastest = t[i] < fastest ? t[i] : fastest;
         const double mid = median(t, done); /* sorts t */
