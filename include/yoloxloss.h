@@ -619,8 +619,11 @@ YOLOXLOSS_API yoloxloss_status yoloxloss_get_image_losses(const yoloxloss_contex
  *         (fused and split both set, an unknown dtype),
  *         YOLOXLOSS_ERR_SIZE_OVERFLOW (a buffer size, boxes or scores do
  *         not fit in size_t), YOLOXLOSS_ERR_NONFINITE_INPUT (with
- *         check_finite), each with yoloxloss_last_error naming the level or
- *         value; nothing is written then. */
+ *         check_finite), YOLOXLOSS_ERR_INVALID_ARGUMENT also for a head
+ *         output, boxes or scores not aligned to its element size, each
+ *         with yoloxloss_last_error naming the level or value; nothing is
+ *         written then. YOLOXLOSS_ERR_BUSY while another thread's call on
+ *         ctx runs. */
 YOLOXLOSS_API yoloxloss_status yoloxloss_decode(yoloxloss_context *ctx, int num_images,
                                                 const yoloxloss_level *levels, float *boxes, float *scores);
 
@@ -672,7 +675,8 @@ YOLOXLOSS_API void yoloxloss_detect_params_defaults(yoloxloss_detect_params *par
  * @return as yoloxloss_decode, and YOLOXLOSS_ERR_NULL_ARGUMENT for a NULL
  *         params, detections or counts, YOLOXLOSS_ERR_INVALID_ARGUMENT for
  *         a non-finite threshold or max_detections < 1 (the message names
- *         the field), YOLOXLOSS_ERR_SIZE_OVERFLOW when B x max_detections
+ *         the field) or detections, counts or found not aligned to their
+ *         types, YOLOXLOSS_ERR_SIZE_OVERFLOW when B x max_detections
  *         detections or the workspace do not fit in size_t,
  *         YOLOXLOSS_ERR_OUT_OF_MEMORY when the workspace cannot grow (the
  *         context stays usable). Nothing is written on failure. */
