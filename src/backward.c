@@ -143,9 +143,6 @@ static yoloxloss_status backward(yoloxloss_context *ctx, const yoloxloss_level_g
 
 yoloxloss_status yoloxloss_backward(yoloxloss_context *ctx, const yoloxloss_level_grad *grads,
                                     const yoloxloss_upstream *upstream, int accumulate) {
-    yoloxloss_status st = yl_enter(ctx, "backward");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(ctx);
-    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(ctx, backward(ctx, grads, upstream, accumulate));
+    const yoloxloss_status st = yl_enter(ctx, "backward");
+    return st != YOLOXLOSS_OK ? st : yl_leave(ctx, backward(ctx, grads, upstream, accumulate));
 }

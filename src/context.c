@@ -136,13 +136,14 @@ yoloxloss_isa yoloxloss_get_isa(const yoloxloss_context *ctx) {
 }
 
 yoloxloss_status yl_enter(yoloxloss_context *ctx, const char *call) {
-    if (!ctx) return YOLOXLOSS_OK;
+    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
     int idle = 0;
-    if (atomic_compare_exchange_strong_explicit(&ctx->busy, &idle, 1, memory_order_acquire, memory_order_relaxed))
-        return YOLOXLOSS_OK;
-    return yl_fail(NULL, YOLOXLOSS_ERR_BUSY,
-                   "%s: another thread's call on this context has not returned; one context serves one call at "
-                   "a time (give each thread its own context)", call);
+    if (!atomic_compare_exchange_strong_explicit(&ctx->busy, &idle, 1, memory_order_acquire, memory_order_relaxed))
+        return yl_fail(NULL, YOLOXLOSS_ERR_BUSY,
+                       "%s: another thread's call on this context has not returned; one context serves one call "
+                       "at a time (give each thread its own context)", call);
+    yl_clear_error(ctx);
+    return YOLOXLOSS_OK;
 }
 
 yoloxloss_status yl_leave(yoloxloss_context *ctx, yoloxloss_status status) {
@@ -167,9 +168,6 @@ static yoloxloss_status set_num_threads(yoloxloss_context *ctx, int num_threads)
 }
 
 yoloxloss_status yoloxloss_set_num_threads(yoloxloss_context *ctx, int num_threads) {
-    yoloxloss_status st = yl_enter(ctx, "set_num_threads");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(ctx);
-    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(ctx, set_num_threads(ctx, num_threads));
+    const yoloxloss_status st = yl_enter(ctx, "set_num_threads");
+    return st != YOLOXLOSS_OK ? st : yl_leave(ctx, set_num_threads(ctx, num_threads));
 }

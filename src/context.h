@@ -47,11 +47,12 @@ struct yoloxloss_context {
     yl_detect_work detect;      /* yoloxloss_detect's candidates and NMS arrays */
 };
 
-/* The busy guard: one context, one call at a time. yl_enter marks the
- * context busy, or returns YOLOXLOSS_ERR_BUSY (with the calling thread's
- * message, since the context's own belongs to the call in progress) when
- * another call holds it; yl_leave releases it and passes status through.
- * A NULL ctx enters (the call then reports it). */
+/* The start and end of every call that takes a context and can fail.
+ * yl_enter marks the context busy and clears its message, or returns
+ * YOLOXLOSS_ERR_BUSY when another call holds it (with the calling thread's
+ * message: the context's own belongs to the call in progress) or
+ * YOLOXLOSS_ERR_NULL_ARGUMENT for a NULL ctx; yl_leave releases it and
+ * passes status through. One context, one call at a time. */
 yoloxloss_status yl_enter(yoloxloss_context *ctx, const char *call);
 yoloxloss_status yl_leave(yoloxloss_context *ctx, yoloxloss_status status);
 

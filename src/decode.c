@@ -88,9 +88,6 @@ static yoloxloss_status decode(yoloxloss_context *ctx, int num_images, const yol
 
 yoloxloss_status yoloxloss_decode(yoloxloss_context *ctx, int num_images, const yoloxloss_level *levels,
                                   float *boxes, float *scores) {
-    yoloxloss_status st = yl_enter(ctx, "decode");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(ctx);
-    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(ctx, decode(ctx, num_images, levels, boxes, scores));
+    const yoloxloss_status st = yl_enter(ctx, "decode");
+    return st != YOLOXLOSS_OK ? st : yl_leave(ctx, decode(ctx, num_images, levels, boxes, scores));
 }

@@ -170,9 +170,7 @@ static yoloxloss_status detect(yoloxloss_context *ctx, int num_images, const yol
 yoloxloss_status yoloxloss_detect(yoloxloss_context *ctx, int num_images, const yoloxloss_level *levels,
                                   const yoloxloss_detect_params *params, yoloxloss_detection *detections,
                                   int32_t *counts, int32_t *found) {
-    yoloxloss_status st = yl_enter(ctx, "detect");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(ctx);
-    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(ctx, detect(ctx, num_images, levels, params, detections, counts, found));
+    const yoloxloss_status st = yl_enter(ctx, "detect");
+    return st != YOLOXLOSS_OK ? st
+                              : yl_leave(ctx, detect(ctx, num_images, levels, params, detections, counts, found));
 }

@@ -84,11 +84,8 @@ static yoloxloss_status forward(yoloxloss_context *ctx, const yoloxloss_batch *b
 
 yoloxloss_status yoloxloss_forward(yoloxloss_context *ctx, const yoloxloss_batch *batch,
                                    yoloxloss_losses *losses) {
-    yoloxloss_status st = yl_enter(ctx, "forward");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(ctx);
-    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(ctx, forward(ctx, batch, losses));
+    const yoloxloss_status st = yl_enter(ctx, "forward");
+    return st != YOLOXLOSS_OK ? st : yl_leave(ctx, forward(ctx, batch, losses));
 }
 
 static yoloxloss_status renormalize(yoloxloss_context *ctx, float normalizer, yoloxloss_losses *losses) {
@@ -102,11 +99,8 @@ static yoloxloss_status renormalize(yoloxloss_context *ctx, float normalizer, yo
 }
 
 yoloxloss_status yoloxloss_renormalize(yoloxloss_context *ctx, float normalizer, yoloxloss_losses *losses) {
-    yoloxloss_status st = yl_enter(ctx, "renormalize");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(ctx);
-    if (!ctx) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(ctx, renormalize(ctx, normalizer, losses));
+    const yoloxloss_status st = yl_enter(ctx, "renormalize");
+    return st != YOLOXLOSS_OK ? st : yl_leave(ctx, renormalize(ctx, normalizer, losses));
 }
 
 int64_t yoloxloss_num_anchors(const yoloxloss_context *ctx) {
@@ -132,11 +126,8 @@ yoloxloss_status yoloxloss_get_assignment(const yoloxloss_context *ctx, int32_t 
      * the call's duration, its busy mark), like every other call that can
      * fail; the context is the caller's own (never a const object). */
     yoloxloss_context *c = (yoloxloss_context *)ctx;
-    yoloxloss_status st = yl_enter(c, "get_assignment");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(c);
-    if (!c) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(c, get_assignment(c, matched_gt, pred_iou, dynamic_k));
+    const yoloxloss_status st = yl_enter(c, "get_assignment");
+    return st != YOLOXLOSS_OK ? st : yl_leave(c, get_assignment(c, matched_gt, pred_iou, dynamic_k));
 }
 
 static yoloxloss_status get_image_losses(yoloxloss_context *ctx, yoloxloss_losses *out) {
@@ -154,9 +145,6 @@ static yoloxloss_status get_image_losses(yoloxloss_context *ctx, yoloxloss_losse
 
 yoloxloss_status yoloxloss_get_image_losses(const yoloxloss_context *ctx, yoloxloss_losses *out) {
     yoloxloss_context *c = (yoloxloss_context *)ctx; /* as in yoloxloss_get_assignment */
-    yoloxloss_status st = yl_enter(c, "get_image_losses");
-    if (st != YOLOXLOSS_OK) return st;
-    yl_clear_error(c);
-    if (!c) return yl_fail(NULL, YOLOXLOSS_ERR_NULL_ARGUMENT, "ctx is NULL");
-    return yl_leave(c, get_image_losses(c, out));
+    const yoloxloss_status st = yl_enter(c, "get_image_losses");
+    return st != YOLOXLOSS_OK ? st : yl_leave(c, get_image_losses(c, out));
 }

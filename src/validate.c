@@ -324,24 +324,31 @@ static yoloxloss_status check_aligned(yoloxloss_context *ctx, const void *p, siz
                    "its element size (%zu bytes)", where, what, p, off, off == 1 ? "" : "s", size, type, size);
 }
 
-/* The buffers of every level (fused, or reg, obj and cls) and the gt
- * arrays; after check_levels (the dtypes are known), before anything reads
- * num_gt. A gt array that is NULL is checked by check_gt_counts. */
-/* Each level's head-output buffers aligned to the level's element size. */
+/* Buffers bufs[k0..k1) of level l (fused, reg, obj, cls), aligned to the
+ * level's element size dt; names[k] names them. */
+static yoloxloss_status check_level_aligned(yoloxloss_context *ctx, int l, yoloxloss_dtype dt, const void *bufs[4],
+                                            const char *const names[4], int k0, int k1) {
+    yoloxloss_status st = YOLOXLOSS_OK;
+    for (int k = k0; k < k1 && st == YOLOXLOSS_OK; k++)
+        st = check_aligned(ctx, bufs[k], yl_dtype_size(dt), yl_dtype_name(dt), l, names[k]);
+    return st;
+}
+
+/* Each level's head-output buffers (NULL ones pass). */
 static yoloxloss_status check_levels_alignment(yoloxloss_context *ctx, const yoloxloss_level *levels) {
-    static const char *names[4] = {"fused", "reg", "obj", "cls"};
-    yoloxloss_status st;
+    static const char *const names[4] = {"fused", "reg", "obj", "cls"};
     for (int l = 0; l < ctx->cfg.num_levels; l++) {
         const yoloxloss_level *lv = &levels[l];
         const void *bufs[4] = {lv->fused, lv->reg, lv->obj, lv->cls};
-        for (int k = 0; k < 4; k++)
-            if ((st = check_aligned(ctx, bufs[k], yl_dtype_size(lv->dtype), yl_dtype_name(lv->dtype), l,
-                                    names[k])) != YOLOXLOSS_OK)
-                return st;
+        yoloxloss_status st = check_level_aligned(ctx, l, lv->dtype, bufs, names, 0, 4);
+        if (st != YOLOXLOSS_OK) return st;
     }
     return YOLOXLOSS_OK;
 }
 
+/* The head outputs and the gt arrays; after check_levels (the dtypes are
+ * known), before anything reads num_gt. A gt array that is NULL is checked
+ * by check_gt_counts. */
 static yoloxloss_status check_batch_alignment(yoloxloss_context *ctx, const yoloxloss_batch *batch) {
     yoloxloss_status st;
     if ((st = check_levels_alignment(ctx, batch->levels)) != YOLOXLOSS_OK) return st;
@@ -767,16 +774,14 @@ static yoloxloss_status check_grad_overlaps(yoloxloss_context *ctx, const yoloxl
  * aligned to its level's element size, as the inputs were
  * (check_batch_alignment). */
 static yoloxloss_status check_grad_alignment(yoloxloss_context *ctx, const yoloxloss_level_grad *grads) {
-    static const char *names[4] = {"gradient buffer fused", "gradient buffer reg", "gradient buffer obj",
-                                   "gradient buffer cls"};
+    static const char *const names[4] = {"gradient buffer fused", "gradient buffer reg", "gradient buffer obj",
+                                         "gradient buffer cls"};
     for (int l = 0; l < ctx->cfg.num_levels; l++) {
-        const yoloxloss_dtype dt = ctx->step.levels[l].dtype;
         const int fused = ctx->step.levels[l].fused != NULL;
         const void *bufs[4] = {grads[l].fused, grads[l].reg, grads[l].obj, grads[l].cls};
-        for (int k = fused ? 0 : 1; k < (fused ? 1 : 4); k++) {
-            yoloxloss_status st = check_aligned(ctx, bufs[k], yl_dtype_size(dt), yl_dtype_name(dt), l, names[k]);
-            if (st != YOLOXLOSS_OK) return st;
-        }
+        yoloxloss_status st =
+            check_level_aligned(ctx, l, ctx->step.levels[l].dtype, bufs, names, fused ? 0 : 1, fused ? 1 : 4);
+        if (st != YOLOXLOSS_OK) return st;
     }
     return YOLOXLOSS_OK;
 }
