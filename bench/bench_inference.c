@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bench_time.h"
+#include "half.h" /* yl_dtype_name */
 
 enum { MAX_DETECTIONS = 100 };
 
@@ -82,9 +83,8 @@ static int time_op(yoloxloss_context *ctx, const bench_inputs *in, int op, const
         if (o->seconds > 0 && done >= o->min_iters && spent >= o->seconds * 1e3) break;
     }
     if (!failed) {
+        out->median = median(t, done); /* sorts t */
         out->fastest = t[0];
-        for (int i = 1; i < done; i++) out->fastest = t[i] < out->fastest ? t[i] : out->fastest;
-        out->median = median(t, done);
         out->floor = median(f, done);
         out->done = done;
     }
@@ -100,13 +100,8 @@ int bench_time_inference(const bench_scenario *sc, const bench_inputs *in, const
     cfg.num_threads = o->threads;
     cfg.check_finite = 0;
     cfg.isa = o->isa;
-    yoloxloss_context *ctx = NULL;
-    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
-        char why[512];
-        yoloxloss_config_validate(&cfg, why, sizeof why);
-        fprintf(stderr, "cannot create a context: %s\n", why);
-        return 1;
-    }
+    yoloxloss_context *ctx = bench_create_context(&cfg);
+    if (!ctx) return 1;
     size_t anchors = 0;
     for (int l = 0; l < BENCH_LEVELS; l++) anchors += (size_t)in->levels[l].height * (size_t)in->levels[l].width;
     const size_t B = (size_t)in->images, nb = B * anchors * 4, ns = B * anchors * (size_t)sc->classes;
@@ -122,9 +117,7 @@ int bench_time_inference(const bench_scenario *sc, const bench_inputs *in, const
         fprintf(stderr, "%s: out of memory for the outputs\n", sc->name);
     } else if (!time_op(ctx, in, 0, o, boxes, scores, det, counts, floor_out, nb + ns, &dec) &&
                !time_op(ctx, in, 1, o, boxes, scores, det, counts, floor_out, 0, &detect)) {
-        const char *dt = in->dtype == YOLOXLOSS_DTYPE_FLOAT16    ? "float16"
-                         : in->dtype == YOLOXLOSS_DTYPE_BFLOAT16 ? "bfloat16"
-                                                                 : "float32";
+        const char *dt = yl_dtype_name(in->dtype);
         long long detections = 0;
         for (size_t b = 0; b < B; b++) detections += counts[b];
         const char *isa = yoloxloss_isa_name(yoloxloss_get_isa(ctx));

@@ -163,7 +163,7 @@ int bench_inputs_convert(bench_inputs *in, yoloxloss_dtype dtype, char *why, siz
 size_t bench_inputs_bytes(const bench_inputs *in) {
     size_t n = 0;
     for (int l = 0; l < BENCH_LEVELS; l++) n += in->level_floats[l];
-    return n * (in->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t));
+    return n * yl_dtype_size(in->dtype);
 }
 
 void bench_inputs_free(bench_inputs *in) {
@@ -175,4 +175,13 @@ void bench_inputs_free(bench_inputs *in) {
     free(in->gt_classes);
     free(in->gt_boxes);
     memset(in, 0, sizeof *in);
+}
+
+yoloxloss_context *bench_create_context(const yoloxloss_config *cfg) {
+    yoloxloss_context *ctx = NULL;
+    if (yoloxloss_create(cfg, &ctx) == YOLOXLOSS_OK) return ctx;
+    char why[512];
+    yoloxloss_config_validate(cfg, why, sizeof why);
+    fprintf(stderr, "cannot create a context: %s\n", why);
+    return NULL;
 }

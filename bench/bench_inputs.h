@@ -59,6 +59,9 @@ int bench_inputs_convert(bench_inputs *in, yoloxloss_dtype dtype, char *why, siz
 /* Bytes of all head outputs in their dtype (the same as of all their gradients). */
 size_t bench_inputs_bytes(const bench_inputs *in);
 
+/* A context of cfg, or NULL after printing why it could not be created. */
+yoloxloss_context *bench_create_context(const yoloxloss_config *cfg);
+
 /* Frees what bench_inputs_synthetic or bench_inputs_load allocated. */
 void bench_inputs_free(bench_inputs *in);
 

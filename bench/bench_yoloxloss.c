@@ -8,7 +8,6 @@
  * buffers before each call, as a training step's outputs are new every step
  * (see place_outputs). Prints one line of key=value pairs per scenario (see
  * bench/README.md). */
-#define _DEFAULT_SOURCE /* mmap's MAP_ANONYMOUS and madvise's MADV_HUGEPAGE (--placement fresh-huge) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "bench_inference.h"
 #include "bench_inputs.h"
 #include "bench_time.h"
+#include "half.h" /* yl_dtype_size, yl_dtype_name */
 #include "yoloxloss.h"
 
 #define MAX_ROUNDS 8
@@ -106,7 +106,7 @@ static void free_block(placed_outputs *p, int l) {
  * moves next into prev. Returns 0, or -1 when memory runs out. */
 static int place_outputs(const bench_inputs *in, int huge, placed_outputs *prev, placed_outputs *next) {
     enum { CLONE_BLOCK = 64 * 1024 };
-    const size_t esize = in->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t esize = yl_dtype_size(in->dtype);
     for (int l = 0; l < BENCH_LEVELS; l++) {
         const size_t bytes = in->level_floats[l] * esize;
         const char *src = in->levels[l].fused;
@@ -128,7 +128,7 @@ static int place_outputs(const bench_inputs *in, int huge, placed_outputs *prev,
 
 /* Reads one byte of every 4 KiB page of the placed outputs. */
 static void touch_pages(const bench_inputs *in, const placed_outputs *p) {
-    const size_t esize = in->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t esize = yl_dtype_size(in->dtype);
     for (int l = 0; l < BENCH_LEVELS; l++) {
         const volatile unsigned char *bytes = p->buf[l];
         for (size_t o = 0; o < in->level_floats[l] * esize; o += 4096) (void)bytes[o];
@@ -150,10 +150,6 @@ static void stream_pass(const bench_inputs *in, void *const *grads) {
             for (size_t i = 0; i < in->level_floats[l]; i++) dst[i] = (uint16_t)(src[i] ^ 0x8000u);
         }
     }
-}
-
-static const char *dtype_name(yoloxloss_dtype dt) {
-    return dt == YOLOXLOSS_DTYPE_FLOAT16 ? "float16" : dt == YOLOXLOSS_DTYPE_BFLOAT16 ? "bfloat16" : "float32";
 }
 
 /* ---- --load: a bounded competing load ------------------------------------
@@ -253,16 +249,14 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
     cfg.check_finite = 0;
     cfg.isa = o->isa;
     cfg.iou_loss = o->iou_loss;
-    yoloxloss_context *ctx = NULL;
-    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
-        yoloxloss_config_validate(&cfg, why, sizeof why);
-        fprintf(stderr, "cannot create a context: %s\n", why);
+    yoloxloss_context *ctx = bench_create_context(&cfg);
+    if (!ctx) {
         bench_inputs_free(&in);
         return 1;
     }
 
     void *grads[BENCH_LEVELS] = {NULL};
-    const size_t esize = o->dtype == YOLOXLOSS_DTYPE_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
+    const size_t esize = yl_dtype_size(o->dtype);
     yoloxloss_level_grad level_grads[BENCH_LEVELS];
     double *t = malloc((size_t)o->max_iters * sizeof *t), *f = malloc((size_t)o->max_iters * sizeof *f);
     double *touch = malloc((size_t)o->max_iters * sizeof *touch); /* --placement fresh-touched's read pass */
@@ -320,16 +314,14 @@ static int time_scenario(const bench_scenario *sc, const options *o) {
         if (o->seconds > 0 && done >= o->min_iters && spent >= o->seconds * 1e3) break;
     }
     if (ok && !rounds) {
-        double fastest = t[0];
-        for (int i = 1; i < done; i++) fastest = t[i] < fastest ? t[i] : fastest;
-        const double mid = median(t, done); /* sorts t */
+        const double mid = median(t, done), fastest = t[0]; /* median sorts t */
         const double touch_mid = median(touch, done);
         printf("scenario=%s images=%d size=%d boxes=%d classes=%d threads=%d isa=%s iters=%d "
                "median_ms=%.4f min_ms=%.4f floor_ms=%.4f bytes=%zu num_fg=%lld total=%.9g iou_loss=%s dtype=%s "
                "placement=%s p90_ms=%.4f max_ms=%.4f touch_ms=%.4f touch_p90_ms=%.4f touch_max_ms=%.4f\n",
                sc->name, B, sc->size, nbox, sc->classes, o->threads, yoloxloss_isa_name(yoloxloss_get_isa(ctx)),
                done, mid, fastest, median(f, done), bench_inputs_bytes(&in),
-               (long long)losses.num_fg, (double)losses.total, IOU_LOSS_NAMES[o->iou_loss], dtype_name(o->dtype),
+               (long long)losses.num_fg, (double)losses.total, IOU_LOSS_NAMES[o->iou_loss], yl_dtype_name(o->dtype),
                PLACEMENT_NAMES[o->placement], nearest_rank(t, done, 0.9), t[done - 1], touch_mid,
                nearest_rank(touch, done, 0.9), touch[done - 1]);
         fflush(stdout);
@@ -359,13 +351,8 @@ static void list_scenarios(void) {
 static int list_isas(void) {
     yoloxloss_config cfg;
     yoloxloss_config_defaults(&cfg);
-    yoloxloss_context *ctx = NULL;
-    if (yoloxloss_create(&cfg, &ctx) != YOLOXLOSS_OK) {
-        char why[512];
-        yoloxloss_config_validate(&cfg, why, sizeof why);
-        fprintf(stderr, "cannot create a context: %s\n", why);
-        return 1;
-    }
+    yoloxloss_context *ctx = bench_create_context(&cfg);
+    if (!ctx) return 1;
     yoloxloss_isa chosen = yoloxloss_get_isa(ctx);
     yoloxloss_destroy(ctx);
     for (int i = YOLOXLOSS_ISA_AUTO + 1; strcmp(yoloxloss_isa_name((yoloxloss_isa)i), "unknown"); i++)

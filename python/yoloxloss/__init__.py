@@ -313,7 +313,8 @@ def yolox_decode(outputs, strides=(8, 16, 32), num_threads=0, *, preset="yolox",
         sigmoid(obj) * sigmoid(cls_c) (``decode_outputs(...)[..., 4:5] *
         decode_outputs(...)[..., 5:]``); anchors in YOLOX's order
         (level-major, then i * W + j). A probability may differ from
-        ``torch.sigmoid``'s by one float32 ulp (docs/differences.md).
+        ``torch.sigmoid``'s in its last bits, by at most 2 float32 ulps seen
+        (docs/differences.md).
     """
     return _inference.decode(outputs, strides, num_threads, preset, check_finite)
 

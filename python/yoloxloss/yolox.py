@@ -32,7 +32,7 @@ mode), on the model it returns, before anything wraps
 
 Every rank builds its model through ``get_model``, so every rank switches
 with the same options, as data-parallel training needs. The library runs
-on the CPU: a model whose parameters are already on a GPU is refused here,
+on the CPU: a model whose head is already on a GPU is refused here,
 and a training step whose features are on a GPU raises before the head's
 convolutions run, each ``ValueError`` naming the device and the way out
 (``restore`` keeps YOLOX's own loss for GPU training). YOLOX's own
