@@ -491,6 +491,7 @@ static void fuzz_inference(reader *r, yoloxloss_context *ctx, yoloxloss_context 
     int32_t counts[2][8], found[2][8];
     memset(det[0], 0x7f, slots * sizeof(yoloxloss_detection));
     memset(counts[0], 0x7f, sizeof counts[0]);
+    memset(found[0], 0x7f, sizeof found[0]);
     const yoloxloss_status ds = yoloxloss_detect(ctx, B, lv, &p, det[0], counts[0], found[0]);
     check_status(ds, ctx);
     if ((ds == YOLOXLOSS_OK) == isnan(p.score_threshold)) fail("detect: a NaN threshold taken, or a valid one refused");
@@ -498,6 +499,8 @@ static void fuzz_inference(reader *r, yoloxloss_context *ctx, yoloxloss_context 
         const unsigned char *bytes = (const unsigned char *)det[0];
         for (size_t i = 0; i < slots * sizeof(yoloxloss_detection); i++)
             if (bytes[i] != 0x7f) fail("failed detect wrote its detections");
+        for (int b = 0; b < B; b++)
+            if (counts[0][b] != 0x7f7f7f7f || found[0][b] != 0x7f7f7f7f) fail("failed detect wrote counts or found");
     } else {
         for (int b = 0; b < B; b++)
             check_detections(det[0] + (size_t)b * (size_t)p.max_detections, counts[0][b], found[0][b],

@@ -55,24 +55,11 @@ def parse_args():
 import torch  # noqa: E402
 
 import yoloxloss  # noqa: E402
-from yoloxloss import _capi  # noqa: E402
 
 import decode_reference as ref  # noqa: E402
+from check_runs import isa_supported  # noqa: E402
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def isa_supported(name):
-    for value in range(0, 16):
-        if _capi.lib.yoloxloss_isa_name(value) == name.encode():
-            return bool(_capi.lib.yoloxloss_isa_supported(value))
-    return False
-
-
-_capi.lib.yoloxloss_isa_name.restype = _capi.ctypes.c_char_p
-_capi.lib.yoloxloss_isa_name.argtypes = [_capi.c_enum]
-_capi.lib.yoloxloss_isa_supported.restype = _capi.ctypes.c_int
-_capi.lib.yoloxloss_isa_supported.argtypes = [_capi.c_enum]
 
 
 def ulps(a, b):
@@ -319,7 +306,7 @@ def main():
         return SKIP
     if not selftest():
         return 1
-    if args.isa and not isa_supported(args.isa):
+    if args.isa and not isa_supported(yoloxloss.library_path(), args.isa):
         print("NOT TESTED: this build or this CPU has no %s kernels" % args.isa)
         return SKIP
     start = time.time()

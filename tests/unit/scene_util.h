@@ -551,18 +551,36 @@ static inline void ts_typed_free(ts_typed_scene *t) {
 
 /* ---- refusals ------------------------------------------------------------ */
 
-/* forward must fail with `want`, leave the losses untouched, hold no
- * forward afterwards, and leave a message holding each non-NULL needle. */
-static inline void ts_expect_refused(yoloxloss_context *ctx, const yoloxloss_batch *batch, yoloxloss_status want,
-                                     const char *needle1, const char *needle2) {
+/* forward must fail with `want` and every one of the n needles in its
+ * message, write nothing, and hold no forward afterwards (neither an
+ * assignment nor per-image losses); `what` names the case in failures. */
+static inline void ts_expect_refused_n(yoloxloss_context *ctx, const yoloxloss_batch *batch, yoloxloss_status want,
+                                       const char *const *needles, int n, const char *what) {
     yoloxloss_losses l = ts_sentinel_losses();
     const yoloxloss_status st = yoloxloss_forward(ctx, batch, &l);
-    if (st != want) fail_msg("status %d (%s), expected %d", (int)st, yoloxloss_last_error(ctx), (int)want);
+    if (st != want)
+        fail_msg("%s: status %d (%s), expected %d", what, (int)st, yoloxloss_last_error(ctx), (int)want);
     ts_assert_losses_untouched(&l);
-    const char *msg = yoloxloss_last_error(ctx);
-    if (needle1 && !strstr(msg, needle1)) fail_msg("\"%s\" lacks \"%s\"", msg, needle1);
-    if (needle2 && !strstr(msg, needle2)) fail_msg("\"%s\" lacks \"%s\"", msg, needle2);
+    for (int k = 0; k < n; k++)
+        if (!strstr(yoloxloss_last_error(ctx), needles[k]))
+            fail_msg("%s: \"%s\" lacks \"%s\"", what, yoloxloss_last_error(ctx), needles[k]);
     assert_int_equal(yoloxloss_get_assignment(ctx, NULL, NULL, NULL), YOLOXLOSS_ERR_NO_FORWARD);
+    assert_int_equal(yoloxloss_get_image_losses(ctx, &l), YOLOXLOSS_ERR_NO_FORWARD);
+    ts_assert_losses_untouched(&l);
+}
+
+/* A list of message needles and its length, for ts_expect_refused_n. */
+#define TS_NEEDLES(...) \
+    (const char *const[]){__VA_ARGS__}, (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
+
+/* ts_expect_refused_n with up to two needles (NULL: none). */
+static inline void ts_expect_refused(yoloxloss_context *ctx, const yoloxloss_batch *batch, yoloxloss_status want,
+                                     const char *needle1, const char *needle2) {
+    const char *needles[2];
+    int n = 0;
+    if (needle1) needles[n++] = needle1;
+    if (needle2) needles[n++] = needle2;
+    ts_expect_refused_n(ctx, batch, want, needles, n, "forward");
 }
 
 #endif

@@ -116,20 +116,6 @@ static void test_loss_scaling_and_underflow(void **state) {
     ts_scene_free(&s);
 }
 
-/* forward refuses the batch with `want` naming each needle, writes
- * nothing, holds no forward. */
-static void expect_refused(yoloxloss_context *ctx, const yoloxloss_batch *batch, yoloxloss_status want,
-                           const char *const *needles, int n) {
-    yoloxloss_losses l = ts_sentinel_losses();
-    yoloxloss_status st = yoloxloss_forward(ctx, batch, &l);
-    if (st != want) fail_msg("status %d (%s), expected %d", (int)st, yoloxloss_last_error(ctx), (int)want);
-    ts_assert_losses_untouched(&l);
-    for (int k = 0; k < n; k++)
-        if (!strstr(yoloxloss_last_error(ctx), needles[k]))
-            fail_msg("\"%s\" lacks \"%s\"", yoloxloss_last_error(ctx), needles[k]);
-    assert_int_equal(yoloxloss_get_assignment(ctx, NULL, NULL, NULL), YOLOXLOSS_ERR_NO_FORWARD);
-}
-
 static void test_unknown_dtype_refused(void **state) {
     (void)state;
     ts_scene s;
@@ -143,7 +129,7 @@ static void test_unknown_dtype_refused(void **state) {
         char value[32];
         snprintf(value, sizeof value, "dtype is %d", bad[k]);
         const char *needles[3] = {"level 1", value, "YOLOXLOSS_DTYPE_BFLOAT16"};
-        expect_refused(ctx, &s.batch, YOLOXLOSS_ERR_INVALID_ARGUMENT, needles, 3);
+        ts_expect_refused_n(ctx, &s.batch, YOLOXLOSS_ERR_INVALID_ARGUMENT, needles, 3, "unknown dtype");
     }
     s.lv[1].dtype = F32;
     yoloxloss_losses l;
@@ -177,7 +163,7 @@ static void test_nonfinite_16_bit_inputs(void **state) {
             char value[48];
             snprintf(value, sizeof value, "value is %s in %s", k ? "-nan" : "inf", name);
             const char *needles[3] = {"level 0, image 1, channel 6 (cls logit), position (row 2, col 3)", value, ""};
-            expect_refused(ctx, &t.batch, YOLOXLOSS_ERR_NONFINITE_INPUT, needles, 2);
+            ts_expect_refused_n(ctx, &t.batch, YOLOXLOSS_ERR_NONFINITE_INPUT, needles, 2, "non-finite 16-bit input");
         }
         yoloxloss_destroy(ctx);
 

@@ -356,27 +356,6 @@ static void test_padding_accepted(void **state) {
 
 /* ---- the padded form's refusals ---------------------------------------- */
 
-/* forward refuses batch with `want`, every needle in its message; nothing
- * written, no forward held (neither assignment nor per-image losses). */
-static void expect_refused(yoloxloss_context *ctx, const yoloxloss_batch *batch, yoloxloss_status want,
-                           const char *const *needles, int n, const char *what) {
-    yoloxloss_losses l = ts_sentinel_losses();
-    yoloxloss_status st = yoloxloss_forward(ctx, batch, &l);
-    if (st != want)
-        fail_msg("%s: status %d (%s), expected %d", what, (int)st, yoloxloss_last_error(ctx), (int)want);
-    ts_assert_losses_untouched(&l);
-    for (int k = 0; k < n; k++)
-        if (!strstr(yoloxloss_last_error(ctx), needles[k]))
-            fail_msg("%s: \"%s\" lacks \"%s\"", what, yoloxloss_last_error(ctx), needles[k]);
-    assert_int_equal(yoloxloss_get_assignment(ctx, NULL, NULL, NULL), YOLOXLOSS_ERR_NO_FORWARD);
-    assert_int_equal(yoloxloss_get_image_losses(ctx, &l), YOLOXLOSS_ERR_NO_FORWARD);
-    ts_assert_losses_untouched(&l);
-}
-
-/* A list of message needles and its length, for expect_refused. */
-#define NEEDLES(...) \
-    (const char *const[]){__VA_ARGS__}, (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
-
 /* Each field of the struct and the flat fields beside it. */
 static void test_padded_field_errors(void **state) {
     (void)state;
@@ -395,21 +374,21 @@ static void test_padded_field_errors(void **state) {
     assert_int_equal(yoloxloss_forward(ctx, &pb, &l), YOLOXLOSS_OK);
 
     pb.num_gt = s.num_gt;
-    expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES("batch.padded", "num_gt set"), "num_gt too");
+    ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, TS_NEEDLES("batch.padded", "num_gt set"), "num_gt too");
     pb = padded_batch(&s.batch, &pf);
     pb.gt_classes = s.classes;
-    expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES("gt_classes set"), "gt_classes too");
+    ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, TS_NEEDLES("gt_classes set"), "gt_classes too");
     pb = padded_batch(&s.batch, &pf);
     pb.gt_boxes = s.boxes;
-    expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES("gt_boxes set"), "gt_boxes too");
+    ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, TS_NEEDLES("gt_boxes set"), "gt_boxes too");
     pb = padded_batch(&s.batch, &pf);
     /* neither form */
     pb.padded = NULL;
-    expect_refused(ctx, &pb, YOLOXLOSS_ERR_NULL_ARGUMENT, NEEDLES("num_gt is NULL"), "no labels");
+    ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_NULL_ARGUMENT, TS_NEEDLES("num_gt is NULL"), "no labels");
     pb.padded = &pf.p;
 
     pf.p.rows = NULL;
-    expect_refused(ctx, &pb, YOLOXLOSS_ERR_NULL_ARGUMENT, NEEDLES("rows is NULL"), "NULL rows");
+    ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_NULL_ARGUMENT, TS_NEEDLES("rows is NULL"), "NULL rows");
     /* int fields out of range: each named with its value */
     static const struct {
         const char *field;
@@ -424,7 +403,7 @@ static void test_padded_field_errors(void **state) {
         else pf.p.order = (yoloxloss_label_order)bad_ints[k].value;
         char v[40];
         snprintf(v, sizeof v, "%s is %d", field, bad_ints[k].value);
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, NEEDLES(v, "must be"), field);
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT, TS_NEEDLES(v, "must be"), field);
     }
     pf.p = good;
     const float bad_size[4] = {NAN, INFINITY, -1.0f, -INFINITY};
@@ -434,14 +413,14 @@ static void test_padded_field_errors(void **state) {
             pf.p.normalized = which; /* checked whether used or not */
             if (which) pf.p.image_height = bad_size[k];
             else pf.p.image_width = bad_size[k];
-            expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT,
-                           NEEDLES(which ? "image_height" : "image_width", "finite and >= 0"), "image size");
+            ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_ARGUMENT,
+                           TS_NEEDLES(which ? "image_height" : "image_width", "finite and >= 0"), "image size");
         }
     /* B x max_rows x row_floats floats past size_t: refused before a row is read */
     pf.p = good;
     pf.p.max_rows = INT32_MAX;
     pf.p.row_floats = INT32_MAX;
-    expect_refused(ctx, &pb, YOLOXLOSS_ERR_SIZE_OVERFLOW, NEEDLES("size_t"), "huge array");
+    ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_SIZE_OVERFLOW, TS_NEEDLES("size_t"), "huge array");
     pf.p = good;
     assert_int_equal(yoloxloss_forward(ctx, &pb, &l), YOLOXLOSS_OK);
     assert_string_equal(yoloxloss_last_error(ctx), "");
@@ -475,32 +454,32 @@ static void test_padded_row_errors(void **state) {
         /* counts */
         pf.p.counts = pf.counts;
         pf.counts[1] = -1;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, NEEDLES("image 1", "counts[1] is -1", "max_rows = 4"),
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, TS_NEEDLES("image 1", "counts[1] is -1", "max_rows = 4"),
                        "negative count");
         pf.counts[1] = 5;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, NEEDLES("image 1", "counts[1] is 5"), "count > M");
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, TS_NEEDLES("image 1", "counts[1] is 5"), "count > M");
         pf.counts[1] = 4; /* rows 2, 3 are zero rows now used: (0, 0) */
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, NEEDLES("image 1, row 2", "class -1"),
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, TS_NEEDLES("image 1, row 2", "class -1"),
                        "padding inside a count");
         form_row(&pf, 1, 2)[ca] = 0.0f;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX,
-                       NEEDLES("image 1, row 2", "(0, 0)", "missing label"), "zero row inside a count");
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX,
+                       TS_NEEDLES("image 1, row 2", "(0, 0)", "missing label"), "zero row inside a count");
         pf = keep;
 
         /* a hole: image 1's row 2 is the end, row 3 a label */
         float *r3 = form_row(&pf, 1, 3);
         memcpy(r3, form_row(&pf, 1, 0), 5 * sizeof(float));
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, NEEDLES("image 1: row 2 ends", "row 3", "hole"),
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, TS_NEEDLES("image 1: row 2 ends", "row 3", "hole"),
                        "hole");
         pf = keep;
         form_row(&pf, 1, 3)[ba + 2] = NAN; /* NaN is not padding either */
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, NEEDLES("image 1: row 2 ends", "row 3"), "NaN hole");
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL, TS_NEEDLES("image 1: row 2 ends", "row 3"), "NaN hole");
         pf = keep;
         /* a box of size 0 with a centre is a bad label, not padding: all four values mark the end */
         form_row(&pf, 1, 2)[ba] = 5.0f;
         form_row(&pf, 1, 2)[ba + 1] = 6.0f;
         form_row(&pf, 1, 2)[ca] = 1.0f;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, NEEDLES("image 1, row 2", "w is 0"), "zero-size box");
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, TS_NEEDLES("image 1, row 2", "w is 0"), "zero-size box");
         pf = keep;
         /* with counts, whatever follows the count is not read */
         pf.p.counts = pf.counts;
@@ -513,8 +492,8 @@ static void test_padded_row_errors(void **state) {
         const char *shown[6] = {"class 2.5 ", "class -1 ", "class 3 ", "class nan", "class inf", "class 0.999"};
         for (int k = 0; k < 6; k++) {
             form_row(&pf, 1, 1)[ca] = bad_class[k];
-            expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL,
-                           NEEDLES("image 1, row 1", shown[k], "not an integer in [0, 3)"), shown[k]);
+            ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_LABEL,
+                           TS_NEEDLES("image 1, row 1", shown[k], "not an integer in [0, 3)"), shown[k]);
         }
         pf = keep;
 
@@ -522,7 +501,7 @@ static void test_padded_row_errors(void **state) {
         float *row = form_row(&pf, 0, 0);
         row[ba] = 0.0f;
         row[ba + 1] = -0.0f;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, NEEDLES("image 0, row 0", "(0, 0)", "missing label"),
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, TS_NEEDLES("image 0, row 0", "(0, 0)", "missing label"),
                        "centre (0, 0)");
         pf = keep;
         /* one coordinate 0 is a box at an edge, accepted */
@@ -532,14 +511,14 @@ static void test_padded_row_errors(void **state) {
 
         /* boxes: the flat checks, naming the row */
         form_row(&pf, 1, 1)[ba + 2] = 0.0f;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, NEEDLES("image 1, row 1", "w is 0", "must be > 0"),
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, TS_NEEDLES("image 1, row 1", "w is 0", "must be > 0"),
                        "w = 0");
         pf = keep;
         form_row(&pf, 1, 0)[ba + 3] = -INFINITY;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, NEEDLES("image 1, row 0", "h is -inf"), "h = -inf");
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, TS_NEEDLES("image 1, row 0", "h is -inf"), "h = -inf");
         pf = keep;
         form_row(&pf, 1, 0)[ba + 1] = NAN;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, NEEDLES("image 1, row 0", "cy is nan"), "cy NaN");
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, TS_NEEDLES("image 1, row 0", "cy is nan"), "cy NaN");
         pf = keep;
         /* normalised: checked after scaling, and the message shows both */
         pf.p.normalized = 1;
@@ -547,14 +526,14 @@ static void test_padded_row_errors(void **state) {
             for (int r = 0; r < s.num_gt[b]; r++)
                 for (int k = 0; k < 4; k++) form_row(&pf, b, r)[ba + k] = 0.25f;
         form_row(&pf, 0, 0)[ba] = 1e38f;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX,
-                       NEEDLES("image 0, row 0", "cx is inf", "scaled from (1e+38", "image size 32 x 32"),
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX,
+                       TS_NEEDLES("image 0, row 0", "cx is inf", "scaled from (1e+38", "image size 32 x 32"),
                        "overflow by scaling");
         form_row(&pf, 0, 0)[ba] = 0.25f;
         assert_int_equal(yoloxloss_forward(ctx, &pb, &l), YOLOXLOSS_OK);
         /* the message is cut to the context's capacity, still a string */
         form_row(&pf, 0, 0)[ba + 2] = -1e-30f;
-        expect_refused(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, NEEDLES("image 0, row 0", "w is -3.2e-29"), "w < 0");
+        ts_expect_refused_n(ctx, &pb, YOLOXLOSS_ERR_INVALID_BOX, TS_NEEDLES("image 0, row 0", "w is -3.2e-29"), "w < 0");
         assert_true(strlen(yoloxloss_last_error(ctx)) < 320);
         yoloxloss_destroy(ctx);
         ts_scene_free(&s);

@@ -164,9 +164,9 @@ static void test_smallest_accepted_boxes_finite(void **state) {
     assert_int_equal(cases, 7 * 2 * 2 * 2 * 8 * 5);
 }
 
-/* The refusal is the float32 product's: the same box with its sides
- * swapped, or scaled so that the product just stays above 2^-150, is
- * accepted; the boundary does not move with the position. */
+/* The refusal is the float32 product's: a box whose product underflows is
+ * refused with its sides in either order, and the same box with one side
+ * an ulp longer (a product just above 2^-150) is accepted. */
 static void test_boundary_is_the_float32_product(void **state) {
     (void)state;
     yoloxloss_context *ctx = tiny_context(YOLOXLOSS_IOU_LOSS_SIOU, YOLOXLOSS_ARITHMETIC_YOLOX,

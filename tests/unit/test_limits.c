@@ -223,7 +223,10 @@ static void test_check_finite_at_the_class_limit(void **state) {
  * bits of a one-thread step (the work's own units cap the team). */
 static void test_most_threads(void **state) {
     (void)state;
-    if (ts_threads(2) < 2) skip(); /* qemu-user: one thread only */
+    if (ts_threads(2) < 2) { /* qemu-user: one thread only */
+        print_message("Skipped: most_threads needs a team of two threads (YOLOXLOSS_TEST_MAX_THREADS)\n");
+        skip();
+    }
     ts_scene s;
     ts_scene_make(&s, 3, 4, 2, 8, 4, 21);
     yoloxloss_context *one = ts_context(&s, 1), *most = ts_context(&s, YOLOXLOSS_MAX_THREADS);

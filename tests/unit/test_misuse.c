@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -98,9 +99,17 @@ static void test_second_thread_gets_busy(void **state) {
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, &attr, run_forward, &a), 0);
     pthread_attr_destroy(&attr);
+    /* Bounded: if forward stopped allocating through the hook, the gate
+     * never closes, and that must fail here rather than hang. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 60;
+    int waited = 0;
     pthread_mutex_lock(&g.lock);
-    while (!g.inside) pthread_cond_wait(&g.changed, &g.lock);
+    while (!g.inside && waited == 0) waited = pthread_cond_timedwait(&g.changed, &g.lock, &deadline);
+    const int inside = g.inside;
     pthread_mutex_unlock(&g.lock);
+    if (!inside) fail_msg("forward made no allocation through the hook in 60 s: the gate never closed");
 
     ts_grad_buffers gb;
     ts_grad_buffers_make(&gb, &s, -7.5f);
